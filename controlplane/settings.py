@@ -1,0 +1,266 @@
+"""Berth's settings: one file, driven by the environment.
+
+Every variable is read once here, at start-up. A bad value stops Berth with
+ImproperlyConfigured naming the variable, so a typo never turns into a strange
+failure half-way through provisioning a project.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV = os.environ
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = ENV.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
+    raw = ENV.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_port_range(name: str, default: str) -> tuple[int, int]:
+    raw = ENV.get(name, "").strip() or default
+    try:
+        low_text, high_text = raw.split("-")
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must look like 6200-6999, got {raw!r}") from None
+    if not (1024 <= low <= high <= 65535):
+        raise ImproperlyConfigured(f"{name} must be a range within 1024-65535 with low <= high, got {raw!r}")
+    return low, high
+
+
+def env_images(name: str, default: str) -> dict[str, str]:
+    """Parse `15=postgres:15,17=postgres:17` into {"15": "postgres:15", ...}."""
+    raw = ENV.get(name, "").strip() or default
+    images: dict[str, str] = {}
+    for item in raw.split(","):
+        version, sep, image = item.strip().partition("=")
+        if not sep or not version.strip().isdigit() or not image.strip():
+            raise ImproperlyConfigured(f"{name} must look like 15=postgres:15,17=postgres:17, got {raw!r}")
+        images[version.strip()] = image.strip()
+    return images
+
+
+def database_from_url(url: str) -> dict:
+    """Turn DATABASE_URL (postgres://… or sqlite:///path) into a DATABASES entry."""
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query))
+    if parts.scheme in {"postgres", "postgresql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": options,
+        }
+    if parts.scheme == "sqlite":
+        return sqlite_database(parts.path if parts.path != "/:memory:" else ":memory:")
+    raise ImproperlyConfigured(f"DATABASE_URL must start with postgres:// or sqlite:///, got scheme {parts.scheme!r}")
+
+
+def sqlite_database(path: str | Path) -> dict:
+    # A web process and several workers write at once: WAL, a busy timeout and
+    # IMMEDIATE transactions keep SQLite from answering "database is locked".
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # A file, not memory: integration and browser tests share the test database
+        # with worker and server processes.
+        "TEST": {"NAME": str(Path(path).parent / "test.sqlite3") if str(path) != ":memory:" else ":memory:"},
+    }
+
+
+# Where Berth keeps its own files when no database server is configured.
+DATA_DIR = Path(ENV.get("BERTH_DATA_DIR", "").strip() or BASE_DIR / "var")
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, or one generated once and kept in DATA_DIR."""
+    if key := ENV.get("SECRET_KEY", "").strip():
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = [h.strip() for h in ENV.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in ENV.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_tasks_db",
+    "projects",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "controlplane.urls"
+WSGI_APPLICATION = "controlplane.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if database_url := ENV.get("DATABASE_URL", "").strip():
+    DATABASES = {"default": database_from_url(database_url)}
+else:
+    DATABASES = {"default": sqlite_database(DATA_DIR / "berth.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Operations run in the worker (django-tasks-db's db_worker). Unit tests switch
+# to the immediate backend in their conftest.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "project-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Berth is served by gunicorn without a separate collectstatic step in dev:
+# whitenoise finds files through the finders when autorefresh is on.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": ENV.get("BERTH_LOG_LEVEL", "INFO")},
+    "loggers": {"docker": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
+
+# --- Berth ---------------------------------------------------------------
+
+BERTH_POSTGRES_IMAGES = env_images("BERTH_POSTGRES_IMAGES", "15=postgres:15,17=postgres:17")
+BERTH_DEFAULT_POSTGRES_VERSION = ENV.get("BERTH_DEFAULT_POSTGRES_VERSION", "").strip() or "17"
+if BERTH_DEFAULT_POSTGRES_VERSION not in BERTH_POSTGRES_IMAGES:
+    raise ImproperlyConfigured(
+        f"BERTH_DEFAULT_POSTGRES_VERSION={BERTH_DEFAULT_POSTGRES_VERSION} is not one of "
+        f"BERTH_POSTGRES_IMAGES ({', '.join(BERTH_POSTGRES_IMAGES)})"
+    )
+BERTH_POSTGREST_IMAGE = ENV.get("BERTH_POSTGREST_IMAGE", "").strip() or "postgrest/postgrest:v12.2.8"
+BERTH_POSTGRAPHILE_IMAGE = ENV.get("BERTH_POSTGRAPHILE_IMAGE", "").strip() or "graphile/postgraphile:4"
+BERTH_DEFAULT_API = ENV.get("BERTH_DEFAULT_API", "").strip() or "postgrest"
+if BERTH_DEFAULT_API not in {"postgrest", "postgraphile"}:
+    raise ImproperlyConfigured(f"BERTH_DEFAULT_API must be postgrest or postgraphile, got {BERTH_DEFAULT_API!r}")
+BERTH_PUBLISH_HOST = ENV.get("BERTH_PUBLISH_HOST", "").strip() or "127.0.0.1"
+BERTH_PUBLIC_HOST = ENV.get("BERTH_PUBLIC_HOST", "").strip() or "localhost"
+BERTH_DB_PORTS = env_port_range("BERTH_DB_PORTS", "6200-6999")
+BERTH_API_PORTS = env_port_range("BERTH_API_PORTS", "7200-7999")
+if BERTH_DB_PORTS[0] <= BERTH_API_PORTS[1] and BERTH_API_PORTS[0] <= BERTH_DB_PORTS[1]:
+    raise ImproperlyConfigured(f"BERTH_DB_PORTS {BERTH_DB_PORTS} and BERTH_API_PORTS {BERTH_API_PORTS} overlap")
+BERTH_DELETE_RETENTION_DAYS = env_int("BERTH_DELETE_RETENTION_DAYS", 7, minimum=0)
+# How long an operation waits for the db to accept queries and the api to answer.
+BERTH_READY_TIMEOUT = env_int("BERTH_READY_TIMEOUT", 60, minimum=1)
+# Memory limits per container, in the engine's notation.
+BERTH_DB_MEMORY = ENV.get("BERTH_DB_MEMORY", "").strip() or "512m"
+BERTH_API_MEMORY = ENV.get("BERTH_API_MEMORY", "").strip() or "256m"
+# Pull a missing image from its registry before failing with ImageUnavailable.
+BERTH_PULL_IMAGES = env_bool("BERTH_PULL_IMAGES", True)
+# Extra labels on every object Berth creates, e.g. `berth.test=run42`; tests use
+# them to find and remove what they made. Format: key=value,key=value.
+BERTH_EXTRA_LABELS = dict(
+    item.strip().split("=", 1) for item in ENV.get("BERTH_EXTRA_LABELS", "").split(",") if "=" in item
+)
+# Secrets at rest: comma-separated Fernet keys, newest first (see README,
+# "Rotating the secrets key"). Without it, one key is derived from SECRET_KEY.
+BERTH_SECRETS_KEYS = [k.strip() for k in ENV.get("BERTH_SECRETS_KEY", "").split(",") if k.strip()]
+BERTH_WORKERS = env_int("BERTH_WORKERS", 4, minimum=1)
+# Postgres server settings merged over the small-footprint defaults in
+# projects/runtime/spec.py, e.g. `shared_buffers=128MB,max_connections=100`.
+BERTH_POSTGRES_SETTINGS = dict(
+    item.strip().split("=", 1) for item in ENV.get("BERTH_POSTGRES_SETTINGS", "").split(",") if "=" in item
+)
+# The worker touches a running operation's heartbeat this often; one silent for
+# BERTH_STALE_OPERATION_SECONDS belonged to a worker that died.
+BERTH_HEARTBEAT_SECONDS = env_int("BERTH_HEARTBEAT_SECONDS", 5, minimum=1)
+BERTH_STALE_OPERATION_SECONDS = env_int("BERTH_STALE_OPERATION_SECONDS", 60, minimum=2)

@@ -1,0 +1,269 @@
+"""JSON API v1: token-authenticated, thin views over the services.
+
+Every answer is JSON; every error is {"error": {"code", "message"}} with the
+status the README's API table gives.
+"""
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from .models import ApiToken, Operation, Project, token_hash
+from .selectors import project_for_user, projects_for_user
+from .services import lifecycle
+from .services.errors import InvalidInput, InvalidTransition, OperationInFlight, PortsExhausted, ServiceError
+from .services.operations import operation_wait
+
+WAIT_MAX_S = 120
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def token_required(view: Callable) -> Callable:
+    """Bearer-token authentication; the only way into /v1 (no sessions, so no CSRF)."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return error(401, "unauthenticated", "send an API token as 'Authorization: Bearer <token>'")
+        api_token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(token.strip())).first()
+        if api_token is None or not api_token.user.is_active:
+            return error(401, "unauthenticated", "the API token is not valid (revoked or mistyped)")
+        now = timezone.now()
+        if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
+        request.user = api_token.user
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def methods(*allowed: str) -> Callable:
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+            if request.method not in allowed:
+                response = error(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(allowed)}")
+                response["Allow"] = ", ".join(allowed)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+# --- rendering ----------------------------------------------------------------
+
+
+def _time(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def operation_json(op: Operation) -> dict:
+    return {
+        "operation_id": op.public_id,
+        "project_id": op.project.public_id,
+        "kind": op.kind,
+        "state": op.state,
+        "requested_by": op.requested_by.username if op.requested_by else None,
+        "created_at": _time(op.created_at),
+        "started_at": _time(op.started_at),
+        "finished_at": _time(op.finished_at),
+        "error": op.error or None,
+    }
+
+
+def project_json(project: Project, *, viewer, operation: Operation | None = None) -> dict:
+    data = {
+        "project_id": project.public_id,
+        "name": project.name,
+        "owner": project.owner.username,
+        "status": project.status,
+        "health": project.health,
+        "observed_at": _time(project.observed_at),
+        "postgres_version": project.postgres_version,
+        "api": project.api_flavour,
+        "api_url": project.api_url,
+        # The password is the owner's alone; staff see the URL with it masked.
+        "db_url": project.db_url(reveal=viewer.pk == project.owner_id),
+        "created_at": _time(project.created_at),
+        "deleted_at": _time(project.deleted_at),
+        "purge_after": _time(project.purge_after),
+    }
+    if operation is not None:
+        data["operation"] = operation_json(operation)
+    return data
+
+
+# --- input ------------------------------------------------------------------------
+
+
+def _body(request: HttpRequest) -> dict:
+    if not request.body.strip():
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("body", "is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    return body
+
+
+def _wait_seconds(request: HttpRequest) -> int:
+    raw = request.GET.get("wait")
+    if raw is None:
+        return 0
+    if not raw.isdigit() or int(raw) > WAIT_MAX_S:
+        raise InvalidInput("wait", f"must be a whole number of seconds from 0 to {WAIT_MAX_S}")
+    return int(raw)
+
+
+def _string_field(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and name == "postgres_version":
+        return str(value)
+    if not isinstance(value, str):
+        raise InvalidInput(name, "must be a string")
+    return value
+
+
+def service_error(exc: ServiceError) -> JsonResponse:
+    if isinstance(exc, InvalidInput):
+        return error(400, exc.code, str(exc), field=exc.field)
+    if isinstance(exc, OperationInFlight):
+        return error(409, exc.code, str(exc), operation=operation_json(exc.operation))
+    if isinstance(exc, InvalidTransition):
+        return error(409, exc.code, str(exc))
+    if isinstance(exc, PortsExhausted):
+        return error(503, exc.code, str(exc))
+    return error(400, exc.code, str(exc))
+
+
+def _answer(request: HttpRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
+    """202 with the transitional state, or — with ?wait=N — the settled project when it settles in time."""
+    wait = _wait_seconds(request)
+    if wait:
+        operation = operation_wait(operation, timeout_s=wait)
+    project = Project.objects.select_related("owner").get(pk=operation.project_id)
+    operation.project = project
+    status = (201 if created else 200) if operation.is_settled and wait else 202
+    return JsonResponse(project_json(project, viewer=request.user, operation=operation), status=status)
+
+
+def _visible(request: HttpRequest, project_id: str) -> Project | JsonResponse:
+    project = project_for_user(request.user, project_id)
+    if project is None:
+        return error(404, "not_found", f"no project {project_id!r} (or it is not yours)")
+    return project
+
+
+# --- views ----------------------------------------------------------------------------
+
+
+@token_required
+@methods("GET", "POST")
+def projects_collection(request: HttpRequest) -> JsonResponse:
+    if request.method == "GET":
+        include_deleted = request.GET.get("include_deleted") in {"1", "true", "yes"}
+        projects: QuerySet[Project] = projects_for_user(request.user, include_deleted=include_deleted)
+        return JsonResponse({"projects": [project_json(p, viewer=request.user) for p in projects]})
+    try:
+        _wait_seconds(request)  # refuse a bad ?wait before anything is reserved
+        body = _body(request)
+        unknown = set(body) - {"name", "postgres_version", "api"}
+        if unknown:
+            raise InvalidInput(sorted(unknown)[0], "is not a field of a project (name, postgres_version, api)")
+        operation = lifecycle.project_create(
+            owner=request.user,
+            name=_string_field(body, "name"),
+            postgres_version=_string_field(body, "postgres_version"),
+            api=_string_field(body, "api"),
+        )
+    except ServiceError as exc:
+        return service_error(exc)
+    return _answer(request, operation, created=True)
+
+
+@token_required
+@methods("GET", "DELETE")
+def project_detail(request: HttpRequest, project_id: str) -> JsonResponse:
+    project = _visible(request, project_id)
+    if isinstance(project, JsonResponse):
+        return project
+    if request.method == "GET":
+        return JsonResponse(project_json(project, viewer=request.user))
+    try:
+        _wait_seconds(request)
+        operation = lifecycle.project_delete(project=project, requested_by=request.user)
+    except ServiceError as exc:
+        return service_error(exc)
+    return _answer(request, operation)
+
+
+ACTIONS = {
+    "stop": lifecycle.project_stop,
+    "start": lifecycle.project_start,
+    "restore": lifecycle.project_restore,
+}
+
+
+@token_required
+@methods("POST")
+def project_action(request: HttpRequest, project_id: str, action: str) -> JsonResponse:
+    project = _visible(request, project_id)
+    if isinstance(project, JsonResponse):
+        return project
+    try:
+        _wait_seconds(request)
+        body = _body(request)
+        if action == "purge":
+            confirm = body.get("confirm")
+            operation = lifecycle.project_purge(
+                project=project, confirm=confirm if isinstance(confirm, str) else None, requested_by=request.user
+            )
+        else:
+            operation = ACTIONS[action](project=project, requested_by=request.user)
+    except ServiceError as exc:
+        return service_error(exc)
+    return _answer(request, operation)
+
+
+@token_required
+@methods("GET")
+def project_operations(request: HttpRequest, project_id: str) -> JsonResponse:
+    project = _visible(request, project_id)
+    if isinstance(project, JsonResponse):
+        return project
+    operations = project.operations.select_related("requested_by")[:100]
+    for op in operations:
+        op.project = project
+    return JsonResponse({"operations": [operation_json(op) for op in operations]})
+
+
+@token_required
+@methods("GET")
+def operation_detail(request: HttpRequest, operation_id: str) -> JsonResponse:
+    operation = Operation.objects.select_related("project", "requested_by").filter(public_id=operation_id).first()
+    if operation is None or project_for_user(request.user, operation.project.public_id) is None:
+        return error(404, "not_found", f"no operation {operation_id!r} (or it is not yours)")
+    return JsonResponse(operation_json(operation))
+
+
+@token_required
+def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    return error(404, "not_found", f"no such endpoint: /v1/{path}")

@@ -1,0 +1,49 @@
+"""Secrets at rest: Fernet tokens, keys from BERTH_SECRETS_KEY (newest first).
+
+Without BERTH_SECRETS_KEY one key is derived from SECRET_KEY, so a fresh
+install works; production sets its own key. Several keys, comma-separated,
+decrypt with any and encrypt with the first: that is how a key is rotated
+(`manage.py rotate_secrets` re-encrypts every row with the first key).
+"""
+
+import base64
+import hashlib
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+@cache
+def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
+    if not keys:
+        derived = base64.urlsafe_b64encode(hashlib.sha256(f"berth-secrets:{secret_key}".encode()).digest())
+        return MultiFernet([Fernet(derived)])
+    try:
+        return MultiFernet([Fernet(k.encode()) for k in keys])
+    except ValueError:
+        raise ImproperlyConfigured(
+            "BERTH_SECRETS_KEY must be Fernet keys (32 url-safe base64 bytes), comma-separated"
+        ) from None
+
+
+def fernet() -> MultiFernet:
+    return _fernet(tuple(settings.BERTH_SECRETS_KEYS), settings.SECRET_KEY)
+
+
+def secret_encrypt(plaintext: str) -> str:
+    return fernet().encrypt(plaintext.encode()).decode()
+
+
+def secret_decrypt(token: str) -> str:
+    try:
+        return fernet().decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise ImproperlyConfigured(
+            "a stored secret cannot be decrypted: BERTH_SECRETS_KEY (or SECRET_KEY) changed without keeping the old key"
+        ) from None
+
+
+def secret_rotate(token: str) -> str:
+    return fernet().rotate(token.encode()).decode()

@@ -1,0 +1,97 @@
+"""`manage.py up`: everything Berth needs, in one foreground command.
+
+Migrates, creates the `admin` superuser on the first run (printing its password
+once), then runs and supervises: the web server (gunicorn), BERTH_WORKERS task
+workers (django-tasks-db's db_worker runs one task at a time, so operations on
+different projects run in parallel only with several), and the sync watcher.
+Ctrl-C (or SIGTERM) stops them all.
+"""
+
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
+
+
+class Command(BaseCommand):
+    help = "Migrate, ensure an admin account, and run the web server, the workers and the sync watcher."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT for the web server (default 127.0.0.1:8000)")
+        parser.add_argument("--workers", type=int, default=settings.BERTH_WORKERS, help="task worker processes")
+        parser.add_argument("--no-web", action="store_true", help="run only the workers and the watcher (compose's worker service)")
+        parser.add_argument("--no-worker", action="store_true", help="run only the web server (compose's web service)")
+
+    def handle(self, *, bind: str, workers: int, no_web: bool, no_worker: bool, **options) -> None:
+        host, sep, port = bind.rpartition(":")
+        if not sep or not port.isdigit():
+            raise CommandError(f"--bind must be HOST:PORT, got {bind!r}")
+        call_command("migrate", interactive=False, verbosity=0)
+        self._ensure_admin()
+
+        commands: dict[str, list[str]] = {}
+        if not no_web:
+            commands["web"] = [
+                sys.executable, "-m", "gunicorn", "controlplane.wsgi",
+                "--bind", bind, "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+                # ?wait=N holds a request up to 120 s.
+                "--timeout", "150", "--access-logfile", "-",
+            ]  # fmt: skip
+        if not no_worker:
+            for n in range(workers):
+                commands[f"worker-{n + 1}"] = [
+                    sys.executable, MANAGE, "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2",
+                ]  # fmt: skip
+            commands["sync"] = [sys.executable, MANAGE, "sync_projects", "--watch"]
+        self._supervise(commands, bind if not no_web else None)
+
+    def _ensure_admin(self) -> None:
+        User = get_user_model()
+        if User.objects.filter(username="admin").exists():
+            return
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser("admin", "", password)
+        self.stdout.write(self.style.SUCCESS(f"Created the superuser 'admin' with password: {password}"))
+        self.stdout.write("It is shown this once; change it in the admin or with `manage.py changepassword admin`.")
+
+    def _supervise(self, commands: dict[str, list[str]], bind: str | None) -> None:
+        stopping = False
+
+        def stop(*_) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        if bind:
+            self.stdout.write(f"Berth is up: http://{bind}/ (Ctrl-C stops it)")
+        try:
+            while not stopping:
+                time.sleep(0.5)
+                for name, child in list(children.items()):
+                    if child.poll() is not None and not stopping:
+                        # A worker that dies (OOM, a kill) is replaced; its
+                        # operation is settled by the stale-operation check.
+                        self.stderr.write(f"{name} exited with {child.returncode}; restarting it")
+                        children[name] = subprocess.Popen(commands[name])
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for child in children.values():
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            self.stdout.write("Berth stopped.")

@@ -1,0 +1,212 @@
+"""Berth's data: projects, the operations that change them, and API tokens.
+
+Models hold data and small derived properties only; every change of state is
+made by projects/services/.
+"""
+
+import hashlib
+import secrets
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .crypto import secret_decrypt, secret_encrypt
+
+
+def new_public_id() -> str:
+    return secrets.token_hex(6)  # 12 lowercase hex characters
+
+
+class Project(models.Model):
+    class Status(models.TextChoices):
+        PROVISIONING = "provisioning"
+        RUNNING = "running"
+        STOPPING = "stopping"
+        STOPPED = "stopped"
+        STARTING = "starting"
+        DELETING = "deleting"
+        DELETED = "deleted"
+        RESTORING = "restoring"
+        PURGING = "purging"
+        PURGED = "purged"
+        FAILED = "failed"
+
+    class Health(models.TextChoices):
+        HEALTHY = "healthy"
+        UNHEALTHY = "unhealthy"
+        DOWN = "down"
+        MISSING = "missing"
+        UNKNOWN = "unknown"
+
+    class Api(models.TextChoices):
+        POSTGREST = "postgrest", "PostgREST"
+        POSTGRAPHILE = "postgraphile", "PostGraphile"
+
+    SETTLED = frozenset({Status.RUNNING, Status.STOPPED, Status.DELETED, Status.PURGED, Status.FAILED})
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    name = models.CharField(max_length=63)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="projects")
+    postgres_version = models.CharField(max_length=8)
+    api_flavour = models.CharField(max_length=16, choices=Api.choices)
+    # Unique across the engine; null once a purge has released them.
+    db_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    api_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    db_name = models.CharField(max_length=63, default="app")
+    db_user = models.CharField(max_length=63, default="app")
+    db_password_encrypted = models.TextField(editable=False)
+    jwt_secret_encrypted = models.TextField(editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROVISIONING)
+    health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
+    observed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    purge_after = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["status", "purge_after"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="project_name_not_blank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id})"
+
+    # Secrets live encrypted in the row; these properties are the only way in.
+    @property
+    def db_password(self) -> str:
+        return secret_decrypt(self.db_password_encrypted)
+
+    @db_password.setter
+    def db_password(self, value: str) -> None:
+        self.db_password_encrypted = secret_encrypt(value)
+
+    @property
+    def jwt_secret(self) -> str:
+        return secret_decrypt(self.jwt_secret_encrypted)
+
+    @jwt_secret.setter
+    def jwt_secret(self, value: str) -> None:
+        self.jwt_secret_encrypted = secret_encrypt(value)
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status in self.SETTLED
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def db_url(self, *, reveal: bool = True) -> str | None:
+        if self.db_port is None:
+            return None
+        password = quote(self.db_password, safe="") if reveal else "********"
+        return (
+            f"postgresql://{quote(self.db_user, safe='')}:{password}"
+            f"@{settings.BERTH_PUBLIC_HOST}:{self.db_port}/{quote(self.db_name, safe='')}"
+        )
+
+    @property
+    def api_url(self) -> str | None:
+        return None if self.api_port is None else f"http://{settings.BERTH_PUBLIC_HOST}:{self.api_port}"
+
+    def allowed_actions(self) -> frozenset[str]:
+        """The actions this project's status accepts (see DESIGN.md, State)."""
+        if self.status == self.Status.FAILED:
+            # A failure while deleted is retried with the deleted-side actions;
+            # otherwise with the live-side ones.
+            return FAILED_DELETED_ACTIONS if self.is_deleted else FAILED_ACTIONS
+        return ACTIONS_BY_STATUS.get(self.status, frozenset())
+
+
+ACTIONS_BY_STATUS = {
+    Project.Status.PROVISIONING: frozenset({"create"}),  # a new row, before its create is queued
+    Project.Status.RUNNING: frozenset({"stop", "start", "delete"}),  # start repairs a running · missing project
+    Project.Status.STOPPED: frozenset({"start", "stop", "delete"}),  # stop again converges too
+    Project.Status.DELETED: frozenset({"restore", "purge"}),
+}
+FAILED_ACTIONS = frozenset({"start", "stop", "delete"})
+FAILED_DELETED_ACTIONS = frozenset({"delete", "restore", "purge"})
+
+
+class Operation(models.Model):
+    class Kind(models.TextChoices):
+        CREATE = "create"
+        STOP = "stop"
+        START = "start"
+        DELETE = "delete"
+        RESTORE = "restore"
+        PURGE = "purge"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    IN_FLIGHT = (State.QUEUED, State.RUNNING)
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Touched by the worker while it runs the operation: a stale heartbeat means
+    # the worker died (see services/operations.py, operation_recover_stale).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # At most one operation in flight per project: a constraint, not a convention.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(state__in=["queued", "running"]),
+                name="one_operation_in_flight_per_project",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.public_id} ({self.state})"
+
+    @property
+    def is_settled(self) -> bool:
+        return self.state not in self.IN_FLIGHT
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+def token_hash(token: str) -> str:
+    # Tokens are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, editable=False)  # shown in lists so a person can tell tokens apart
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

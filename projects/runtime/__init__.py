@@ -1,0 +1,53 @@
+"""The runtime seam. Everything outside this package gets the engine through get_runtime()."""
+
+from django.conf import settings
+
+from .base import (
+    ContainerState,
+    EngineEvent,
+    EngineInventory,
+    ImageUnavailable,
+    NotReady,
+    PortUnavailable,
+    Runtime,
+    RuntimeFailure,
+    RuntimeUnavailable,
+    StackNotFound,
+    StackSpec,
+    StackState,
+)
+
+__all__ = [
+    "ContainerState",
+    "EngineEvent",
+    "EngineInventory",
+    "ImageUnavailable",
+    "NotReady",
+    "PortUnavailable",
+    "Runtime",
+    "RuntimeFailure",
+    "RuntimeUnavailable",
+    "StackNotFound",
+    "StackSpec",
+    "StackState",
+    "get_runtime",
+    "use_runtime",
+]
+
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, made on first use (the client connects lazily too)."""
+    global _runtime
+    if _runtime is None:
+        from .docker import DockerRuntime
+
+        _runtime = DockerRuntime(pull_images=settings.BERTH_PULL_IMAGES)
+    return _runtime
+
+
+def use_runtime(runtime: Runtime | None) -> None:
+    """Replace the process's runtime (tests); None goes back to the real one."""
+    global _runtime
+    _runtime = runtime

@@ -1,0 +1,342 @@
+"""DockerRuntime: the only module in Berth that imports `docker`.
+
+It speaks the SDK's low-level API: one HTTP call per engine request, so the
+number of calls a pass makes is the number we wrote (the high-level
+`containers.list()` inspects every container once more).
+"""
+
+import logging
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import docker
+import docker.errors
+import psycopg
+import requests.exceptions
+
+from .base import (
+    MANAGED_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    ContainerSpec,
+    ContainerState,
+    EngineEvent,
+    EngineInventory,
+    ImageUnavailable,
+    NotReady,
+    PortUnavailable,
+    RuntimeFailure,
+    RuntimeUnavailable,
+    StackSpec,
+    StackState,
+)
+
+logger = logging.getLogger(__name__)
+
+NANOSECONDS = 1_000_000_000
+PORT_ERRORS = ("port is already allocated", "address already in use", "bind for")
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+class DockerRuntime:
+    def __init__(self, *, timeout_s: int = 30, pull_images: bool = True) -> None:
+        self.timeout_s = timeout_s
+        self.pull_images = pull_images
+        self._api: docker.APIClient | None = None
+
+    # --- plumbing --------------------------------------------------------
+
+    @property
+    def api(self) -> docker.APIClient:
+        # Made on first use, never at import: the dashboard starts without an
+        # engine. A failed attempt is not cached, so the next call retries.
+        if self._api is None:
+            try:
+                self._api = docker.from_env(timeout=self.timeout_s).api
+            except docker.errors.DockerException as exc:
+                raise RuntimeUnavailable(f"Docker Engine unreachable at {engine_address()}: {_reason(exc)}") from None
+        return self._api
+
+    @contextmanager
+    def _engine(self, doing: str) -> Iterator[None]:
+        """Translate SDK and transport errors into Berth's, naming what we were doing."""
+        try:
+            yield
+        except RuntimeFailure:
+            raise
+        except docker.errors.ImageNotFound as exc:
+            raise ImageUnavailable(f"{doing}: image not found: {_reason(exc)}") from None
+        except docker.errors.APIError as exc:
+            text = _reason(exc)
+            if any(marker in text.lower() for marker in PORT_ERRORS):
+                raise PortUnavailable(f"{doing}: a host port is already in use ({text})") from None
+            raise RuntimeFailure(f"{doing}: the engine refused: {text}") from None
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException, ConnectionError) as exc:
+            self._api = None
+            raise RuntimeUnavailable(f"Docker Engine unreachable at {engine_address()} ({doing}): {_reason(exc)}") from None
+        except requests.exceptions.ReadTimeout:
+            raise RuntimeUnavailable(f"Docker Engine at {engine_address()} did not answer in time ({doing})") from None
+
+    def ping(self) -> None:
+        with self._engine("checking the engine"):
+            self.api.ping()
+
+    # --- stacks ------------------------------------------------------------
+
+    def stack_up(self, spec: StackSpec, *, start: bool = True) -> None:
+        # Images first: a missing image fails before anything is created, so a
+        # failed create leaves nothing behind.
+        for image in {spec.db.image, spec.api.image}:
+            self._image_ensure(image)
+        with self._engine(f"creating network {spec.network}"):
+            if not self._network_exists(spec.network):
+                self.api.create_network(spec.network, driver="bridge", labels=spec.labels)
+        with self._engine(f"creating volume {spec.volume}"):
+            try:
+                self.api.inspect_volume(spec.volume)
+            except docker.errors.NotFound:
+                self.api.create_volume(spec.volume, labels=spec.labels)
+        for container in spec.containers:
+            self._container_ensure(spec, container)
+        if start:
+            # The api is started right after the db, without waiting: it retries
+            # its connection, so the two come up in parallel.
+            for container in spec.containers:
+                with self._engine(f"starting {container.name}"):
+                    self.api.start(container.name)
+
+    def _network_exists(self, name: str) -> bool:
+        # networks(names=…) matches by prefix; confirm the exact name.
+        return any(n["Name"] == name for n in self.api.networks(names=[name]))
+
+    def _image_ensure(self, image: str) -> None:
+        with self._engine(f"checking image {image}"):
+            try:
+                self.api.inspect_image(image)
+                return
+            except docker.errors.ImageNotFound:
+                pass
+            if not self.pull_images:
+                raise ImageUnavailable(f"image {image} is not on the engine (pulling is off: BERTH_PULL_IMAGES=0)")
+            try:
+                repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+                self.api.pull(repository, tag=tag)
+            except docker.errors.DockerException as exc:
+                raise ImageUnavailable(f"image {image} is not on the engine and could not be pulled: {_reason(exc)}") from None
+
+    def _container_ensure(self, spec: StackSpec, c: ContainerSpec) -> None:
+        with self._engine(f"creating {c.name}"):
+            try:
+                self.api.inspect_container(c.name)
+                return  # already there: start (if asked) is enough to converge
+            except docker.errors.NotFound:
+                pass
+            binds = {spec.volume: {"bind": c.volume_mount, "mode": "rw"}} if c.volume_mount else None
+            host_config = self.api.create_host_config(
+                port_bindings={c.container_port: (c.publish_host, c.host_port)},
+                binds=binds,
+                mem_limit=c.mem_limit,
+                restart_policy={"Name": "unless-stopped"},
+                network_mode=spec.network,
+            )
+            healthcheck = None
+            if c.healthcheck:
+                healthcheck = {
+                    "test": c.healthcheck.test,
+                    "interval": int(c.healthcheck.interval_s * NANOSECONDS),
+                    "timeout": int(c.healthcheck.timeout_s * NANOSECONDS),
+                    "retries": c.healthcheck.retries,
+                    "start_period": int(c.healthcheck.start_period_s * NANOSECONDS),
+                }
+            self.api.create_container(
+                c.image,
+                command=c.command,
+                name=c.name,
+                environment=c.environment,
+                labels=c.labels,
+                ports=[c.container_port],
+                host_config=host_config,
+                healthcheck=healthcheck,
+                stop_timeout=c.stop_timeout_s,
+                volumes=[c.volume_mount] if c.volume_mount else None,
+            )
+
+    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        self._wait(deadline, spec, "db", lambda: _db_answers(spec))
+        self._wait(deadline, spec, "api", lambda: _api_answers(spec))
+
+    def _wait(self, deadline: float, spec: StackSpec, service: str, probe) -> None:
+        last_error = ""
+        checked_at = time.monotonic()
+        while True:
+            try:
+                probe()
+                return
+            except ProbeFailed as exc:
+                last_error = str(exc)
+            now = time.monotonic()
+            if now >= deadline:
+                raise NotReady(f"the {service} did not become ready in time: {last_error}")
+            if now - checked_at >= 1.0:
+                # A container that exited will never answer: fail now, with its last words.
+                checked_at = now
+                state = self.stack_state(spec.project_id).container(service)
+                if state is None or state.status in {"exited", "dead"}:
+                    tail = self.container_logs(spec.project_id, service, tail=5).strip().splitlines()
+                    words = f": {tail[-1]}" if tail else ""
+                    raise NotReady(f"the {service} container {'is missing' if state is None else 'exited'}{words}")
+            time.sleep(0.05)
+
+    def stack_stop(self, spec: StackSpec) -> None:
+        for c in reversed(spec.containers):
+            with self._engine(f"stopping {c.name}"):
+                try:
+                    self.api.stop(c.name, timeout=c.stop_timeout_s)
+                except docker.errors.NotFound:
+                    pass
+
+    def stack_remove_containers(self, project_id: str) -> None:
+        for c in self.stack_state(project_id).containers:
+            with self._engine(f"removing {c.name}"):
+                try:
+                    self.api.remove_container(c.name, force=True)
+                except docker.errors.NotFound:
+                    pass
+
+    def stack_purge(self, project_id: str) -> None:
+        self.stack_remove_containers(project_id)
+        label = _label_filter(project_id)
+        with self._engine(f"removing project {project_id}'s network"):
+            for network in self.api.networks(filters={"label": label}):
+                try:
+                    self.api.remove_network(network["Id"])
+                except docker.errors.NotFound:
+                    pass
+        with self._engine(f"removing project {project_id}'s volume"):
+            for volume in self.api.volumes(filters={"label": label}).get("Volumes") or []:
+                try:
+                    self.api.remove_volume(volume["Name"])
+                except docker.errors.NotFound:
+                    pass
+
+    def stack_state(self, project_id: str) -> StackState:
+        label = _label_filter(project_id)
+        with self._engine(f"reading project {project_id}"):
+            containers = tuple(_container_state(c) for c in self.api.containers(all=True, filters={"label": label}))
+            networks = self.api.networks(filters={"label": label})
+            volumes = self.api.volumes(filters={"label": label}).get("Volumes") or []
+        return StackState(project_id=project_id, containers=containers, network=bool(networks), volume=bool(volumes))
+
+    def containers(self) -> tuple[ContainerState, ...]:
+        """Every Berth-labelled container, with one engine call."""
+        with self._engine("listing containers"):
+            found = self.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}=true"})
+        return tuple(_container_state(c) for c in found)
+
+    def inventory(self) -> EngineInventory:
+        label = f"{MANAGED_LABEL}=true"
+        with self._engine("listing Berth's objects"):
+            containers = self.containers()
+            networks = {n["Name"]: (n.get("Labels") or {}).get(PROJECT_LABEL, "") for n in self.api.networks(filters={"label": label})}
+            volumes = {
+                v["Name"]: (v.get("Labels") or {}).get(PROJECT_LABEL, "")
+                for v in self.api.volumes(filters={"label": label}).get("Volumes") or []
+            }
+        return EngineInventory(containers=containers, networks=networks, volumes=volumes)
+
+    def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str:
+        name = f"project_{project_id}_{service}"
+        with self._engine(f"reading logs of {name}"):
+            try:
+                return self.api.logs(name, tail=tail).decode("utf-8", errors="replace")
+            except docker.errors.NotFound:
+                return ""
+
+    def events(self, *, timeout_s: float | None = None) -> Iterator[EngineEvent]:
+        until = time.time() + timeout_s if timeout_s else None
+        with self._engine("following events"):
+            stream = self.api.events(
+                decode=True, until=until, filters={"type": "container", "label": f"{MANAGED_LABEL}=true"}
+            )
+            for event in stream:
+                labels = (event.get("Actor") or {}).get("Attributes") or {}
+                if labels.get(PROJECT_LABEL):
+                    yield EngineEvent(
+                        project_id=labels[PROJECT_LABEL],
+                        service=labels.get(SERVICE_LABEL, ""),
+                        action=event.get("Action") or event.get("status") or "",
+                    )
+
+
+class ProbeFailed(Exception):
+    pass
+
+
+def _db_answers(spec: StackSpec) -> None:
+    p = spec.db_probe
+    try:
+        with psycopg.connect(
+            host=p.host, port=p.port, user=p.user, password=p.password, dbname=p.dbname, connect_timeout=2
+        ) as conn:
+            if p.bootstrap_sql:
+                conn.execute(p.bootstrap_sql)
+            conn.execute("SELECT 1").fetchone()
+    except psycopg.Error as exc:
+        # psycopg's message never contains the password, only host/port and the reason.
+        raise ProbeFailed(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+
+
+def _api_answers(spec: StackSpec) -> None:
+    probe = spec.api_probe
+    url = f"http://{spec.db_probe.host}:{spec.api.host_port}{probe.path}"
+    headers = {"Content-Type": probe.content_type} if probe.content_type else {}
+    request = urllib.request.Request(url, data=probe.body, method=probe.method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as exc:
+        raise ProbeFailed(f"{url} does not answer ({getattr(exc, 'reason', exc)})") from None
+    if status >= 500:
+        raise ProbeFailed(f"{url} answered {status}")
+
+
+def _label_filter(project_id: str) -> list[str]:
+    return [f"{MANAGED_LABEL}=true", f"{PROJECT_LABEL}={project_id}"]
+
+
+def _container_state(c: dict) -> ContainerState:
+    labels = c.get("Labels") or {}
+    status_text = c.get("Status") or ""
+    health = None
+    if "(healthy)" in status_text:
+        health = "healthy"
+    elif "(unhealthy)" in status_text:
+        health = "unhealthy"
+    elif "(health: starting)" in status_text:
+        health = "starting"
+    return ContainerState(
+        name=(c.get("Names") or ["/?"])[0].lstrip("/"),
+        project_id=labels.get(PROJECT_LABEL, ""),
+        service=labels.get(SERVICE_LABEL, ""),
+        status=c.get("State") or "unknown",
+        health=health,
+        image=c.get("Image") or "",
+        host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or [] if p.get("PublicPort")})),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,22 @@
+"""Read-side queries shared by the dashboard, the API and the admin."""
+
+from django.db.models import Q, QuerySet
+
+from .models import Project
+
+
+def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Project]:
+    """The projects `user` may see: their own, or every one for staff."""
+    projects = Project.objects.select_related("owner")
+    if not user.is_staff:
+        projects = projects.filter(owner=user)
+    if not include_deleted:
+        projects = projects.filter(deleted_at__isnull=True).exclude(
+            Q(status=Project.Status.PURGED) | Q(status=Project.Status.DELETING)
+        )
+    return projects
+
+
+def project_for_user(user, public_id: str) -> Project | None:
+    """One project by id if `user` may see it (deleted ones included), else None."""
+    return projects_for_user(user, include_deleted=True).filter(public_id=public_id).first()

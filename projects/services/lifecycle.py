@@ -1,0 +1,131 @@
+"""The project lifecycle: create, stop, start, delete, restore, purge.
+
+Each public service checks its input, then queues an Operation (see
+operations.py); the worker runs the matching step. Steps are idempotent: each
+asks the engine for the end state, so running one twice converges.
+"""
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from projects.models import Operation, Project
+from projects.runtime import get_runtime
+from projects.runtime.spec import stack_spec
+
+from .errors import InvalidInput
+from .operations import Step, StepResult, operation_enqueue, operation_execute
+from .ports import project_insert_with_ports
+
+S = Project.Status
+NAME_MAX = Project._meta.get_field("name").max_length
+
+
+def project_create(*, owner, name: str | None = None, postgres_version: str | None = None, api: str | None = None) -> Operation:
+    """Reserve ports and secrets for a new project and queue its creation."""
+    version = str(postgres_version or settings.BERTH_DEFAULT_POSTGRES_VERSION)
+    if version not in settings.BERTH_POSTGRES_IMAGES:
+        raise InvalidInput("postgres_version", f"must be one of {', '.join(sorted(settings.BERTH_POSTGRES_IMAGES))}")
+    flavour = api or settings.BERTH_DEFAULT_API
+    if flavour not in Project.Api.values:
+        raise InvalidInput("api", f"must be one of {', '.join(Project.Api.values)}")
+    name = (name or "").strip()
+    if len(name) > NAME_MAX:
+        raise InvalidInput("name", f"must be at most {NAME_MAX} characters")
+
+    project = Project(owner=owner, name=name or "untitled", postgres_version=version, api_flavour=flavour)
+    project.name = name or f"project-{project.public_id}"
+    project.db_password = secrets.token_urlsafe(24)
+    project.jwt_secret = secrets.token_urlsafe(48)  # PostgREST wants at least 32 characters
+    with transaction.atomic():
+        # One transaction: a project row never exists without its create operation.
+        project_insert_with_ports(project)
+        return operation_enqueue(
+            project=project, kind="create", action="create", transitional=S.PROVISIONING, requested_by=owner
+        )
+
+
+def project_stop(*, project: Project, requested_by=None) -> Operation:
+    return operation_enqueue(project=project, kind="stop", action="stop", transitional=S.STOPPING, requested_by=requested_by)
+
+
+def project_start(*, project: Project, requested_by=None) -> Operation:
+    return operation_enqueue(project=project, kind="start", action="start", transitional=S.STARTING, requested_by=requested_by)
+
+
+def project_delete(*, project: Project, requested_by=None) -> Operation:
+    """Soft delete: containers go, the volume and the ports stay until purge."""
+    return operation_enqueue(project=project, kind="delete", action="delete", transitional=S.DELETING, requested_by=requested_by)
+
+
+def project_restore(*, project: Project, requested_by=None) -> Operation:
+    """Bring a deleted project back, stopped, with the same ports and data."""
+    return operation_enqueue(project=project, kind="restore", action="restore", transitional=S.RESTORING, requested_by=requested_by)
+
+
+def project_purge(*, project: Project, confirm: str | None, requested_by=None) -> Operation:
+    """Remove a deleted project's data for good; `confirm` must repeat its id."""
+    if confirm != project.public_id:
+        raise InvalidInput("confirm", f"must be the project's id ({project.public_id}) to purge it for good")
+    return operation_enqueue(project=project, kind="purge", action="purge", transitional=S.PURGING, requested_by=requested_by)
+
+
+# --- steps, run by the worker -------------------------------------------------
+
+
+def _step_up(project: Project) -> StepResult:
+    runtime = get_runtime()
+    spec = stack_spec(project)
+    runtime.stack_up(spec)
+    runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+    return {"status": S.RUNNING, "health": Project.Health.HEALTHY, "observed_at": timezone.now()}
+
+
+def _step_stop(project: Project) -> StepResult:
+    get_runtime().stack_stop(stack_spec(project))
+    return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now()}
+
+
+def _step_delete(project: Project) -> StepResult:
+    get_runtime().stack_remove_containers(project.public_id)
+    now = timezone.now()
+    return {
+        "status": S.DELETED,
+        "health": Project.Health.MISSING,
+        "observed_at": now,
+        # A retried delete keeps the first deletion's clock.
+        "deleted_at": project.deleted_at or now,
+        "purge_after": project.purge_after or now + timedelta(days=settings.BERTH_DELETE_RETENTION_DAYS),
+    }
+
+
+def _step_restore(project: Project) -> StepResult:
+    # Recreate the containers on the kept volume and ports, but do not start
+    # them: a restored project comes back stopped.
+    get_runtime().stack_up(stack_spec(project), start=False)
+    return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now(), "deleted_at": None, "purge_after": None}
+
+
+def _step_purge(project: Project) -> StepResult:
+    get_runtime().stack_purge(project.public_id)
+    # Ports go back to the pool only now: until a purge they are the project's URLs.
+    return {"status": S.PURGED, "health": Project.Health.MISSING, "observed_at": timezone.now(), "db_port": None, "api_port": None}
+
+
+STEPS: dict[str, Step] = {
+    "create": _step_up,
+    "start": _step_up,
+    "stop": _step_stop,
+    "delete": _step_delete,
+    "restore": _step_restore,
+    "purge": _step_purge,
+}
+
+
+def operation_run(operation_id: int) -> Operation:
+    """The worker's entry point for one operation."""
+    kind = Operation.objects.values_list("kind", flat=True).get(pk=operation_id)
+    return operation_execute(operation_id, STEPS[kind])

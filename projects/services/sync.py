@@ -1,0 +1,179 @@
+"""Sync: keep each project's observed `health` true to what the engine runs.
+
+Sync only observes. It never removes anything and never changes `status`
+(stale operations are settled by operations.py); what does not match a
+project's status is reported as drift, with the action that would fix it.
+"""
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from projects.models import Project
+from projects.runtime import ContainerState, Runtime, RuntimeUnavailable, get_runtime
+
+logger = logging.getLogger(__name__)
+
+H = Project.Health
+S = Project.Status
+SERVICES = ("db", "api")
+# Projects in these statuses have an operation in flight: what the engine
+# shows is a moment of a change, not drift.
+TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING, S.PURGING}
+# What each settled status expects to observe.
+EXPECTED_HEALTH = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}, S.DELETED: {H.MISSING}, S.PURGED: {H.MISSING}}
+
+
+@dataclass(frozen=True)
+class Drift:
+    project_id: str
+    problem: str
+    fix: str
+
+
+@dataclass
+class SyncReport:
+    checked: int = 0
+    changed: int = 0
+    drift: list[Drift] = field(default_factory=list)
+    engine_error: str = ""
+
+
+def observed_health(containers: Iterable[ContainerState]) -> str:
+    """One project's health from its containers, as the engine lists them."""
+    by_service = {c.service: c for c in containers}
+    if any(s not in by_service for s in SERVICES):
+        return H.MISSING
+    states = [by_service[s] for s in SERVICES]
+    if not any(c.running for c in states):
+        return H.DOWN
+    if all(c.running and c.health in (None, "healthy") for c in states):
+        return H.HEALTHY
+    return H.UNHEALTHY
+
+
+def project_drift(project: Project, health: str, containers: list[ContainerState]) -> Drift | None:
+    """How observation contradicts the project's status, and the action that repairs it."""
+    status = project.status
+    if status in TRANSITIONAL or status == S.FAILED:
+        return None
+    if health in EXPECTED_HEALTH[status]:
+        published = {p for c in containers for p in c.host_ports}
+        expected = {project.db_port, project.api_port}
+        if published and published != expected:
+            return Drift(
+                project.public_id,
+                f"containers publish ports {sorted(published)}, the project has {sorted(expected)}",
+                "delete then restore recreates the containers on the project's ports",
+            )
+        return None
+    if status == S.RUNNING:
+        problem = {
+            H.MISSING: "running, but its containers are missing",
+            H.DOWN: "running, but its containers are stopped",
+            H.UNHEALTHY: "running, but a container is unhealthy or stopped",
+        }[health]
+        return Drift(project.public_id, problem, "start recreates or restarts them on the same volume")
+    if status == S.STOPPED:
+        if health == H.MISSING:
+            return Drift(project.public_id, "stopped, but its containers are missing", "start recreates them on the same volume")
+        return Drift(project.public_id, "stopped, but its containers are running", "stop stops them")
+    return Drift(project.public_id, f"{status}, but containers exist", "delete removes them (the volume is kept)")
+
+
+def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
+    """One pass over every project: one engine call for all containers, a handful of queries."""
+    runtime = runtime or get_runtime()
+    report = SyncReport()
+    now = timezone.now()
+    live = Project.objects.exclude(status=S.PURGED)
+    try:
+        containers = runtime.containers()
+    except RuntimeUnavailable as exc:
+        report.engine_error = str(exc)
+        report.changed = live.exclude(health=H.UNKNOWN).update(health=H.UNKNOWN, observed_at=now)
+        logger.warning("sync: %s; every project's health is now unknown", exc)
+        return report
+
+    by_project: dict[str, list[ContainerState]] = defaultdict(list)
+    for c in containers:
+        by_project[c.project_id].append(c)
+
+    changed: list[Project] = []
+    known: set[str] = set()
+    fields = ("id", "public_id", "status", "health", "db_port", "api_port")
+    for project in Project.objects.only(*fields).iterator(chunk_size=2000):
+        known.add(project.public_id)
+        if project.status == S.PURGED and project.public_id not in by_project:
+            continue
+        report.checked += 1
+        mine = by_project.get(project.public_id, [])
+        health = observed_health(mine)
+        if health != project.health:
+            project.health = health
+            project.observed_at = now
+            changed.append(project)
+        if drift := project_drift(project, health, mine):
+            report.drift.append(drift)
+    Project.objects.bulk_update(changed, ["health", "observed_at"], batch_size=500)
+    # Every other row was observed now too, and did not change: one statement.
+    live.update(observed_at=now)
+    report.changed = len(changed)
+
+    for project_id, mine in sorted(by_project.items()):
+        if project_id not in known:
+            names = ", ".join(sorted(c.name for c in mine))
+            report.drift.append(
+                Drift(project_id or "?", f"Berth-labelled containers without a project: {names}", "none automatic: inspect, then remove by hand")
+            )
+    return report
+
+
+def project_observe(project_id: str, *, runtime: Runtime | None = None) -> str | None:
+    """Re-read one project's containers (after an engine event) and record its health."""
+    runtime = runtime or get_runtime()
+    state = runtime.stack_state(project_id)
+    health = observed_health(state.containers)
+    updated = Project.objects.filter(public_id=project_id).exclude(status=S.PURGED).update(
+        health=health, observed_at=timezone.now()
+    )
+    return health if updated else None
+
+
+def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Runtime | None = None, log=logger.info) -> None:
+    """Follow the engine's events and correct health as they come; a full pass every `full_pass_s`.
+
+    An unreachable engine is reported and retried with backoff; it never ends the watch.
+    """
+    runtime = runtime or get_runtime()
+    backoff = 1.0
+    while not stop.is_set():
+        close_old_connections()
+        report = projects_sync(runtime=runtime)
+        if report.engine_error:
+            log(f"engine unreachable, retrying in {backoff:.0f} s: {report.engine_error}")
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
+            continue
+        backoff = 1.0
+        for drift in report.drift:
+            log(f"drift: {drift.project_id}: {drift.problem} (fix: {drift.fix})")
+        deadline = time.monotonic() + full_pass_s
+        try:
+            # The event stream ends by itself at the deadline, so a full pass
+            # still runs when no event comes.
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                for event in runtime.events(timeout_s=min(left, 5.0)):
+                    health = project_observe(event.project_id, runtime=runtime)
+                    if health:
+                        log(f"{event.project_id}: {event.service} {event.action} → {health}")
+                    if stop.is_set():
+                        break
+        except RuntimeUnavailable as exc:
+            log(f"engine unreachable while following events: {exc}")

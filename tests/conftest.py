@@ -1,0 +1,24 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from projects.services.tokens import api_token_create
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def other_user(db):
+    return get_user_model().objects.create_user("bob", password="bob-password-1")
+
+
+@pytest.fixture
+def staff(db):
+    return get_user_model().objects.create_user("sam", password="sam-password-1", is_staff=True)
+
+
+def bearer(user) -> dict[str, str]:
+    _, raw = api_token_create(user=user, name="test")
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}

@@ -1,0 +1,19 @@
+"""Unit tests: no engine. The FakeRuntime stands in for Docker and tasks run inline."""
+
+import pytest
+
+from projects.runtime import use_runtime
+from projects.runtime.fake import FakeRuntime
+
+
+@pytest.fixture(autouse=True)
+def _inline_tasks(settings):
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+
+@pytest.fixture(autouse=True)
+def fake_runtime():
+    runtime = FakeRuntime()
+    use_runtime(runtime)
+    yield runtime
+    use_runtime(None)
