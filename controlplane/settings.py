@@ -16,8 +16,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
 
 
-def env_bool(name: str, default: bool) -> bool:
-    raw = ENV.get(name)
+def env_bool(name: str, default: bool, environ=ENV) -> bool:
+    raw = environ.get(name)
     if raw is None or raw == "":
         return default
     value = raw.strip().lower()
@@ -28,8 +28,8 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
-def env_int(name: str, default: int, minimum: int | None = None) -> int:
-    raw = ENV.get(name, "").strip()
+def env_int(name: str, default: int, minimum: int | None = None, environ=ENV) -> int:
+    raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
@@ -41,8 +41,8 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
     return value
 
 
-def env_port_range(name: str, default: str) -> tuple[int, int]:
-    raw = ENV.get(name, "").strip() or default
+def env_port_range(name: str, default: str, environ=ENV) -> tuple[int, int]:
+    raw = environ.get(name, "").strip() or default
     try:
         low_text, high_text = raw.split("-")
         low, high = int(low_text), int(high_text)
@@ -53,9 +53,9 @@ def env_port_range(name: str, default: str) -> tuple[int, int]:
     return low, high
 
 
-def env_images(name: str, default: str) -> dict[str, str]:
+def env_images(name: str, default: str, environ=ENV) -> dict[str, str]:
     """Parse `15=postgres:15,17=postgres:17` into {"15": "postgres:15", ...}."""
-    raw = ENV.get(name, "").strip() or default
+    raw = environ.get(name, "").strip() or default
     images: dict[str, str] = {}
     for item in raw.split(","):
         version, sep, image = item.strip().partition("=")
@@ -63,6 +63,18 @@ def env_images(name: str, default: str) -> dict[str, str]:
             raise ImproperlyConfigured(f"{name} must look like 15=postgres:15,17=postgres:17, got {raw!r}")
         images[version.strip()] = image.strip()
     return images
+
+
+def env_pairs(name: str, environ=ENV) -> dict[str, str]:
+    """Parse `key=value,key=value`; an item without `=` is a mistake, not something to skip."""
+    raw = environ.get(name, "").strip()
+    pairs: dict[str, str] = {}
+    for item in filter(None, (i.strip() for i in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ImproperlyConfigured(f"{name} must look like key=value,key=value, got {raw!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def database_from_url(url: str) -> dict:
@@ -195,6 +207,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic fills it in production; whitenoise wants it to exist
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -220,47 +233,59 @@ LOGGING = {
 
 # --- Berth ---------------------------------------------------------------
 
-BERTH_POSTGRES_IMAGES = env_images("BERTH_POSTGRES_IMAGES", "15=postgres:15,17=postgres:17")
-BERTH_DEFAULT_POSTGRES_VERSION = ENV.get("BERTH_DEFAULT_POSTGRES_VERSION", "").strip() or "17"
-if BERTH_DEFAULT_POSTGRES_VERSION not in BERTH_POSTGRES_IMAGES:
-    raise ImproperlyConfigured(
-        f"BERTH_DEFAULT_POSTGRES_VERSION={BERTH_DEFAULT_POSTGRES_VERSION} is not one of "
-        f"BERTH_POSTGRES_IMAGES ({', '.join(BERTH_POSTGRES_IMAGES)})"
-    )
-BERTH_POSTGREST_IMAGE = ENV.get("BERTH_POSTGREST_IMAGE", "").strip() or "postgrest/postgrest:v12.2.8"
-BERTH_POSTGRAPHILE_IMAGE = ENV.get("BERTH_POSTGRAPHILE_IMAGE", "").strip() or "graphile/postgraphile:4"
-BERTH_DEFAULT_API = ENV.get("BERTH_DEFAULT_API", "").strip() or "postgrest"
-if BERTH_DEFAULT_API not in {"postgrest", "postgraphile"}:
-    raise ImproperlyConfigured(f"BERTH_DEFAULT_API must be postgrest or postgraphile, got {BERTH_DEFAULT_API!r}")
-BERTH_PUBLISH_HOST = ENV.get("BERTH_PUBLISH_HOST", "").strip() or "127.0.0.1"
-BERTH_PUBLIC_HOST = ENV.get("BERTH_PUBLIC_HOST", "").strip() or "localhost"
-BERTH_DB_PORTS = env_port_range("BERTH_DB_PORTS", "6200-6999")
-BERTH_API_PORTS = env_port_range("BERTH_API_PORTS", "7200-7999")
-if BERTH_DB_PORTS[0] <= BERTH_API_PORTS[1] and BERTH_API_PORTS[0] <= BERTH_DB_PORTS[1]:
-    raise ImproperlyConfigured(f"BERTH_DB_PORTS {BERTH_DB_PORTS} and BERTH_API_PORTS {BERTH_API_PORTS} overlap")
-BERTH_DELETE_RETENTION_DAYS = env_int("BERTH_DELETE_RETENTION_DAYS", 7, minimum=0)
-# How long an operation waits for the db to accept queries and the api to answer.
-BERTH_READY_TIMEOUT = env_int("BERTH_READY_TIMEOUT", 60, minimum=1)
-# Memory limits per container, in the engine's notation.
-BERTH_DB_MEMORY = ENV.get("BERTH_DB_MEMORY", "").strip() or "512m"
-BERTH_API_MEMORY = ENV.get("BERTH_API_MEMORY", "").strip() or "256m"
-# Pull a missing image from its registry before failing with ImageUnavailable.
-BERTH_PULL_IMAGES = env_bool("BERTH_PULL_IMAGES", True)
-# Extra labels on every object Berth creates, e.g. `berth.test=run42`; tests use
-# them to find and remove what they made. Format: key=value,key=value.
-BERTH_EXTRA_LABELS = dict(
-    item.strip().split("=", 1) for item in ENV.get("BERTH_EXTRA_LABELS", "").split(",") if "=" in item
-)
-# Secrets at rest: comma-separated Fernet keys, newest first (see README,
-# "Rotating the secrets key"). Without it, one key is derived from SECRET_KEY.
-BERTH_SECRETS_KEYS = [k.strip() for k in ENV.get("BERTH_SECRETS_KEY", "").split(",") if k.strip()]
-BERTH_WORKERS = env_int("BERTH_WORKERS", 4, minimum=1)
-# Postgres server settings merged over the small-footprint defaults in
-# projects/runtime/spec.py, e.g. `shared_buffers=128MB,max_connections=100`.
-BERTH_POSTGRES_SETTINGS = dict(
-    item.strip().split("=", 1) for item in ENV.get("BERTH_POSTGRES_SETTINGS", "").split(",") if "=" in item
-)
-# The worker touches a running operation's heartbeat this often; one silent for
-# BERTH_STALE_OPERATION_SECONDS belonged to a worker that died.
-BERTH_HEARTBEAT_SECONDS = env_int("BERTH_HEARTBEAT_SECONDS", 5, minimum=1)
-BERTH_STALE_OPERATION_SECONDS = env_int("BERTH_STALE_OPERATION_SECONDS", 60, minimum=2)
+
+def berth_settings(environ) -> dict:
+    """Every BERTH_* setting from an environment mapping; raises ImproperlyConfigured naming the variable."""
+
+    def text(name: str, default: str) -> str:
+        return environ.get(name, "").strip() or default
+
+    images = env_images("BERTH_POSTGRES_IMAGES", "15=postgres:15,17=postgres:17", environ)
+    default_version = text("BERTH_DEFAULT_POSTGRES_VERSION", "17")
+    if default_version not in images:
+        raise ImproperlyConfigured(
+            f"BERTH_DEFAULT_POSTGRES_VERSION={default_version} is not one of BERTH_POSTGRES_IMAGES ({', '.join(images)})"
+        )
+    default_api = text("BERTH_DEFAULT_API", "postgrest")
+    if default_api not in {"postgrest", "postgraphile"}:
+        raise ImproperlyConfigured(f"BERTH_DEFAULT_API must be postgrest or postgraphile, got {default_api!r}")
+    db_ports = env_port_range("BERTH_DB_PORTS", "6200-6999", environ)
+    api_ports = env_port_range("BERTH_API_PORTS", "7200-7999", environ)
+    if db_ports[0] <= api_ports[1] and api_ports[0] <= db_ports[1]:
+        raise ImproperlyConfigured(f"BERTH_DB_PORTS {db_ports} and BERTH_API_PORTS {api_ports} overlap")
+    return {
+        "BERTH_POSTGRES_IMAGES": images,
+        "BERTH_DEFAULT_POSTGRES_VERSION": default_version,
+        "BERTH_POSTGREST_IMAGE": text("BERTH_POSTGREST_IMAGE", "postgrest/postgrest:v12.2.8"),
+        "BERTH_POSTGRAPHILE_IMAGE": text("BERTH_POSTGRAPHILE_IMAGE", "graphile/postgraphile:4"),
+        "BERTH_DEFAULT_API": default_api,
+        "BERTH_PUBLISH_HOST": text("BERTH_PUBLISH_HOST", "127.0.0.1"),
+        "BERTH_PUBLIC_HOST": text("BERTH_PUBLIC_HOST", "localhost"),
+        "BERTH_DB_PORTS": db_ports,
+        "BERTH_API_PORTS": api_ports,
+        "BERTH_DELETE_RETENTION_DAYS": env_int("BERTH_DELETE_RETENTION_DAYS", 7, 0, environ),
+        # How long an operation waits for the db to answer a query and the api HTTP.
+        "BERTH_READY_TIMEOUT": env_int("BERTH_READY_TIMEOUT", 60, 1, environ),
+        # Memory limits per container, in the engine's notation.
+        "BERTH_DB_MEMORY": text("BERTH_DB_MEMORY", "512m"),
+        "BERTH_API_MEMORY": text("BERTH_API_MEMORY", "256m"),
+        # Pull a missing image from its registry before failing with ImageUnavailable.
+        "BERTH_PULL_IMAGES": env_bool("BERTH_PULL_IMAGES", True, environ),
+        # Extra labels on every object Berth creates (tests use `berth.test=<run>`
+        # to find and remove what they made).
+        "BERTH_EXTRA_LABELS": env_pairs("BERTH_EXTRA_LABELS", environ),
+        # Postgres server settings merged over the small-footprint defaults in
+        # projects/runtime/spec.py, e.g. `shared_buffers=128MB,max_connections=100`.
+        "BERTH_POSTGRES_SETTINGS": env_pairs("BERTH_POSTGRES_SETTINGS", environ),
+        # Secrets at rest: comma-separated Fernet keys, newest first (README,
+        # "Secrets"). Without one, a key is derived from SECRET_KEY.
+        "BERTH_SECRETS_KEYS": [k.strip() for k in environ.get("BERTH_SECRETS_KEY", "").split(",") if k.strip()],
+        "BERTH_WORKERS": env_int("BERTH_WORKERS", 4, 1, environ),
+        # The worker touches a running operation's heartbeat this often; one
+        # silent for BERTH_STALE_OPERATION_SECONDS belonged to a worker that died.
+        "BERTH_HEARTBEAT_SECONDS": env_int("BERTH_HEARTBEAT_SECONDS", 5, 1, environ),
+        "BERTH_STALE_OPERATION_SECONDS": env_int("BERTH_STALE_OPERATION_SECONDS", 60, 2, environ),
+    }
+
+
+globals().update(berth_settings(ENV))

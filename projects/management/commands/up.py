@@ -18,6 +18,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
+from django.db.migrations.executor import MigrationExecutor
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 
@@ -35,8 +37,12 @@ class Command(BaseCommand):
         host, sep, port = bind.rpartition(":")
         if not sep or not port.isdigit():
             raise CommandError(f"--bind must be HOST:PORT, got {bind!r}")
-        call_command("migrate", interactive=False, verbosity=0)
-        self._ensure_admin()
+        if no_web:
+            # compose runs web and worker side by side: web migrates, the worker waits.
+            self._wait_for_migrations()
+        else:
+            call_command("migrate", interactive=False, verbosity=0)
+            self._ensure_admin()
 
         commands: dict[str, list[str]] = {}
         if not no_web:
@@ -53,6 +59,17 @@ class Command(BaseCommand):
                 ]  # fmt: skip
             commands["sync"] = [sys.executable, MANAGE, "sync_projects", "--watch"]
         self._supervise(commands, bind if not no_web else None)
+
+    def _wait_for_migrations(self) -> None:
+        while True:
+            try:
+                executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+                if not executor.migration_plan(executor.loader.graph.leaf_nodes()):
+                    return
+            except OperationalError as exc:
+                self.stderr.write(f"waiting for the database: {exc}")
+            self.stdout.write("waiting for the web service to apply migrations…")
+            time.sleep(2)
 
     def _ensure_admin(self) -> None:
         User = get_user_model()

@@ -1,0 +1,154 @@
+"""What integration and browser tests share: the real engine, its images, a run label, workers.
+
+Everything Berth creates during a test run carries `berth.test=<run id>`
+(through BERTH_EXTRA_LABELS), and `engine_cleanup` removes exactly that, so a
+test never touches anything it did not make.
+"""
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from controlplane.settings import berth_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = os.environ.get("BERTH_TEST_RUN") or secrets.token_hex(4)
+IMAGES = ("offline/postgres:15", "offline/postgres:17", "offline/postgraphile:4")
+
+# The environment of a Berth that runs on the offline images. Port ranges sit
+# away from a development Berth's; parallel runs choose their own with
+# BERTH_TEST_DB_PORTS / BERTH_TEST_API_PORTS.
+ENGINE_ENV = {
+    "BERTH_POSTGRES_IMAGES": "15=offline/postgres:15,17=offline/postgres:17",
+    "BERTH_DEFAULT_POSTGRES_VERSION": "17",
+    "BERTH_POSTGRAPHILE_IMAGE": "offline/postgraphile:4",
+    "BERTH_DEFAULT_API": "postgraphile",
+    "BERTH_DB_PORTS": os.environ.get("BERTH_TEST_DB_PORTS", "16200-16399"),
+    "BERTH_API_PORTS": os.environ.get("BERTH_TEST_API_PORTS", "17200-17399"),
+    "BERTH_PUBLIC_HOST": "127.0.0.1",  # tests reach containers on loopback only
+    "BERTH_EXTRA_LABELS": f"berth.test={RUN_ID}",
+    "BERTH_PULL_IMAGES": "0",  # no registry is reachable; a missing image must fail fast
+    "BERTH_HEARTBEAT_SECONDS": "1",
+    "BERTH_READY_TIMEOUT": "60",
+}
+TEST_LABEL = f"berth.test={RUN_ID}"
+
+
+def unavailable(reason: str) -> None:
+    """Skip with the reason locally; under CI=true an engine test may never skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: integration tests must run; .ci/run starts the engine and builds the images)")
+    pytest.skip(f"{reason}: run ../shared/docker/ensure-engine and ../shared/docker/build-images")
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        unavailable(f"no Docker Engine answers ({exc})")
+    missing = [image for image in IMAGES if not client.images.list(name=image)]
+    if missing:
+        unavailable(f"offline images missing: {', '.join(missing)}")
+    return client
+
+
+def engine_cleanup(client: docker.DockerClient) -> list[str]:
+    """Remove every object of this run; returns what it removed (a leak report)."""
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+        container.remove(force=True)
+        removed.append(container.name)
+    for network in client.networks.list(filters={"label": TEST_LABEL}):
+        network.remove()
+        removed.append(network.name)
+    for volume in client.volumes.list(filters={"label": TEST_LABEL}):
+        volume.remove(force=True)
+        removed.append(volume.name)
+    return removed
+
+
+def apply_engine_settings(settings_fixture) -> None:
+    for name, value in berth_settings({**os.environ, **ENGINE_ENV}).items():
+        setattr(settings_fixture, name, value)
+
+
+def database_url() -> str:
+    """A URL for the test database, so subprocesses (workers, servers) share it."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    from urllib.parse import quote
+
+    return f"postgres://{quote(s['USER'])}:{quote(s['PASSWORD'])}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        **ENGINE_ENV,
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+class Workers:
+    """Real `db_worker` processes on the test database."""
+
+    def __init__(self, count: int, log_dir: Path, **env: str) -> None:
+        self.count = count
+        self.log_dir = log_dir
+        self.env = env
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        for n in range(self.count):
+            log = open(self.log_dir / f"worker-{n}.log", "ab")
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, str(ROOT / "manage.py"), "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.1"],
+                    env=subprocess_env(**self.env),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=ROOT,
+                )
+            )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+    def kill(self) -> None:
+        """SIGKILL every worker: a crash, not a shutdown."""
+        for process in self.processes:
+            process.kill()
+            process.wait()
+        self.processes.clear()
+
+
+def wait_for(predicate, *, timeout_s: float, what: str, interval_s: float = 0.1):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
