@@ -27,7 +27,7 @@ SERVICES = ("db", "api")
 # shows is a moment of a change, not drift.
 TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING, S.PURGING}
 # What each settled status expects to observe.
-EXPECTED_HEALTH = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}, S.DELETED: {H.MISSING}, S.PURGED: {H.MISSING}}
+EXPECTED_HEALTH = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}}
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,12 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
     status = project.status
     if status in TRANSITIONAL or status == S.FAILED:
         return None
+    if status in (S.DELETED, S.PURGED):
+        # Any container at all is drift here, even one of two.
+        if not containers:
+            return None
+        fix = "delete removes them (the volume is kept)" if status == S.DELETED else "none automatic: remove them by hand"
+        return Drift(project.public_id, f"{status}, but containers exist", fix)
     if health in EXPECTED_HEALTH[status]:
         published = {p for c in containers for p in c.host_ports}
         expected = {project.db_port, project.api_port}
@@ -83,8 +89,7 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
     if status == S.STOPPED:
         if health == H.MISSING:
             return Drift(project.public_id, "stopped, but its containers are missing", "start recreates them on the same volume")
-        return Drift(project.public_id, "stopped, but its containers are running", "stop stops them")
-    return Drift(project.public_id, f"{status}, but containers exist", "delete removes them (the volume is kept)")
+    return Drift(project.public_id, "stopped, but its containers are running", "stop stops them")
 
 
 def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:

@@ -1,0 +1,100 @@
+"""Sync against FakeRuntime: health follows the engine, drift is reported, nothing is removed."""
+
+from projects.models import Project
+from projects.runtime import RuntimeUnavailable
+from projects.runtime.base import ContainerState
+from projects.services import lifecycle
+from projects.services.sync import projects_sync
+
+H = Project.Health
+
+
+def running_project(user) -> Project:
+    return Project.objects.get(pk=lifecycle.project_create(owner=user, name="s").project_id)
+
+
+def test_a_healthy_stack_is_reported_healthy_without_drift(user, fake_runtime):
+    project = running_project(user)
+    report = projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.HEALTHY and project.observed_at is not None
+    assert report.drift == [] and report.checked == 1
+
+
+def test_a_vanished_container_turns_health_missing_and_is_drift_fixed_by_start(user, fake_runtime):
+    project = running_project(user)
+    del fake_runtime.containers_by_name[f"project_{project.public_id}_db"]
+    report = projects_sync()
+    project.refresh_from_db()
+    assert (project.status, project.health) == ("running", H.MISSING)  # sync never changes status
+    [drift] = report.drift
+    assert drift.project_id == project.public_id and "missing" in drift.problem and "start" in drift.fix
+    lifecycle.project_start(project=project)
+    projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.HEALTHY
+
+
+def test_an_exited_container_turns_health_down_or_unhealthy(user, fake_runtime):
+    project = running_project(user)
+    fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
+    projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.UNHEALTHY  # the api still runs
+    fake_runtime.set_status(f"project_{project.public_id}_api", "exited")
+    report = projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.DOWN
+    assert "stopped" in report.drift[0].problem
+
+
+def test_an_unhealthy_healthcheck_is_unhealthy(user, fake_runtime):
+    project = running_project(user)
+    fake_runtime.set_status(f"project_{project.public_id}_db", "running", "unhealthy")
+    projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.UNHEALTHY
+
+
+def test_a_stopped_project_with_stopped_containers_is_not_drift(user, fake_runtime):
+    project = running_project(user)
+    lifecycle.project_stop(project=project)
+    report = projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.DOWN and report.drift == []
+
+
+def test_an_unknown_berth_container_is_reported_and_never_removed(user, fake_runtime):
+    stray = ContainerState(name="project_ffffffffffff_db", project_id="ffffffffffff", service="db", status="running")
+    fake_runtime.containers_by_name[stray.name] = stray
+    report = projects_sync()
+    [drift] = report.drift
+    assert drift.project_id == "ffffffffffff" and "without a project" in drift.problem
+    assert stray.name in fake_runtime.containers_by_name
+    assert fake_runtime.calls["stack_remove_containers"] == fake_runtime.calls["stack_purge"] == 0
+
+
+def test_containers_of_a_deleted_project_are_drift(user, fake_runtime):
+    project = running_project(user)
+    lifecycle.project_delete(project=project)
+    stray = ContainerState(name=f"project_{project.public_id}_db", project_id=project.public_id, service="db", status="running")
+    fake_runtime.containers_by_name[stray.name] = stray
+    [drift] = projects_sync().drift
+    assert "deleted, but containers exist" in drift.problem and "delete" in drift.fix
+
+
+def test_one_pass_makes_one_engine_call_whatever_the_number_of_projects(user, fake_runtime):
+    for _ in range(5):
+        running_project(user)
+    fake_runtime.calls.clear()
+    projects_sync()
+    assert sum(fake_runtime.calls.values()) == 1
+
+
+def test_an_unreachable_engine_makes_health_unknown_and_changes_no_status(user, fake_runtime):
+    project = running_project(user)
+    fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
+    report = projects_sync()
+    project.refresh_from_db()
+    assert report.engine_error.startswith("Docker Engine unreachable")
+    assert (project.status, project.health) == ("running", H.UNKNOWN)
