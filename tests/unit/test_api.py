@@ -1,0 +1,238 @@
+"""The JSON API v1 contract: every status code the README promises, with FakeRuntime."""
+
+import json
+
+import pytest
+
+from projects.models import ApiToken, Operation, Project
+from tests.conftest import bearer
+
+
+@pytest.fixture
+def queued_only(settings):
+    """Tasks are recorded but not run, so answers show the transitional state."""
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+
+
+def post(client, path, body=None, headers=None, raw=None):
+    data = raw if raw is not None else json.dumps(body or {})
+    return client.post(path, data=data, content_type="application/json", **(headers or {}))
+
+
+def create(client, headers, **body) -> dict:
+    response = post(client, "/v1/projects?wait=5", body, headers)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_create_answers_202_provisioning_with_urls_and_the_operation(client, user, queued_only, settings):
+    settings.BERTH_PUBLIC_HOST = "db.example.test"
+    response = post(client, "/v1/projects", {"name": "shop", "postgres_version": "15", "api": "postgraphile"}, bearer(user))
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "provisioning" and body["name"] == "shop"
+    assert (body["postgres_version"], body["api"]) == ("15", "postgraphile")
+    project = Project.objects.get(public_id=body["project_id"])
+    assert body["api_url"] == f"http://db.example.test:{project.api_port}"
+    assert body["db_url"] == f"postgresql://app:{project.db_password}@db.example.test:{project.db_port}/app"
+    assert body["operation"]["kind"] == "create" and body["operation"]["state"] == "queued"
+
+
+def test_create_with_wait_answers_201_with_the_settled_project(client, user):
+    body = create(client, bearer(user), name="waited")
+    assert body["status"] == "running" and body["operation"]["state"] == "succeeded"
+
+
+def test_create_accepts_an_empty_body(client, user, settings):
+    response = client.post("/v1/projects", data="", content_type="application/json", **bearer(user))
+    assert response.status_code == 202
+    assert response.json()["postgres_version"] == settings.BERTH_DEFAULT_POSTGRES_VERSION
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ("{not json", "body"),
+        ("[1, 2]", "body"),
+        (json.dumps({"postgres_version": "8"}), "postgres_version"),
+        (json.dumps({"api": "grpc"}), "api"),
+        (json.dumps({"name": 42}), "name"),
+        (json.dumps({"colour": "blue"}), "colour"),
+    ],
+)
+def test_bad_input_is_400_naming_the_field_and_creates_nothing(client, user, raw, field):
+    response = post(client, "/v1/projects", headers=bearer(user), raw=raw)
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == field
+    assert field in response.json()["error"]["message"]
+    assert Project.objects.count() == 0
+
+
+@pytest.mark.parametrize("wait", ["-1", "121", "soon"])
+def test_a_bad_wait_is_400_and_creates_nothing(client, user, wait):
+    response = post(client, f"/v1/projects?wait={wait}", headers=bearer(user))
+    assert response.status_code == 400 and response.json()["error"]["field"] == "wait"
+    assert Project.objects.count() == 0
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer not-a-token", "Token abc", "Basic YTpi"])
+def test_no_or_bad_token_is_401_everywhere(client, db, header):
+    headers = {"HTTP_AUTHORIZATION": header} if header else {}
+    for method, path in [("get", "/v1/projects"), ("post", "/v1/projects"), ("get", "/v1/projects/abc"), ("get", "/v1/nope")]:
+        response = getattr(client, method)(path, **headers)
+        assert response.status_code == 401, path
+        assert response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_a_session_login_is_not_a_token(client, user):
+    client.force_login(user)
+    assert client.get("/v1/projects").status_code == 401
+
+
+def test_a_token_of_a_deactivated_user_is_401(client, user):
+    headers = bearer(user)
+    user.is_active = False
+    user.save()
+    assert client.get("/v1/projects", **headers).status_code == 401
+
+
+def test_using_a_token_records_last_used(client, user):
+    headers = bearer(user)
+    client.get("/v1/projects", **headers)
+    assert ApiToken.objects.get(user=user).last_used_at is not None
+
+
+def test_list_shows_own_projects_and_staff_all(client, user, other_user, staff):
+    mine = create(client, bearer(user), name="mine")
+    theirs = create(client, bearer(other_user), name="theirs")
+    listed = client.get("/v1/projects", **bearer(user)).json()["projects"]
+    assert [p["project_id"] for p in listed] == [mine["project_id"]]
+    everything = client.get("/v1/projects", **bearer(staff)).json()["projects"]
+    assert {p["project_id"] for p in everything} == {mine["project_id"], theirs["project_id"]}
+
+
+def test_staff_see_other_owners_db_url_with_the_password_masked(client, user, staff):
+    mine = create(client, bearer(user))
+    seen = client.get(f"/v1/projects/{mine['project_id']}", **bearer(staff)).json()
+    assert ":********@" in seen["db_url"] and Project.objects.get(public_id=mine["project_id"]).db_password not in seen["db_url"]
+
+
+def test_deleted_projects_are_listed_only_on_request(client, user):
+    headers = bearer(user)
+    project = create(client, headers)
+    assert client.delete(f"/v1/projects/{project['project_id']}?wait=5", **headers).json()["status"] == "deleted"
+    assert client.get("/v1/projects", **headers).json()["projects"] == []
+    listed = client.get("/v1/projects?include_deleted=1", **headers).json()["projects"]
+    assert [p["status"] for p in listed] == ["deleted"]
+
+
+def test_get_shows_status_health_and_the_deletion_clock(client, user):
+    headers = bearer(user)
+    project = create(client, headers)
+    body = client.get(f"/v1/projects/{project['project_id']}", **headers).json()
+    assert {"status", "health", "observed_at", "deleted_at", "purge_after"} <= set(body)
+    assert body["health"] == "healthy"
+
+
+def test_unknown_or_someone_elses_project_is_404(client, user, other_user):
+    theirs = create(client, bearer(other_user))
+    headers = bearer(user)
+    for path in ["/v1/projects/000000000000", f"/v1/projects/{theirs['project_id']}"]:
+        assert client.get(path, **headers).status_code == 404
+        assert post(client, f"{path}/stop", headers=headers).status_code == 404
+        assert client.delete(path, **headers).status_code == 404
+        assert client.get(f"{path}/operations", **headers).status_code == 404
+    operation = theirs["operation"]["operation_id"]
+    assert client.get(f"/v1/operations/{operation}", **headers).status_code == 404
+    assert client.get("/v1/nothing/here", **headers).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("put", "/v1/projects"), ("delete", "/v1/projects"), ("post", "/v1/projects/{id}"), ("get", "/v1/projects/{id}/stop"),
+     ("post", "/v1/projects/{id}/operations"), ("delete", "/v1/operations/{op}")],
+)  # fmt: skip
+def test_wrong_methods_are_405_with_allow(client, user, method, path):
+    headers = bearer(user)
+    project = create(client, headers)
+    url = path.format(id=project["project_id"], op=project["operation"]["operation_id"])
+    response = getattr(client, method)(url, **headers)
+    assert response.status_code == 405 and response.json()["error"]["code"] == "method_not_allowed"
+    assert response["Allow"]
+
+
+def test_actions_answer_202_with_the_transitional_status(client, user, queued_only):
+    headers = bearer(user)
+    project = post(client, "/v1/projects", {}, headers).json()
+    Project.objects.filter(public_id=project["project_id"]).update(status="running")
+    Operation.objects.filter(state="queued").update(state="succeeded")
+    response = post(client, f"/v1/projects/{project['project_id']}/stop", headers=headers)
+    assert response.status_code == 202
+    assert response.json()["status"] == "stopping" and response.json()["operation"]["kind"] == "stop"
+
+
+def test_an_action_while_one_is_in_flight_is_409_naming_it(client, user, queued_only):
+    headers = bearer(user)
+    project = post(client, "/v1/projects", {}, headers).json()
+    Project.objects.filter(public_id=project["project_id"]).update(status="running")
+    response = client.delete(f"/v1/projects/{project['project_id']}", **headers)
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "operation_in_flight"
+    assert error["operation"]["operation_id"] == project["operation"]["operation_id"]
+
+
+def test_an_action_the_status_refuses_is_409(client, user):
+    headers = bearer(user)
+    project = create(client, headers)
+    response = post(client, f"/v1/projects/{project['project_id']}/restore", headers=headers)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "wrong_state"
+    assert "cannot restore a project that is running" in response.json()["error"]["message"]
+
+
+def test_the_full_lifecycle_with_wait_answers_200_with_settled_states(client, user):
+    headers = bearer(user)
+    pid = create(client, headers)["project_id"]
+    steps = [
+        ("post", f"/v1/projects/{pid}/stop", None, "stopped"),
+        ("post", f"/v1/projects/{pid}/start", None, "running"),
+        ("delete", f"/v1/projects/{pid}", None, "deleted"),
+        ("post", f"/v1/projects/{pid}/restore", None, "stopped"),
+        ("delete", f"/v1/projects/{pid}", None, "deleted"),
+        ("post", f"/v1/projects/{pid}/purge", {"confirm": pid}, "purged"),
+    ]
+    for method, path, body, status in steps:
+        if method == "delete":
+            response = client.delete(f"{path}?wait=5", **headers)
+        else:
+            response = post(client, f"{path}?wait=5", body, headers)
+        assert (response.status_code, response.json()["status"]) == (200, status), path
+    operations = client.get(f"/v1/projects/{pid}/operations", **headers).json()["operations"]
+    assert [op["kind"] for op in operations] == ["purge", "delete", "restore", "delete", "start", "stop", "create"]
+    one = client.get(f"/v1/operations/{operations[0]['operation_id']}", **headers)
+    assert one.status_code == 200 and one.json()["state"] == "succeeded"
+
+
+def test_purge_without_the_confirmation_is_400_and_keeps_the_project(client, user):
+    headers = bearer(user)
+    pid = create(client, headers)["project_id"]
+    client.delete(f"/v1/projects/{pid}?wait=5", **headers)
+    for body in [{}, {"confirm": "yes"}, {"confirm": 1}]:
+        response = post(client, f"/v1/projects/{pid}/purge", body, headers)
+        assert response.status_code == 400 and response.json()["error"]["field"] == "confirm"
+    assert Project.objects.get(public_id=pid).status == "deleted"
+
+
+def test_purge_of_a_live_project_is_409(client, user):
+    headers = bearer(user)
+    pid = create(client, headers)["project_id"]
+    response = post(client, f"/v1/projects/{pid}/purge", {"confirm": pid}, headers)
+    assert response.status_code == 409
+
+
+def test_an_exhausted_port_range_is_a_clear_error(client, user, settings):
+    settings.BERTH_DB_PORTS, settings.BERTH_API_PORTS = (16950, 16950), (17950, 17950)
+    headers = bearer(user)
+    create(client, headers)
+    response = post(client, "/v1/projects", {}, headers)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "ports_exhausted"
