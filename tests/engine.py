@@ -105,7 +105,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 class Workers:
-    """Real `db_worker` processes on the test database."""
+    """Real worker processes on the test database (`manage.py worker`, as `up` runs them)."""
 
     def __init__(self, count: int, log_dir: Path, **env: str) -> None:
         self.count = count
@@ -118,7 +118,7 @@ class Workers:
             log = open(self.log_dir / f"worker-{n}.log", "ab")
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, str(ROOT / "manage.py"), "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.1"],
+                    [sys.executable, str(ROOT / "manage.py"), "worker", "--no-reload", "--no-startup-delay", "--interval", "0.1"],
                     env=subprocess_env(**self.env),
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -11,10 +11,14 @@ The life of one operation:
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from projects.models import Operation, Project
@@ -29,14 +33,28 @@ StepResult = dict[str, object]
 Step = Callable[[Project], StepResult]
 
 
+class StepFailed(Exception):
+    """A step's failure that knows the project's fields afterwards (a failed backup leaves the status alone)."""
+
+    def __init__(self, message: str, *, outcome: StepResult) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
 def _lock_project(project_id: int) -> Project:
     # select_for_update serialises actions on one project on PostgreSQL; SQLite
     # gets the same from its IMMEDIATE transactions.
     return Project.objects.select_for_update().get(pk=project_id)
 
 
-def operation_enqueue(*, project: Project, kind: str, action: str, transitional: str, requested_by=None) -> Operation:
-    """Queue `kind` for `project` if its status accepts `action`; raise InvalidTransition or OperationInFlight."""
+def operation_enqueue(
+    *, project: Project, kind: str, action: str, transitional: str | None, requested_by=None, backup=None
+) -> Operation:
+    """Queue `kind` for `project` if its status accepts `action`; raise InvalidTransition or OperationInFlight.
+
+    `transitional` None keeps the status (backups read a project, they do not
+    change it); `backup` is the Backup the operation makes, verifies or restores.
+    """
     from projects.tasks import run_operation
 
     with transaction.atomic():
@@ -51,11 +69,12 @@ def operation_enqueue(*, project: Project, kind: str, action: str, transitional:
             )
         try:
             with transaction.atomic():
-                operation = Operation.objects.create(project=locked, kind=kind, requested_by=requested_by)
+                operation = Operation.objects.create(project=locked, kind=kind, requested_by=requested_by, backup=backup)
         except IntegrityError:
             raise OperationInFlight(locked.operations.filter(state__in=Operation.IN_FLIGHT).first()) from None
-        locked.status = transitional
-        locked.save(update_fields=["status", "updated_at"])
+        if transitional is not None:
+            locked.status = transitional
+            locked.save(update_fields=["status", "updated_at"])
         # Inside the transaction on purpose: with the database backend the task
         # row commits with the operation, so neither exists without the other.
         run_operation.enqueue(operation_id=operation.pk)
@@ -83,17 +102,30 @@ def operation_execute(operation_id: int, step: Step) -> Operation:
         # No transaction is open here: the engine can take seconds.
         outcome = step(project)
         error = ""
+    except StepFailed as exc:
+        outcome, error = exc.outcome, str(exc)
     except RuntimeFailure as exc:
-        outcome, error = {"status": Project.Status.FAILED}, str(exc)
+        # The engine's words can echo what it was given (an environment, a
+        # command line): the project's secrets never reach the operation row.
+        outcome, error = {"status": Project.Status.FAILED}, secrets_redact(str(exc), project)
     except Exception as exc:
         # Not the engine: a bug of ours. Log the traceback for the operator; the
         # operation gets a sentence without it (tracebacks can carry values).
-        logger.exception("operation %s failed unexpectedly", operation.public_id)
+        trace = secrets_redact("".join(traceback.format_exception(exc)), project)
+        logger.error("operation %s failed unexpectedly\n%s", operation.public_id, trace.rstrip())
         outcome, error = {"status": Project.Status.FAILED}, f"internal error ({type(exc).__name__}); see the worker's log"
     finally:
         stop_beating()
 
     with transaction.atomic():
+        current = Operation.objects.select_for_update().filter(pk=operation.pk).values_list("state", flat=True).first()
+        if current != Operation.State.RUNNING:
+            # operation_recover_stale settled it while the step ran (our heartbeat
+            # stalled past the limit). Its verdict stands: the project is failed,
+            # and a retry converges from whatever the step left on the engine.
+            logger.warning("operation %s was settled as %s while it ran; its outcome is dropped", operation.public_id, current)
+            operation.refresh_from_db()
+            return operation
         for name, value in outcome.items():
             setattr(project, name, value)
         project.save(update_fields=[*outcome.keys(), "updated_at"])
@@ -106,6 +138,114 @@ def operation_execute(operation_id: int, step: Step) -> Operation:
         operation.public_id, operation.kind, project.public_id, operation.state, f": {error}" if error else "",
     )  # fmt: skip
     return operation
+
+
+def secrets_redact(text: str, project: Project) -> str:
+    """`text` with the project's password and JWT secret (plain or percent-encoded) masked."""
+    try:
+        values = {project.db_password, project.jwt_secret}
+    except Exception:
+        return text  # undecryptable secrets cannot be in the text either
+    for value in filter(None, values | {quote(v, safe="") for v in values if v}):
+        text = text.replace(value, "********")
+    return text
+
+
+STALE_RUNNING_ERROR = (
+    "the worker running this operation stopped (no heartbeat for {seconds} s): it was killed or crashed; "
+    "retry the action, it converges from what the worker left"
+)
+STALE_QUEUED_ERROR = (
+    "this operation was never started: its task was lost or its worker died before starting it; retry the action"
+)
+
+
+def operation_recover_stale(*, now: datetime | None = None) -> list[Operation]:
+    """Fail the operations a dead worker left in flight, and settle their projects as failed.
+
+    Running ones are stale once their heartbeat is older than
+    BERTH_STALE_OPERATION_SECONDS; queued ones once no task is left that would
+    start them. Run by every sync pass and by `manage.py worker` as it starts.
+    """
+    now = now or timezone.now()
+    seconds = settings.BERTH_STALE_OPERATION_SECONDS
+    cutoff = now - timedelta(seconds=seconds)
+    recovered: list[Operation] = []
+    running = Operation.objects.filter(state=Operation.State.RUNNING, heartbeat_at__lt=cutoff)
+    for pk in running.values_list("pk", flat=True):
+        still = {"state": Operation.State.RUNNING, "heartbeat_at__lt": cutoff}
+        settled = _operation_settle_stale(pk, still, STALE_RUNNING_ERROR.format(seconds=seconds), now)
+        if settled:
+            recovered.append(settled)
+    queued = Operation.objects.filter(state=Operation.State.QUEUED, created_at__lt=cutoff)
+    for pk in queued.values_list("pk", flat=True):
+        if _task_may_still_start(pk, cutoff):
+            continue
+        settled = _operation_settle_stale(pk, {"state": Operation.State.QUEUED}, STALE_QUEUED_ERROR, now)
+        if settled:
+            recovered.append(settled)
+    return recovered
+
+
+def _operation_settle_stale(pk: int, still: dict[str, object], error: str, now: datetime) -> Operation | None:
+    with transaction.atomic():
+        # Re-checked under the lock: a worker that was only slow may have
+        # beaten (or finished) since the first read.
+        operation = Operation.objects.select_for_update().filter(pk=pk, **still).select_related("project").first()
+        if operation is None:
+            return None
+        project = _lock_project(operation.project_id)
+        operation.state = Operation.State.FAILED
+        operation.error = error
+        operation.finished_at = now
+        operation.save(update_fields=["state", "error", "finished_at"])
+        # The only in-flight operation owned the transitional status: failed is
+        # the settled state from which the same action is retried.
+        project.status = Project.Status.FAILED
+        project.save(update_fields=["status", "updated_at"])
+        _task_mark_lost(operation.pk, error)
+    logger.warning("operation %s: %s of project %s failed: %s", operation.public_id, operation.kind, project.public_id, error)
+    return operation
+
+
+def _task_rows(operation_pk: int):
+    """django-tasks-db's rows for this operation's task, or None with another tasks backend."""
+    from django.tasks import task_backends
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    from projects.tasks import run_operation
+
+    if not isinstance(task_backends["default"], DatabaseBackend):
+        return None
+    return DBTaskResult.objects.filter(task_path=run_operation.module_path, args_kwargs__kwargs__operation_id=operation_pk)
+
+
+def _task_may_still_start(operation_pk: int, cutoff: datetime) -> bool:
+    """Whether a queued operation still has a task that a live worker will (or just did) pick up."""
+    rows = _task_rows(operation_pk)
+    if rows is None:
+        # The immediate backend runs the task inside the request that queued
+        # it: queued past the limit means that process died.
+        return False
+    # READY: waiting for a free worker, however long that takes. RUNNING and
+    # recently claimed: a live worker is about to mark the operation running.
+    return rows.filter(status=TaskResultStatus.READY).exists() or rows.filter(
+        status=TaskResultStatus.RUNNING, started_at__gte=cutoff
+    ).exists()
+
+
+def _task_mark_lost(operation_pk: int, error: str) -> None:
+    # django-tasks-db never re-runs a task it marked running, so a killed
+    # worker's task would say "running" forever; say what happened instead.
+    rows = _task_rows(operation_pk)
+    if rows is not None:
+        rows.filter(status=TaskResultStatus.RUNNING).update(
+            status=TaskResultStatus.FAILED,
+            finished_at=timezone.now(),
+            exception_class_path="projects.services.operations.WorkerLost",
+            traceback=error,
+        )
 
 
 def _heartbeat(operation_pk: int) -> Callable[[], None]:

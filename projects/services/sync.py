@@ -16,7 +16,9 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from projects.models import Project
-from projects.runtime import ContainerState, Runtime, RuntimeUnavailable, get_runtime
+from projects.runtime import ContainerState, Runtime, RuntimeFailure, get_runtime
+
+from .operations import operation_recover_stale
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,10 @@ SERVICES = ("db", "api")
 # Projects in these statuses have an operation in flight: what the engine
 # shows is a moment of a change, not drift.
 TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING, S.PURGING}
+# Engine events that can change a project's health. Healthchecks alone make
+# three exec_* events per container every interval: following those would
+# re-read every project's stack every couple of seconds for nothing.
+HEALTH_EVENTS = frozenset({"create", "start", "restart", "die", "kill", "stop", "destroy", "pause", "unpause", "oom", "health_status"})
 # What each settled status expects to observe.
 EXPECTED_HEALTH = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}}
 
@@ -43,6 +49,7 @@ class SyncReport:
     changed: int = 0
     drift: list[Drift] = field(default_factory=list)
     engine_error: str = ""
+    recovered: list[str] = field(default_factory=list)  # operations failed because their worker died
 
 
 def observed_health(containers: Iterable[ContainerState]) -> str:
@@ -51,7 +58,8 @@ def observed_health(containers: Iterable[ContainerState]) -> str:
     if any(s not in by_service for s in SERVICES):
         return H.MISSING
     states = [by_service[s] for s in SERVICES]
-    if not any(c.running for c in states):
+    if not by_service["db"].running:
+        # The database is the project: without it the api only answers errors.
         return H.DOWN
     if all(c.running and c.health in (None, "healthy") for c in states):
         return H.HEALTHY
@@ -82,7 +90,7 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
     if status == S.RUNNING:
         problem = {
             H.MISSING: "running, but its containers are missing",
-            H.DOWN: "running, but its containers are stopped",
+            H.DOWN: "running, but its database container is stopped",
             H.UNHEALTHY: "running, but a container is unhealthy or stopped",
         }[health]
         return Drift(project.public_id, problem, "start recreates or restarts them on the same volume")
@@ -93,14 +101,20 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
 
 
 def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
-    """One pass over every project: one engine call for all containers, a handful of queries."""
+    """One pass over every project: one engine call for all containers, a handful of queries.
+
+    It first fails the operations dead workers left in flight (DESIGN.md: the one
+    case where sync changes a status), engine or no engine.
+    """
     runtime = runtime or get_runtime()
     report = SyncReport()
+    for operation in operation_recover_stale():
+        report.recovered.append(operation.public_id)
     now = timezone.now()
     live = Project.objects.exclude(status=S.PURGED)
     try:
         containers = runtime.containers()
-    except RuntimeUnavailable as exc:
+    except RuntimeFailure as exc:
         report.engine_error = str(exc)
         report.changed = live.exclude(health=H.UNKNOWN).update(health=H.UNKNOWN, observed_at=now)
         logger.warning("sync: %s; every project's health is now unknown", exc)
@@ -161,6 +175,8 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
     while not stop.is_set():
         close_old_connections()
         report = projects_sync(runtime=runtime)
+        for operation_id in report.recovered:
+            log(f"operation {operation_id}: its worker died; failed, its project can be retried")
         if report.engine_error:
             log(f"engine unreachable, retrying in {backoff:.0f} s: {report.engine_error}")
             stop.wait(backoff)
@@ -169,16 +185,22 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
         backoff = 1.0
         for drift in report.drift:
             log(f"drift: {drift.project_id}: {drift.problem} (fix: {drift.fix})")
+        log(f"full pass: {report.checked} project(s) checked, {report.changed} changed, {len(report.drift)} drift")
         deadline = time.monotonic() + full_pass_s
         try:
             # The event stream ends by itself at the deadline, so a full pass
             # still runs when no event comes.
             while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
                 for event in runtime.events(timeout_s=min(left, 5.0)):
+                    if event.action.split(":")[0] not in HEALTH_EVENTS:
+                        continue
                     health = project_observe(event.project_id, runtime=runtime)
                     if health:
                         log(f"{event.project_id}: {event.service} {event.action} → {health}")
                     if stop.is_set():
                         break
-        except RuntimeUnavailable as exc:
-            log(f"engine unreachable while following events: {exc}")
+        except RuntimeFailure as exc:
+            # Back to a full pass, which reports the engine and backs off if it is
+            # gone; the pause keeps a broken event stream from spinning.
+            log(f"engine error while following events: {exc}")
+            stop.wait(1.0)

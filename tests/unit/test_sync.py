@@ -37,15 +37,25 @@ def test_a_vanished_container_turns_health_missing_and_is_drift_fixed_by_start(u
 
 def test_an_exited_container_turns_health_down_or_unhealthy(user, fake_runtime):
     project = running_project(user)
-    fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
+    fake_runtime.set_status(f"project_{project.public_id}_api", "exited")
     projects_sync()
     project.refresh_from_db()
-    assert project.health == H.UNHEALTHY  # the api still runs
-    fake_runtime.set_status(f"project_{project.public_id}_api", "exited")
+    assert project.health == H.UNHEALTHY  # the database still runs
+    fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
     report = projects_sync()
     project.refresh_from_db()
     assert project.health == H.DOWN
     assert "stopped" in report.drift[0].problem
+
+
+def test_a_stopped_database_is_down_even_while_the_api_runs(user, fake_runtime):
+    # The database is the project: `docker kill` of the db alone must read as down.
+    project = running_project(user)
+    fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
+    [drift] = projects_sync().drift
+    project.refresh_from_db()
+    assert project.health == H.DOWN
+    assert drift.problem == "running, but its database container is stopped" and "start" in drift.fix
 
 
 def test_an_unhealthy_healthcheck_is_unhealthy(user, fake_runtime):

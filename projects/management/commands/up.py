@@ -55,7 +55,8 @@ class Command(BaseCommand):
         if not no_worker:
             for n in range(workers):
                 commands[f"worker-{n + 1}"] = [
-                    sys.executable, MANAGE, "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2",
+                    # `worker` is db_worker after failing what dead workers left in flight.
+                    sys.executable, MANAGE, "worker", "--no-reload", "--no-startup-delay", "--interval", "0.2",
                 ]  # fmt: skip
             commands["sync"] = [sys.executable, MANAGE, "sync_projects", "--watch"]
         self._supervise(commands, bind if not no_web else None)

@@ -1,0 +1,358 @@
+"""Crash recovery and the watcher against FakeRuntime: what a dead worker leaves is settled, events move health."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.tasks import TaskResultStatus
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from projects.models import Operation, Project
+from projects.runtime import EngineEvent, RuntimeFailure, RuntimeUnavailable
+from projects.services import lifecycle
+from projects.services.operations import operation_execute, operation_recover_stale
+from projects.services.sync import projects_sync, sync_watch
+
+S = Project.Status
+H = Project.Health
+DB_BACKEND = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def running_project(user) -> Project:
+    return Project.objects.get(pk=lifecycle.project_create(owner=user, name="r").project_id)
+
+
+def in_flight(project: Project, *, kind: str, state: str, age_s: float, status: str) -> Operation:
+    """An operation as a worker killed `age_s` seconds ago left it."""
+    then = timezone.now() - timedelta(seconds=age_s)
+    op = Operation.objects.create(project=project, kind=kind, state=state)
+    running = state == Operation.State.RUNNING
+    Operation.objects.filter(pk=op.pk).update(
+        created_at=then, started_at=then if running else None, heartbeat_at=then if running else None
+    )
+    Project.objects.filter(pk=project.pk).update(status=status)
+    op.refresh_from_db()
+    return op
+
+
+def task_row(op: Operation, *, status: str, claimed_age_s: float | None = None) -> DBTaskResult:
+    now = timezone.now()
+    return DBTaskResult.objects.create(
+        task_path="projects.tasks.run_operation",
+        args_kwargs={"args": [], "kwargs": {"operation_id": op.pk}},
+        backend_name="default",
+        run_after=now,
+        status=status,
+        started_at=None if claimed_age_s is None else now - timedelta(seconds=claimed_age_s),
+    )
+
+
+# --- crash recovery -----------------------------------------------------------
+
+
+def test_a_running_operation_without_heartbeat_fails_with_the_reason_and_its_project_can_retry(user, settings, fake_runtime):
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    op = in_flight(project, kind="stop", state="running", age_s=61, status=S.STOPPING)
+
+    [recovered] = operation_recover_stale()
+
+    op.refresh_from_db()
+    project.refresh_from_db()
+    assert recovered.pk == op.pk and op.state == "failed" and op.finished_at is not None
+    assert "no heartbeat for 60 s" in op.error and "retry" in op.error
+    assert project.status == S.FAILED and "stop" in project.allowed_actions()
+    lifecycle.project_stop(project=project)
+    project.refresh_from_db()
+    assert project.status == S.STOPPED
+
+
+def test_a_running_operation_with_a_fresh_heartbeat_is_left_alone(user, settings):
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    op = in_flight(project, kind="stop", state="running", age_s=59, status=S.STOPPING)
+    assert operation_recover_stale() == []
+    op.refresh_from_db()
+    project.refresh_from_db()
+    assert (op.state, project.status) == ("running", S.STOPPING)
+
+
+def test_a_killed_create_is_retried_by_start_into_exactly_one_stack_on_the_same_ports(user, fake_runtime):
+    project = running_project(user)
+    ports = (project.db_port, project.api_port)
+    # The first create got as far as the db container before its worker died.
+    del fake_runtime.containers_by_name[f"project_{project.public_id}_api"]
+    Operation.objects.filter(project=project).delete()
+    in_flight(project, kind="create", state="running", age_s=600, status=S.PROVISIONING)
+
+    operation_recover_stale()
+    project.refresh_from_db()
+    assert project.status == S.FAILED
+    lifecycle.project_start(project=project)
+
+    project.refresh_from_db()
+    state = fake_runtime.stack_state(project.public_id)
+    assert project.status == S.RUNNING and (project.db_port, project.api_port) == ports
+    assert sorted(c.service for c in state.containers) == ["api", "db"]
+    assert list(fake_runtime.networks.values()).count(project.public_id) == 1
+    assert list(fake_runtime.volumes.values()).count(project.public_id) == 1
+
+
+def test_a_failed_deleted_side_operation_is_retried_with_the_deleted_side_actions(user, settings):
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    lifecycle.project_delete(project=project)
+    op = in_flight(project, kind="purge", state="running", age_s=120, status=S.PURGING)
+    operation_recover_stale()
+    project.refresh_from_db()
+    assert project.status == S.FAILED and op.kind in project.allowed_actions()
+
+
+def test_a_queued_operation_past_the_limit_with_the_inline_backend_failed_because_its_process_died(user, settings):
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    op = in_flight(project, kind="start", state="queued", age_s=61, status=S.STARTING)
+    operation_recover_stale()
+    op.refresh_from_db()
+    assert op.state == "failed" and "never started" in op.error
+
+
+def test_a_queued_operation_waiting_for_a_free_worker_is_never_failed_however_old(user, settings):
+    project = running_project(user)
+    settings.TASKS = DB_BACKEND
+    op = in_flight(project, kind="start", state="queued", age_s=3600, status=S.STARTING)
+    task_row(op, status=TaskResultStatus.READY)
+    assert operation_recover_stale() == []
+    op.refresh_from_db()
+    assert op.state == "queued"
+
+
+def test_a_queued_operation_whose_task_a_live_worker_just_claimed_is_left_alone(user, settings):
+    project = running_project(user)
+    settings.TASKS = DB_BACKEND
+    op = in_flight(project, kind="start", state="queued", age_s=3600, status=S.STARTING)
+    task_row(op, status=TaskResultStatus.RUNNING, claimed_age_s=1)
+    assert operation_recover_stale() == []
+
+
+@pytest.mark.parametrize("task", ["claimed by a worker that died", "failed", "lost"])
+def test_a_queued_operation_whose_task_will_never_start_it_is_failed(user, settings, task):
+    project = running_project(user)
+    settings.TASKS = DB_BACKEND
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    op = in_flight(project, kind="start", state="queued", age_s=3600, status=S.STARTING)
+    row = None
+    if task == "claimed by a worker that died":
+        row = task_row(op, status=TaskResultStatus.RUNNING, claimed_age_s=61)
+    elif task == "failed":
+        row = task_row(op, status=TaskResultStatus.FAILED, claimed_age_s=3000)
+
+    [recovered] = operation_recover_stale()
+
+    project.refresh_from_db()
+    assert recovered.pk == op.pk and project.status == S.FAILED
+    if row is not None:
+        row.refresh_from_db()
+        # django-tasks-db never re-runs a claimed task; the row now says it is over.
+        assert row.status == TaskResultStatus.FAILED
+
+
+def test_the_killed_workers_task_row_stops_claiming_to_run(user, settings):
+    project = running_project(user)
+    settings.TASKS = DB_BACKEND
+    op = in_flight(project, kind="stop", state="running", age_s=3600, status=S.STOPPING)
+    row = task_row(op, status=TaskResultStatus.RUNNING, claimed_age_s=3600)
+    operation_recover_stale()
+    row.refresh_from_db()
+    assert row.status == TaskResultStatus.FAILED and row.finished_at is not None
+    assert "heartbeat" in row.traceback
+
+
+def test_a_slow_worker_finishing_after_recovery_does_not_overwrite_the_verdict(user, settings, fake_runtime):
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    op = Operation.objects.create(project=project, kind="stop")
+    Project.objects.filter(pk=project.pk).update(status=S.STOPPING)
+
+    def step(p: Project) -> dict:
+        # While the step runs, the rest of Berth decides its worker is dead.
+        operation_recover_stale(now=timezone.now() + timedelta(seconds=3600))
+        return {"status": S.STOPPED}
+
+    operation_execute(op.pk, step)
+    op.refresh_from_db()
+    project.refresh_from_db()
+    assert op.state == "failed" and "heartbeat" in op.error
+    assert project.status == S.FAILED
+
+
+def test_every_sync_pass_recovers_stale_operations_even_with_the_engine_down(user, settings, fake_runtime):
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    op = in_flight(project, kind="stop", state="running", age_s=61, status=S.STOPPING)
+    fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
+    report = projects_sync()
+    op.refresh_from_db()
+    assert report.recovered == [op.public_id] and op.state == "failed"
+    assert report.engine_error
+
+
+def test_the_worker_command_recovers_stale_operations_before_it_runs_tasks(user, settings, monkeypatch):
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    ran = []
+    monkeypatch.setattr(Worker, "configure_signals", lambda self: None)
+    monkeypatch.setattr(Worker, "run", lambda self: ran.append(Operation.objects.get(pk=op.pk).state))
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    settings.TASKS = DB_BACKEND
+    op = in_flight(project, kind="stop", state="running", age_s=61, status=S.STOPPING)
+    call_command("worker", "--no-startup-delay", verbosity=0)
+    assert ran == ["failed"]  # settled before the worker took its first task
+
+
+# --- secrets never reach an operation's error -------------------------------------
+
+
+def test_an_engine_error_that_echoes_a_secret_is_stored_and_logged_redacted(user, fake_runtime, caplog):
+    project = running_project(user)
+    password, jwt = project.db_password, project.jwt_secret
+    fake_runtime.fail_with("stack_up", RuntimeFailure(f"create refused: env POSTGRES_PASSWORD={password} JWT={jwt}"))
+    lifecycle.project_start(project=project)
+    op = project.operations.filter(kind="start").get()
+    assert op.state == "failed" and "POSTGRES_PASSWORD=********" in op.error
+    assert password not in op.error and jwt not in op.error
+    assert password not in caplog.text and jwt not in caplog.text
+
+
+def test_an_unexpected_error_carrying_a_secret_is_logged_with_its_traceback_redacted(user, fake_runtime, caplog, monkeypatch):
+    project = running_project(user)
+    password = project.db_password
+
+    def boom(p):
+        raise ValueError(f"bad value {p.db_password}")
+
+    monkeypatch.setitem(lifecycle.STEPS, "start", boom)
+    lifecycle.project_start(project=project)
+    op = project.operations.filter(kind="start").get()
+    assert op.error == "internal error (ValueError); see the worker's log"
+    assert "Traceback" in caplog.text and "bad value ********" in caplog.text
+    assert password not in caplog.text
+
+
+# --- the watcher ------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection(monkeypatch):
+    # The watcher drops stale connections between passes; the test's one lives in a transaction.
+    monkeypatch.setattr("projects.services.sync.close_old_connections", lambda: None)
+
+
+class StopAfter(threading.Event):
+    """A stop switch whose waits return at once and are recorded; it trips after `waits` of them."""
+
+    def __init__(self, waits: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.limit = waits
+
+    def wait(self, timeout=None) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+def watch(fake_runtime, *, until, stop: threading.Event | None = None, full_pass_s: float = 5.0) -> list[str]:
+    """Run sync_watch until a logged line satisfies `until` (a timer bounds it at 10 s); returns the log.
+
+    In this thread: the test's database transaction is only visible here.
+    """
+    lines: list[str] = []
+    stop = stop or threading.Event()
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if until(line):
+            stop.set()
+
+    guard = threading.Timer(10, stop.set)
+    guard.start()
+    try:
+        sync_watch(stop=stop, full_pass_s=full_pass_s, runtime=fake_runtime, log=log)
+    finally:
+        guard.cancel()
+    return lines
+
+
+def test_a_dying_db_container_turns_health_down_from_its_event(user, fake_runtime):
+    project = running_project(user)
+    name = f"project_{project.public_id}_db"
+
+    def kill_after_first_pass(line: str) -> bool:
+        if line.startswith("full pass"):
+            fake_runtime.set_status(name, "exited")
+            fake_runtime.pending_events.append(EngineEvent(project.public_id, "db", "die"))
+        return "→" in line
+
+    lines = watch(fake_runtime, until=kill_after_first_pass, full_pass_s=30.0)
+    project.refresh_from_db()
+    assert f"{project.public_id}: db die → down" in lines
+    assert project.health == H.DOWN and project.status == S.RUNNING
+
+
+def test_healthcheck_exec_events_do_not_make_the_watcher_read_the_engine(user, fake_runtime):
+    project = running_project(user)
+    execs = [EngineEvent(project.public_id, "db", f"exec_{a}: pg_isready -h 127.0.0.1") for a in ("create", "start", "die")]
+
+    def feed(line: str) -> bool:
+        if line.startswith("full pass"):
+            fake_runtime.pending_events.extend([*execs, EngineEvent(project.public_id, "api", "health_status: healthy")])
+            fake_runtime.calls.clear()
+        return "→" in line
+
+    lines = watch(fake_runtime, until=feed, full_pass_s=30.0)
+    assert fake_runtime.calls["stack_state"] == 1  # the health_status event only
+    assert [line for line in lines if "exec_" in line] == []
+
+
+def test_an_unreachable_engine_is_logged_retried_with_backoff_and_never_ends_the_watch(user, fake_runtime):
+    project = running_project(user)
+    fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
+    stop = StopAfter(waits=7)
+    lines = watch(fake_runtime, until=lambda line: False, stop=stop)
+    project.refresh_from_db()
+    assert stop.waits == [1, 2, 4, 8, 16, 30, 30]
+    assert lines[0] == "engine unreachable, retrying in 1 s: Docker Engine unreachable at unix:///nowhere"
+    assert project.health == H.UNKNOWN and project.status == S.RUNNING
+
+
+def test_the_watcher_comes_back_when_the_engine_does(user, fake_runtime):
+    project = running_project(user)
+    fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
+
+    def heal(line: str) -> bool:
+        if line.startswith("engine unreachable"):
+            fake_runtime.heal()
+        return line.startswith("full pass")
+
+    lines = watch(fake_runtime, until=heal)
+    project.refresh_from_db()
+    assert lines[-1] == "full pass: 1 project(s) checked, 1 changed, 0 drift"
+    assert project.health == H.HEALTHY
+
+
+def test_an_engine_error_while_following_events_goes_back_to_a_full_pass(user, fake_runtime):
+    running_project(user)
+    fake_runtime.fail_with("events", RuntimeFailure("the engine refused: events are off"))
+    passes = []
+
+    def count(line: str) -> bool:
+        passes.append(line)
+        return sum(1 for p in passes if p.startswith("full pass")) >= 2
+
+    lines = watch(fake_runtime, until=count)
+    assert "engine error while following events: the engine refused: events are off" in lines
