@@ -1,13 +1,313 @@
-"""The dashboard (HTML + HTMX)."""
+"""The dashboard (HTML + HTMX): thin views over the same services as the JSON API.
 
+Each view renders one template; an HTMX request gets one of its partials
+(`"template.html#partial"`, django-htmx's example pattern). Every form also
+works as a plain POST without JavaScript, so each view answers both.
+
+Views parse input, check who may see the project, call one service and render.
+They never call the runtime: what the engine says comes through
+projects/services/engine.py, and never while rendering a list.
+"""
+
+import ipaddress
+import shlex
+from collections.abc import Callable
+from urllib.parse import quote
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
-from .selectors import projects_for_user
+from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm
+from .models import Operation, Project
+from .selectors import project_for_user, projects_for_user
+from .services import lifecycle
+from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
+from .services.errors import InvalidInput, InvalidTransition, OperationInFlight, PortsExhausted, ServiceError
+from .services.tokens import api_token_create, api_token_revoke
+
+PAGE_SIZE = 50
+OPERATIONS_SHOWN = 20
+LOG_LINES = 200
+
+LIST = "projects/project_list.html"
+CREATE = "projects/project_create.html"
+DETAIL = "projects/project_detail.html"
+TOKENS = "projects/token_list.html"
+
+
+def _partial(request: HttpRequest, template: str, partial: str) -> str:
+    return f"{template}#{partial}" if request.htmx else template
+
+
+def _visible(request: HttpRequest, project_id: str) -> Project:
+    """The project if this user may see it: their own, or any for staff. Others get the same 404 as a typo."""
+    project = project_for_user(request.user, project_id)
+    if project is None:
+        raise Http404("No such project, or it is not yours.")
+    return project
+
+
+# --- projects list -------------------------------------------------------------
 
 
 @login_required
+@require_GET
+@vary_on_headers("HX-Request")
 def project_list(request: HttpRequest) -> HttpResponse:
-    projects = projects_for_user(request.user)
-    return TemplateResponse(request, "projects/project_list.html", {"projects": projects})
+    show_deleted = request.GET.get("deleted") == "1"
+    # A constant number of queries whatever the number of projects (count +
+    # one page, owners joined), and no engine call: rows show what the
+    # database knows, and transitional rows poll for the rest.
+    page = Paginator(projects_for_user(request.user, include_deleted=show_deleted), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {"page": page, "show_deleted": show_deleted}
+    return TemplateResponse(request, _partial(request, LIST, "projects"), context)
+
+
+@login_required
+@require_GET
+def project_row(request: HttpRequest, project_id: str) -> HttpResponse:
+    """One row of the list, polled every 2 s while its project is changing."""
+    project = _visible(request, project_id)
+    if not request.htmx:
+        return redirect("project-detail", project_id=project.public_id)
+    html = render_to_string(f"{LIST}#row", {"project": project}, request=request)
+    # A settled row is swapped in one last time and the polling ends.
+    return HttpResponseStopPolling(html) if project.is_settled else HttpResponse(html)
+
+
+# --- create --------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def project_create(request: HttpRequest) -> HttpResponse:
+    form = ProjectCreateForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            operation = lifecycle.project_create(owner=request.user, **form.cleaned_data)
+        except InvalidInput as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        except ServiceError as exc:  # ports exhausted: nothing was reserved
+            form.add_error(None, str(exc))
+        else:
+            # The project page polls while the project comes up.
+            url = reverse("project-detail", args=[operation.project.public_id])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    status = 422 if form.errors else 200
+    return TemplateResponse(request, _partial(request, CREATE, "form"), {"form": form}, status=status)
+
+
+# --- one project -------------------------------------------------------------------
+
+
+def _network_exposed() -> bool:
+    """True when the published ports listen beyond this machine (BERTH_PUBLISH_HOST is not loopback)."""
+    host = settings.BERTH_PUBLISH_HOST.strip("[]")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name: assume it resolves to something reachable
+
+
+def _psql_command(project: Project, *, reveal: bool) -> str | None:
+    if project.db_port is None:
+        return None
+    # Without the password in the URL psql asks for it: paste-ready either way.
+    url = project.db_url(reveal=True) if reveal else (
+        f"postgresql://{quote(project.db_user, safe='')}@{settings.BERTH_PUBLIC_HOST}:{project.db_port}"
+        f"/{quote(project.db_name, safe='')}"
+    )  # fmt: skip
+    return f"psql {shlex.quote(url)}"
+
+
+def _curl_command(project: Project) -> str | None:
+    if project.api_url is None:
+        return None
+    if project.api_flavour == Project.Api.POSTGRAPHILE:
+        body = shlex.quote('{"query": "{ __typename }"}')
+        return f"curl -s -H 'Content-Type: application/json' -d {body} {project.api_url}/graphql"
+    return f"curl -s {project.api_url}/"
+
+
+def _panel_context(project: Project, *, action_error: str = "", failed_action: str = "") -> dict:
+    """Status, actions, containers and operations: the part of the page that changes."""
+    purged = project.status == Project.Status.PURGED
+    return {
+        "project": project,
+        "actions": project.allowed_actions(),
+        "operations": project.operations.select_related("requested_by")[:OPERATIONS_SHOWN],
+        # A purged project has nothing on the engine left to ask about.
+        "stack": StackReport() if purged else project_stack_report(project.public_id),
+        "action_error": action_error,
+        "failed_action": failed_action,
+        "retention_days": settings.BERTH_DELETE_RETENTION_DAYS,
+    }
+
+
+def _connection_context(request: HttpRequest, project: Project, *, reveal: bool = False) -> dict:
+    is_owner = project.owner_id == request.user.pk
+    reveal = reveal and is_owner  # the password is the owner's alone, staff included
+    return {
+        "project": project,
+        "is_owner": is_owner,
+        "revealed": reveal,
+        "db_url": project.db_url(reveal=reveal),
+        "db_password": project.db_password if reveal else None,
+        "psql_command": _psql_command(project, reveal=reveal),
+        "curl_command": _curl_command(project),
+        "network_exposed": _network_exposed(),
+        "publish_host": settings.BERTH_PUBLISH_HOST,
+    }
+
+
+def _logs_context(project: Project) -> dict:
+    if project.status == Project.Status.PURGED:
+        return {"project": project, "logs": LogsReport()}
+    return {"project": project, "logs": project_logs_report(project.public_id, tail=LOG_LINES)}
+
+
+def _page(request: HttpRequest, project: Project, *, status: int = 200, reveal: bool = False, **panel) -> TemplateResponse:
+    context = {**_panel_context(project, **panel), **_connection_context(request, project, reveal=reveal), **_logs_context(project)}
+    response = TemplateResponse(request, DETAIL, context, status=status)
+    if reveal:
+        response["Cache-Control"] = "no-store"  # a page with a password is not kept by the browser
+    return response
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = _visible(request, project_id)
+    if not request.htmx:
+        return _page(request, project)
+    # HTMX asks for the panel only while the project is changing (it polls);
+    # once settled it gets the final panel and the polling stops.
+    html = render_to_string(f"{DETAIL}#panel", _panel_context(project), request=request)
+    return HttpResponseStopPolling(html) if project.is_settled else HttpResponse(html)
+
+
+def _purge(*, project: Project, requested_by) -> Operation:
+    # The person confirmed by typing the name (ConfirmNameForm); the service's
+    # own guard wants the id, which the dashboard supplies once that check passed.
+    return lifecycle.project_purge(project=project, confirm=project.public_id, requested_by=requested_by)
+
+
+ACTIONS: dict[str, Callable[..., Operation]] = {
+    "stop": lifecycle.project_stop,
+    "start": lifecycle.project_start,
+    "delete": lifecycle.project_delete,
+    "restore": lifecycle.project_restore,
+    "purge": _purge,
+}
+CONFIRMED_BY_NAME = {"delete", "purge"}
+
+
+def _action_refusal(request: HttpRequest, project: Project, action: str) -> tuple[int, str]:
+    """Run the action; (200, "") when it was queued, else the status and the sentence to show."""
+    if action in CONFIRMED_BY_NAME:
+        confirm = ConfirmNameForm(request.POST, project=project)
+        if not confirm.is_valid():
+            return 422, " ".join(confirm.errors["confirm"])
+    # Asked fresh (not the banner's cache): queueing work for an engine that
+    # is gone would only turn the project to failed.
+    if error := engine_error(max_age_s=0):
+        return 503, f"Nothing was changed: the Docker Engine cannot be reached. {error}"
+    try:
+        ACTIONS[action](project=project, requested_by=request.user)
+    except (InvalidTransition, OperationInFlight) as exc:
+        return 409, f"Nothing was changed: {exc}."
+    except PortsExhausted as exc:
+        return 503, str(exc)
+    except ServiceError as exc:
+        return 400, str(exc)
+    return 200, ""
+
+
+@login_required
+@require_POST
+def project_action(request: HttpRequest, project_id: str, action: str) -> HttpResponse:
+    project = _visible(request, project_id)
+    status, error = _action_refusal(request, project, action)
+    project.refresh_from_db()
+    if request.htmx:
+        context = _panel_context(project, action_error=error, failed_action=action if error else "")
+        return TemplateResponse(request, f"{DETAIL}#panel", context, status=status)
+    if error:
+        return _page(request, project, status=status, action_error=error, failed_action=action)
+    return redirect("project-detail", project_id=project.public_id)
+
+
+@login_required
+@require_POST
+def project_reveal(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Show the password: a POST, so it is never in a link, a prefetch or a history entry."""
+    project = _visible(request, project_id)
+    if project.owner_id != request.user.pk:
+        raise PermissionDenied("Only the project's owner can see its password.")
+    if not request.htmx:
+        return _page(request, project, reveal=True)
+    response = TemplateResponse(request, f"{DETAIL}#connection", _connection_context(request, project, reveal=True))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def project_logs(request: HttpRequest, project_id: str) -> HttpResponse:
+    """The last 200 lines of each container, read when asked for."""
+    project = _visible(request, project_id)
+    if not request.htmx:
+        return _page(request, project)
+    return TemplateResponse(request, f"{DETAIL}#logs", _logs_context(project))
+
+
+# --- API tokens ----------------------------------------------------------------------
+
+
+def _tokens_context(request: HttpRequest, form: ApiTokenCreateForm, created: tuple | None = None) -> dict:
+    return {"form": form, "tokens": request.user.api_tokens.all(), "created": created}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def token_list(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenCreateForm(request.POST if request.method == "POST" else None)
+    created = None
+    if form.is_bound and form.is_valid():
+        token, raw = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        # Shown in this response only: it is stored as a hash and never again readable.
+        created = (token, raw)
+        form = ApiTokenCreateForm()
+    status = 422 if form.errors else 200
+    response = TemplateResponse(request, _partial(request, TOKENS, "tokens"), _tokens_context(request, form, created), status=status)
+    if created:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    if not api_token_revoke(user=request.user, token_id=token_id):
+        raise Http404("No such token, or it is not yours.")
+    if request.htmx:
+        return TemplateResponse(request, f"{TOKENS}#tokens", _tokens_context(request, ApiTokenCreateForm()))
+    return redirect("token-list")

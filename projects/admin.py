@@ -1,0 +1,140 @@
+"""The Django admin, for operators: read-only views of the data, and actions that call the services.
+
+Nothing here edits a project's fields: state changes go through the same
+services as the dashboard and the API (so they queue operations and respect
+the one-in-flight rule), and secrets never appear — neither the encrypted
+columns nor the values behind them.
+"""
+
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .models import ApiToken, Operation, Project
+from .runtime import RuntimeFailure
+from .services import lifecycle
+from .services.errors import ServiceError
+from .services.sync import project_observe
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows are shown, never added or edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class OperationInline(admin.TabularInline):
+    model = Operation
+    fields = ("public_id", "kind", "state", "requested_by", "created_at", "started_at", "finished_at", "error")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Project)
+class ProjectAdmin(ReadOnlyAdmin):
+    list_display = (
+        "name", "public_id", "owner", "status", "health", "postgres_version", "api_flavour",
+        "db_port", "api_port", "observed_at", "created_at",
+    )  # fmt: skip
+    list_filter = ("status", "health", "api_flavour", "postgres_version")
+    search_fields = ("public_id", "name")
+    list_select_related = ("owner",)
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False  # no second COUNT(*) over every project on each page
+    # Listed explicitly so the encrypted password and JWT secret can never show up.
+    fields = (
+        "public_id", "name", "owner", "status", "health", "observed_at", "postgres_version", "api_flavour",
+        "db_port", "api_port", "db_name", "db_user", "created_at", "updated_at", "deleted_at", "purge_after",
+    )  # fmt: skip
+    readonly_fields = fields
+    inlines = (OperationInline,)
+    actions = ("sync_selected", "stop_selected", "start_selected", "delete_selected_projects")
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Deleting a row here would leave its containers and volume behind:
+        # delete and purge are operations (the actions below, `purge_deleted`).
+        return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        # The form is read-only (has_change_permission is False), but acting on
+        # projects is still what the change permission means.
+        return request.user.has_perm("projects.change_project")
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Project], verb: str, act: Callable[[Project], str]) -> None:
+        """Run `act` on every selected project and report each result, so one refusal hides no other outcome."""
+        for project in queryset:
+            try:
+                outcome = act(project)
+            except (ServiceError, RuntimeFailure) as exc:
+                self.message_user(request, f"{project}: {verb} refused: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{project}: {outcome}", messages.SUCCESS)
+
+    @admin.action(description="Sync health from the engine", permissions=["operate"])
+    def sync_selected(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+        def sync(project: Project) -> str:
+            health = project_observe(project.public_id)
+            return f"health is {health}" if health else "purged, nothing to observe"
+
+        self._each(request, queryset, "sync", sync)
+
+    def _queue(self, request: HttpRequest, queryset: QuerySet[Project], verb: str, service: Callable[..., Operation]) -> None:
+        def queue(project: Project) -> str:
+            operation = service(project=project, requested_by=request.user)
+            return f"{verb} queued (operation {operation.public_id}, now {project.status})"
+
+        self._each(request, queryset, verb, queue)
+
+    @admin.action(description="Stop", permissions=["operate"])
+    def stop_selected(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+        self._queue(request, queryset, "stop", lifecycle.project_stop)
+
+    @admin.action(description="Start", permissions=["operate"])
+    def start_selected(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+        self._queue(request, queryset, "start", lifecycle.project_start)
+
+    @admin.action(description="Delete (soft: containers go, data kept until purge)", permissions=["operate"])
+    def delete_selected_projects(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+        self._queue(request, queryset, "delete", lifecycle.project_delete)
+
+
+@admin.register(Operation)
+class OperationAdmin(ReadOnlyAdmin):
+    list_display = ("public_id", "kind", "state", "project", "requested_by", "created_at", "duration", "error")
+    list_filter = ("state", "kind")
+    search_fields = ("public_id", "project__public_id", "project__name")
+    list_select_related = ("project", "requested_by")
+    show_full_result_count = False
+    fields = (
+        "public_id", "project", "kind", "state", "requested_by",
+        "created_at", "started_at", "heartbeat_at", "finished_at", "error",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the history of a project is not edited
+
+    @admin.display(description="took")
+    def duration(self, obj: Operation) -> str:
+        return "—" if obj.duration_s is None else f"{obj.duration_s:.1f} s"
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    # No key_hash: nothing derived from a token's value is shown; the prefix tells tokens apart.
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at")
+    search_fields = ("name", "prefix", "user__username")
+    list_select_related = ("user",)
+    fields = ("name", "user", "prefix", "created_at", "last_used_at")
+    readonly_fields = fields
+    # Deleting stays allowed: an operator revokes a leaked token here.
