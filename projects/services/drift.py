@@ -1,0 +1,136 @@
+"""The drift report: everything on the engine that does not match Berth's records, with its fix.
+
+Read-only on both sides: it changes no row and removes no object. Each entry
+says what the engine shows, what Berth expected, and the action that repairs it
+(`start`/`stop`/`delete` converge; objects without a project are left to a
+person, because Berth never removes what it cannot account for).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from projects.models import Project
+from projects.runtime import ContainerState, EngineInventory, Runtime, RuntimeFailure, get_runtime
+from projects.runtime.spec import object_names
+
+from .sync import observed_health, project_drift
+
+S = Project.Status
+# Statuses whose project has a data volume on the engine (or is about to).
+HAS_VOLUME = {S.RUNNING, S.STOPPED, S.DELETED, S.STARTING, S.STOPPING, S.DELETING, S.RESTORING}
+
+
+@dataclass(frozen=True)
+class DriftEntry:
+    kind: str  # "orphan", "project", "ports" or "volume"
+    subject: str  # a project id, or the name of an engine object
+    problem: str
+    fix: str
+
+
+@dataclass
+class DriftReport:
+    entries: list[DriftEntry] = field(default_factory=list)
+    projects_checked: int = 0
+    objects_checked: int = 0
+    engine_error: str = ""
+
+    def of(self, subject: str) -> list[DriftEntry]:
+        return [e for e in self.entries if e.subject == subject or e.subject.startswith(f"project_{subject}_")]
+
+
+def _orphan(kind: str, name: str, project_id: str, remove: str) -> DriftEntry:
+    owner = f"project {project_id}, which Berth has no record of" if project_id else "no project label"
+    return DriftEntry(
+        "orphan",
+        name,
+        f"Berth-labelled {kind} with {owner}",
+        f"nothing automatic: inspect it, then `{remove} {name}` if it is not needed",
+    )
+
+
+def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
+    """Compare every Berth-labelled object with every project; three engine calls, two queries."""
+    runtime = runtime or get_runtime()
+    report = DriftReport()
+    try:
+        inventory: EngineInventory = runtime.inventory()
+    except RuntimeFailure as exc:
+        report.engine_error = str(exc)
+        return report
+    report.objects_checked = len(inventory.containers) + len(inventory.networks) + len(inventory.volumes)
+
+    containers: dict[str, list[ContainerState]] = defaultdict(list)
+    for c in inventory.containers:
+        containers[c.project_id].append(c)
+    networks: dict[str, list[str]] = defaultdict(list)
+    for name, project_id in inventory.networks.items():
+        networks[project_id].append(name)
+    volumes: dict[str, list[str]] = defaultdict(list)
+    for name, project_id in inventory.volumes.items():
+        volumes[project_id].append(name)
+
+    projects = {p.public_id: p for p in Project.objects.only("id", "public_id", "status", "db_port", "api_port")}
+    report.projects_checked = len(projects)
+    for project_id, project in sorted(projects.items()):
+        report.entries.extend(_project_entries(project, containers[project_id], volumes[project_id], networks[project_id]))
+
+    # Objects no project accounts for: a purged project's leftovers count too.
+    for project_id, mine in sorted(containers.items()):
+        if project_id not in projects:
+            report.entries.extend(_orphan("container", c.name, project_id, "docker rm -f") for c in sorted(mine, key=lambda c: c.name))
+    for project_id, names in sorted(networks.items()):
+        if project_id not in projects or projects[project_id].status == S.PURGED:
+            report.entries.extend(_orphan("network", n, project_id, "docker network rm") for n in sorted(names))
+    for project_id, names in sorted(volumes.items()):
+        if project_id not in projects or projects[project_id].status == S.PURGED:
+            report.entries.extend(_orphan("volume", n, project_id, "docker volume rm") for n in sorted(names))
+    return report
+
+
+def _project_entries(project: Project, containers: list[ContainerState], volumes: list[str], networks: list[str]) -> list[DriftEntry]:
+    entries: list[DriftEntry] = []
+    pid = project.public_id
+    if project.status == S.PURGED:
+        if containers:
+            names = ", ".join(sorted(c.name for c in containers))
+            entries.append(DriftEntry("project", pid, f"purged, but containers exist: {names}", "nothing automatic: remove them by hand (`docker rm -f`)"))
+        return entries  # its network and volume, if any, are reported as orphans
+
+    drift = project_drift(project, observed_health(containers), containers)
+    # Sync compares ports only for a healthy stack, as one set; here each
+    # container is checked on its own, whatever the health.
+    if drift and not drift.problem.startswith("containers publish ports"):
+        entries.append(DriftEntry("project", drift.project_id, drift.problem, drift.fix))
+    expected = {"db": project.db_port, "api": project.api_port}
+    for c in containers:
+        wrong = [p for p in c.host_ports if p != expected.get(c.service)]
+        if wrong:
+            entries.append(
+                DriftEntry(
+                    "ports",
+                    pid,
+                    f"{c.name} publishes port {', '.join(map(str, wrong))}, the project's {c.service} port is {expected.get(c.service)}",
+                    "delete then restore recreates the containers on the project's ports (the volume is kept), then start",
+                )
+            )
+    names = object_names(pid)
+    if project.status in HAS_VOLUME and names["volume"] not in volumes:
+        entries.append(
+            DriftEntry(
+                "volume",
+                pid,
+                f"{project.status}, but its data volume {names['volume']} is missing",
+                "nothing automatic: start would create an empty database; restore the data from a backup first",
+            )
+        )
+    if containers and names["network"] not in networks:
+        entries.append(
+            DriftEntry(
+                "project",
+                pid,
+                f"its network {names['network']} is missing",
+                "delete, restore, then start: the containers are recreated on a new network (the volume is kept)",
+            )
+        )
+    return entries

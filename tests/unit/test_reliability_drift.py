@@ -1,0 +1,137 @@
+"""The drift report against FakeRuntime: every mismatch listed with its fix, nothing removed, nothing changed."""
+
+from dataclasses import replace
+
+import pytest
+from django.core.management import call_command
+
+from projects.models import Project
+from projects.runtime import RuntimeUnavailable
+from projects.runtime.base import ContainerState
+from projects.services import lifecycle
+from projects.services.drift import drift_report
+
+S = Project.Status
+STRAY = "0123456789ab"
+
+
+def running_project(user) -> Project:
+    return Project.objects.get(pk=lifecycle.project_create(owner=user, name="d").project_id)
+
+
+def assert_nothing_removed(fake_runtime) -> None:
+    assert fake_runtime.calls["stack_remove_containers"] == fake_runtime.calls["stack_purge"] == 0
+
+
+def report_command(capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        call_command("sync_projects", "--report")
+    out = capsys.readouterr()
+    return exited.value.code, out.out, out.err
+
+
+def test_a_healthy_stack_has_no_drift_and_the_command_exits_0(user, fake_runtime, capsys):
+    running_project(user)
+    report = drift_report()
+    assert report.entries == [] and report.projects_checked == 1 and report.objects_checked == 4
+    call_command("sync_projects", "--report")  # no SystemExit: exit status 0
+    assert "1 project(s) and 4 engine object(s) checked, 0 drift; nothing was changed" in capsys.readouterr().out
+
+
+def test_objects_without_a_project_are_listed_each_with_a_manual_fix_and_kept(user, fake_runtime, capsys):
+    fake_runtime.containers_by_name[f"project_{STRAY}_db"] = ContainerState(
+        name=f"project_{STRAY}_db", project_id=STRAY, service="db", status="running"
+    )
+    fake_runtime.networks[f"project_{STRAY}_net"] = STRAY
+    fake_runtime.volumes[f"project_{STRAY}_data"] = STRAY
+    fake_runtime.volumes["berth_unlabelled_data"] = ""
+
+    entries = drift_report().entries
+
+    assert [(e.kind, e.subject) for e in entries] == [
+        ("orphan", f"project_{STRAY}_db"),
+        ("orphan", f"project_{STRAY}_net"),
+        ("orphan", "berth_unlabelled_data"),
+        ("orphan", f"project_{STRAY}_data"),
+    ]
+    assert entries[0].problem == f"Berth-labelled container with project {STRAY}, which Berth has no record of"
+    assert entries[0].fix == f"nothing automatic: inspect it, then `docker rm -f project_{STRAY}_db` if it is not needed"
+    assert entries[2].problem == "Berth-labelled volume with no project label"
+    assert "`docker volume rm project_0123456789ab_data`" in entries[3].fix
+    code, out, _ = report_command(capsys)
+    assert code == 1 and f"orphan: project_{STRAY}_net:" in out and "4 drift; nothing was changed" in out
+    assert f"project_{STRAY}_data" in fake_runtime.volumes
+    assert_nothing_removed(fake_runtime)
+
+
+def test_a_running_project_whose_containers_vanished_is_fixed_by_start(user, fake_runtime):
+    project = running_project(user)
+    fake_runtime.stack_remove_containers(project.public_id)
+    fake_runtime.calls.clear()
+    [entry] = drift_report().of(project.public_id)
+    assert (entry.kind, entry.problem) == ("project", "running, but its containers are missing")
+    assert entry.fix.startswith("start recreates")
+    assert_nothing_removed(fake_runtime)
+
+
+def test_a_running_project_whose_database_stopped_is_fixed_by_start(user, fake_runtime):
+    project = running_project(user)
+    fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
+    [entry] = drift_report().of(project.public_id)
+    assert entry.problem == "running, but its database container is stopped" and entry.fix.startswith("start")
+
+
+def test_a_stopped_project_whose_containers_run_is_fixed_by_stop(user, fake_runtime):
+    project = running_project(user)
+    lifecycle.project_stop(project=project)
+    for service in ("db", "api"):
+        fake_runtime.set_status(f"project_{project.public_id}_{service}", "running")
+    [entry] = drift_report().of(project.public_id)
+    assert (entry.problem, entry.fix) == ("stopped, but its containers are running", "stop stops them")
+
+
+def test_a_container_publishing_another_port_is_a_port_mismatch(user, fake_runtime):
+    project = running_project(user)
+    name = f"project_{project.public_id}_api"
+    fake_runtime.containers_by_name[name] = replace(fake_runtime.containers_by_name[name], host_ports=(19999,))
+    [entry] = drift_report().of(project.public_id)
+    assert entry.kind == "ports"
+    assert entry.problem == f"{name} publishes port 19999, the project's api port is {project.api_port}"
+    assert entry.fix.startswith("delete then restore")
+
+
+def test_a_missing_data_volume_is_reported_because_start_would_make_an_empty_database(user, fake_runtime):
+    project = running_project(user)
+    del fake_runtime.volumes[f"project_{project.public_id}_data"]
+    [entry] = drift_report().of(project.public_id)
+    assert entry.kind == "volume" and "data volume" in entry.problem and "empty database" in entry.fix
+
+
+def test_a_purged_projects_leftover_volume_is_an_orphan(user, fake_runtime):
+    project = running_project(user)
+    lifecycle.project_delete(project=project)
+    lifecycle.project_purge(project=project, confirm=project.public_id)
+    fake_runtime.volumes[f"project_{project.public_id}_data"] = project.public_id
+    [entry] = drift_report().entries
+    assert (entry.kind, entry.subject) == ("orphan", f"project_{project.public_id}_data")
+
+
+def test_a_deleted_project_keeps_its_volume_without_drift(user, fake_runtime):
+    project = running_project(user)
+    lifecycle.project_delete(project=project)
+    assert drift_report().entries == []
+
+
+def test_the_report_changes_no_row(user, fake_runtime):
+    project = running_project(user)
+    fake_runtime.stack_remove_containers(project.public_id)
+    before = Project.objects.values().get(pk=project.pk)
+    drift_report()
+    assert Project.objects.values().get(pk=project.pk) == before
+
+
+def test_an_unreachable_engine_exits_2_with_the_error(user, fake_runtime, capsys):
+    fake_runtime.fail_with("inventory", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
+    assert drift_report().engine_error == "Docker Engine unreachable at unix:///nowhere"
+    code, _, err = report_command(capsys)
+    assert code == 2 and "engine unreachable: Docker Engine unreachable at unix:///nowhere" in err
