@@ -14,8 +14,11 @@ import shlex
 from collections.abc import Callable
 from urllib.parse import quote
 
+from functools import wraps
+
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required as django_login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -43,6 +46,21 @@ LIST = "projects/project_list.html"
 CREATE = "projects/project_create.html"
 DETAIL = "projects/project_detail.html"
 TOKENS = "projects/token_list.html"
+
+
+def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's login_required, except that an HTMX request (a poll after the session
+    expired) sends the whole page to the login form instead of swapping it into a row."""
+    guarded = django_login_required(view)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.htmx and not request.user.is_authenticated:
+            login = redirect_to_login(request.htmx.current_url_abs_path or request.get_full_path())
+            return HttpResponseClientRedirect(login["Location"])
+        return guarded(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _partial(request: HttpRequest, template: str, partial: str) -> str:
@@ -144,12 +162,26 @@ def _curl_command(project: Project) -> str | None:
     return f"curl -s {project.api_url}/"
 
 
+def _buttons(project: Project) -> frozenset[str]:
+    """The actions to offer: those the status accepts, less the ones that would change nothing."""
+    actions = set(project.allowed_actions()) & set(ACTIONS)
+    S, H = Project.Status, Project.Health
+    # The services accept these (they converge, and start repairs a running
+    # project whose containers went), but as buttons on a healthy project they
+    # would only confuse.
+    if project.status == S.RUNNING and project.health == H.HEALTHY:
+        actions.discard("start")
+    if project.status == S.STOPPED and project.health == H.DOWN:
+        actions.discard("stop")
+    return frozenset(actions)
+
+
 def _panel_context(project: Project, *, action_error: str = "", failed_action: str = "") -> dict:
     """Status, actions, containers and operations: the part of the page that changes."""
     purged = project.status == Project.Status.PURGED
     return {
         "project": project,
-        "actions": project.allowed_actions(),
+        "actions": _buttons(project),
         "operations": project.operations.select_related("requested_by")[:OPERATIONS_SHOWN],
         # A purged project has nothing on the engine left to ask about.
         "stack": StackReport() if purged else project_stack_report(project.public_id),

@@ -415,7 +415,7 @@ def test_actions_with_htmx_return_the_refreshed_panel(signed_in, project):
     content = response.content.decode()
     assert content.lstrip().startswith('<section id="panel"') and "status-stopped" in content
     # The buttons now match the new state.
-    assert "/start" in content and "/stop" in content and "/restore" not in content
+    assert "/start\"" in content and "/stop\"" not in content and "/restore\"" not in content
 
 
 def test_the_whole_life_through_the_dashboard(signed_in, project, fake_runtime):
@@ -431,17 +431,35 @@ def test_the_whole_life_through_the_dashboard(signed_in, project, fake_runtime):
     assert [op.requested_by.username for op in project.operations.all()] == ["alice"] * 7
 
 
-def test_buttons_match_the_state(signed_in, user):
-    running = make_project(user, "running")
-    deleted = make_project(user, "deleted", status=S.DELETED, deleted_at=timezone.now())
-    changing = make_project(user, "changing", status=S.STOPPING)
-    running_page = signed_in.get(f"/projects/{running.public_id}").content.decode()
-    assert all(f"/{a}\"" in running_page for a in ("stop", "start", "delete"))
-    assert "/restore\"" not in running_page and "/purge\"" not in running_page
-    deleted_page = signed_in.get(f"/projects/{deleted.public_id}").content.decode()
-    assert "/restore\"" in deleted_page and "/purge\"" in deleted_page and "/stop\"" not in deleted_page
-    changing_page = signed_in.get(f"/projects/{changing.public_id}").content.decode()
-    assert not any(f"/{a}\"" in changing_page for a in ("stop", "start", "delete", "restore", "purge"))
+def buttons(client, project: Project) -> set[str]:
+    content = client.get(f"/projects/{project.public_id}").content.decode()
+    return {a for a in ("stop", "start", "delete", "restore", "purge") if f'/{project.public_id}/{a}"' in content}
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({"status": S.RUNNING, "health": "healthy"}, {"stop", "delete"}),
+        # Start repairs a running project whose containers went missing or broke.
+        ({"status": S.RUNNING, "health": "missing"}, {"stop", "start", "delete"}),
+        ({"status": S.STOPPED, "health": "down"}, {"start", "delete"}),
+        ({"status": S.STOPPED, "health": "unhealthy"}, {"start", "stop", "delete"}),
+        ({"status": S.FAILED}, {"start", "stop", "delete"}),
+        ({"status": S.DELETED, "deleted_at": timezone.now()}, {"restore", "purge"}),
+        ({"status": S.FAILED, "deleted_at": timezone.now()}, {"delete", "restore", "purge"}),
+        ({"status": S.STOPPING}, set()),
+        ({"status": S.PROVISIONING}, set()),
+        ({"status": S.PURGED, "deleted_at": timezone.now()}, set()),
+    ],
+)
+def test_buttons_match_the_state(signed_in, user, fields, expected):
+    assert buttons(signed_in, make_project(user, "p", **fields)) == expected
+
+
+def test_the_start_button_of_a_running_project_says_repair(signed_in, user):
+    project = make_project(user, "p", health="missing")
+    content = signed_in.get(f"/projects/{project.public_id}").content.decode()
+    assert ">Repair</button>" in content and ">Start</button>" not in content
 
 
 @pytest.mark.parametrize("action", ["delete", "purge"])
@@ -522,3 +540,36 @@ def test_htmx_posts_carry_the_csrf_token_in_a_header(client, user, project):
     assert refused.status_code == 403
     accepted = csrf_client.post(f"/projects/{project.public_id}/stop", headers={**HTMX, "X-CSRFToken": token})
     assert accepted.status_code == 200
+
+
+def test_times_read_as_a_person_would_say_them(signed_in, project):
+    from datetime import timedelta
+
+    Operation.objects.filter(project=project).update(created_at=timezone.now() - timedelta(hours=3, minutes=5))
+    make_project(project.owner, "fresh")
+    old_page = signed_in.get(f"/projects/{project.public_id}").content.decode()
+    assert "3\xa0hours ago</time>" in old_page
+    fresh = Project.objects.get(name="fresh")
+    assert "just now</time>" in signed_in.get(f"/projects/{fresh.public_id}").content.decode()
+
+
+def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(client, project):
+    response = client.get(
+        f"/projects/{project.public_id}/row",
+        headers={**HTMX, "HX-Current-URL": "http://testserver/?deleted=1"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=/%3Fdeleted%3D1"
+
+
+def test_styles_and_scripts_are_served_from_berth_itself(signed_in):
+    import re
+
+    page = signed_in.get("/").content.decode()
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+    assert {"/static/css/berth.css", "/static/js/berth.js", "/static/django_htmx/htmx-2.min.js"} <= set(assets)
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page)  # nothing from a CDN
+    for asset in assets:
+        response = signed_in.get(asset)  # whitenoise, from the finders
+        assert response.status_code == 200, asset
+        response.close()

@@ -52,7 +52,7 @@ def test_the_list_shows_name_prefix_created_and_last_used(signed_in, user):
     content = signed_in.get("/tokens").content.decode()
     assert "deploy" in content and f"<code>{token.prefix}…</code>" in content
     assert token.created_at.strftime("%Y-%m-%d %H:%M") in content
-    assert "ago</time>" in content and ">never<" in content
+    assert "just now</time>" in content and ">never<" in content
 
 
 def test_a_blank_name_re_renders_the_form_with_the_error(signed_in):
