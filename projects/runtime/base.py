@@ -179,5 +179,9 @@ class Runtime(Protocol):
 
     def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str: ...
 
-    def events(self, *, timeout_s: float | None = None) -> Iterator[EngineEvent]:
-        """Container events of Berth-labelled containers as they happen."""
+    def events(self, *, timeout_s: float | None = None, since: float | None = None) -> Iterator[EngineEvent]:
+        """Container events of Berth-labelled containers as they happen, from `since` (a Unix time) if given.
+
+        With `timeout_s` the stream ends by itself; a follower passes the previous
+        window's end as `since`, so no event falls between two windows.
+        """

@@ -261,11 +261,11 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 return ""
 
-    def events(self, *, timeout_s: float | None = None) -> Iterator[EngineEvent]:
+    def events(self, *, timeout_s: float | None = None, since: float | None = None) -> Iterator[EngineEvent]:
         until = time.time() + timeout_s if timeout_s else None
         with self._engine("following events"):
             stream = self.api.events(
-                decode=True, until=until, filters={"type": "container", "label": f"{MANAGED_LABEL}=true"}
+                decode=True, since=since, until=until, filters={"type": "container", "label": f"{MANAGED_LABEL}=true"}
             )
             for event in stream:
                 labels = (event.get("Actor") or {}).get("Attributes") or {}

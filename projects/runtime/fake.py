@@ -125,7 +125,7 @@ class FakeRuntime:
         name = f"project_{project_id}_{service}"
         return f"{name} log line\n" if name in self.containers_by_name else ""
 
-    def events(self, *, timeout_s: float | None = None) -> Iterator[EngineEvent]:
+    def events(self, *, timeout_s: float | None = None, since: float | None = None) -> Iterator[EngineEvent]:
         self._call("events")
         while self.pending_events:
             yield self.pending_events.pop(0)

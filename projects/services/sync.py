@@ -32,6 +32,8 @@ TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING,
 # three exec_* events per container every interval: following those would
 # re-read every project's stack every couple of seconds for nothing.
 HEALTH_EVENTS = frozenset({"create", "start", "restart", "die", "kill", "stop", "destroy", "pause", "unpause", "oom", "health_status"})
+# The longest one event stream stays open: a stop request waits at most this.
+EVENT_WINDOW_S = 5.0
 # What each settled status expects to observe.
 EXPECTED_HEALTH = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}}
 
@@ -174,6 +176,9 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
     backoff = 1.0
     while not stop.is_set():
         close_old_connections()
+        # Events are read from the moment before the pass: whatever happens
+        # while it runs is replayed by the engine, not lost.
+        since = time.time()
         report = projects_sync(runtime=runtime)
         for operation_id in report.recovered:
             log(f"operation {operation_id}: its worker died; failed, its project can be retried")
@@ -191,7 +196,10 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
             # The event stream ends by itself at the deadline, so a full pass
             # still runs when no event comes.
             while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-                for event in runtime.events(timeout_s=min(left, 5.0)):
+                # Short windows keep a stop request prompt; each starts
+                # where the previous one ended (it may overlap, never gap).
+                window_start, window = time.time(), min(left, EVENT_WINDOW_S)
+                for event in runtime.events(timeout_s=window, since=since):
                     if event.action.split(":")[0] not in HEALTH_EVENTS:
                         continue
                     health = project_observe(event.project_id, runtime=runtime)
@@ -199,6 +207,7 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
                         log(f"{event.project_id}: {event.service} {event.action} → {health}")
                     if stop.is_set():
                         break
+                since = window_start + window
         except RuntimeFailure as exc:
             # Back to a full pass, which reports the engine and backs off if it is
             # gone; the pause keeps a broken event stream from spinning.

@@ -1,6 +1,7 @@
 """Crash recovery and the watcher against FakeRuntime: what a dead worker leaves is settled, events move health."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -356,3 +357,42 @@ def test_an_engine_error_while_following_events_goes_back_to_a_full_pass(user, f
 
     lines = watch(fake_runtime, until=count)
     assert "engine error while following events: the engine refused: events are off" in lines
+
+
+def test_event_windows_follow_on_from_the_pass_and_each_other_without_gaps(user, fake_runtime, monkeypatch):
+    running_project(user)
+    calls: list[dict[str, float]] = []
+    passes: list[float] = []
+    original_containers = fake_runtime.containers
+
+    def containers():
+        passes.append(time.time())
+        return original_containers()
+
+    def events(*, timeout_s=None, since=None):
+        # Like the engine: the stream stays open until its window ends.
+        call = {"since": since, "started": time.time()}
+        time.sleep(timeout_s)
+        call["ended"] = time.time()
+        calls.append(call)
+        return iter(())
+
+    monkeypatch.setattr(fake_runtime, "containers", containers)
+    monkeypatch.setattr(fake_runtime, "events", events)
+    monkeypatch.setattr("projects.services.sync.EVENT_WINDOW_S", 0.1)
+    stop = threading.Event()
+    guard = threading.Timer(1.5, stop.set)
+    guard.start()
+    sync_watch(stop=stop, full_pass_s=0.5, runtime=fake_runtime, log=lambda line: None)
+    guard.cancel()
+
+    assert len(passes) >= 2 and len(calls) >= 6
+    for n, call in enumerate(calls):
+        last_pass = max(p for p in passes if p < call["started"])
+        previous = calls[n - 1] if n else None
+        if previous is None or previous["started"] < last_pass:
+            # The first window after a pass replays from before the pass read the engine...
+            assert call["since"] <= last_pass
+        else:
+            # ...and each later one starts where the previous ended: nothing falls in between.
+            assert previous["started"] <= call["since"] <= previous["ended"]
