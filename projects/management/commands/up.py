@@ -3,10 +3,12 @@
 Migrates, creates the `admin` superuser on the first run (printing its password
 once), then runs and supervises: the web server (gunicorn), BERTH_WORKERS task
 workers (django-tasks-db's db_worker runs one task at a time, so operations on
-different projects run in parallel only with several), and the sync watcher.
+different projects run in parallel only with several), the sync watcher and
+the backup pass (`backup_projects --watch`: schedules and retention).
 Ctrl-C (or SIGTERM) stops them all.
 """
 
+import os
 import secrets
 import signal
 import subprocess
@@ -51,6 +53,8 @@ class Command(BaseCommand):
                 "--bind", bind, "--worker-class", "gthread", "--workers", "2", "--threads", "8",
                 # ?wait=N holds a request up to 120 s.
                 "--timeout", "150", "--access-logfile", "-",
+                # One control socket per user by default: two Berths on a host would share it.
+                "--no-control-socket",
             ]  # fmt: skip
         if not no_worker:
             for n in range(workers):
@@ -59,6 +63,8 @@ class Command(BaseCommand):
                     sys.executable, MANAGE, "worker", "--no-reload", "--no-startup-delay", "--interval", "0.2",
                 ]  # fmt: skip
             commands["sync"] = [sys.executable, MANAGE, "sync_projects", "--watch"]
+            # Scheduled backups and retention: django-tasks has no cron, so a pass every minute.
+            commands["backups"] = [sys.executable, MANAGE, "backup_projects", "--watch"]
         self._supervise(commands, bind if not no_web else None)
 
     def _wait_for_migrations(self) -> None:
@@ -90,18 +96,33 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+
+        def spawn(name: str) -> subprocess.Popen:
+            # Each child leads its own process group: a terminal's Ctrl-C reaches
+            # only `up`, which then stops every child once, in order, and can
+            # kill a child's whole group (gunicorn's workers too) if it hangs.
+            return subprocess.Popen(commands[name], start_new_session=True)
+
+        children = {name: spawn(name) for name in commands}
+        started = {name: time.monotonic() for name in commands}
         if bind:
             self.stdout.write(f"Berth is up: http://{bind}/ (Ctrl-C stops it)")
+        failed = ""
         try:
-            while not stopping:
+            while not stopping and not failed:
                 time.sleep(0.5)
                 for name, child in list(children.items()):
-                    if child.poll() is not None and not stopping:
-                        # A worker that dies (OOM, a kill) is replaced; its
-                        # operation is settled by the stale-operation check.
-                        self.stderr.write(f"{name} exited with {child.returncode}; restarting it")
-                        children[name] = subprocess.Popen(commands[name])
+                    if child.poll() is None or stopping:
+                        continue
+                    if time.monotonic() - started[name] < 10:
+                        # Dying right after start (a taken port, a bad setting)
+                        # would only die again: stop everything and say so.
+                        failed = f"{name} exited with {child.returncode} right after starting; see its output above"
+                        break
+                    # A child that dies later (OOM, a kill) is replaced; an
+                    # operation it was running is settled as stale by sync.
+                    self.stderr.write(f"{name} exited with {child.returncode}; restarting it")
+                    children[name], started[name] = spawn(name), time.monotonic()
         finally:
             for child in children.values():
                 if child.poll() is None:
@@ -111,5 +132,7 @@ class Command(BaseCommand):
                 try:
                     child.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    child.kill()
+                    os.killpg(child.pid, signal.SIGKILL)
             self.stdout.write("Berth stopped.")
+        if failed:
+            raise CommandError(failed)
