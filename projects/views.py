@@ -12,9 +12,8 @@ projects/services/engine.py, and never while rendering a list.
 import ipaddress
 import shlex
 from collections.abc import Callable
-from urllib.parse import quote
-
 from functools import wraps
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required as django_login_required
@@ -86,9 +85,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
     # A constant number of queries whatever the number of projects (count +
     # one page, owners joined), and no engine call: rows show what the
     # database knows, and transitional rows poll for the rest.
-    page = Paginator(projects_for_user(request.user, include_deleted=show_deleted), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(projects_for_user(request.user, include_deleted=show_deleted), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "show_deleted": show_deleted}
     return TemplateResponse(request, _partial(request, LIST, "projects"), context)
 
@@ -214,7 +211,11 @@ def _logs_context(project: Project) -> dict:
 
 
 def _page(request: HttpRequest, project: Project, *, status: int = 200, reveal: bool = False, **panel) -> TemplateResponse:
-    context = {**_panel_context(project, **panel), **_connection_context(request, project, reveal=reveal), **_logs_context(project)}
+    context = {
+        **_panel_context(project, **panel),
+        **_connection_context(request, project, reveal=reveal),
+        **_logs_context(project),
+    }
     response = TemplateResponse(request, DETAIL, context, status=status)
     if reveal:
         response["Cache-Control"] = "no-store"  # a page with a password is not kept by the browser
@@ -329,7 +330,9 @@ def token_list(request: HttpRequest) -> HttpResponse:
         created = (token, raw)
         form = ApiTokenCreateForm()
     status = 422 if form.errors else 200
-    response = TemplateResponse(request, _partial(request, TOKENS, "tokens"), _tokens_context(request, form, created), status=status)
+    response = TemplateResponse(
+        request, _partial(request, TOKENS, "tokens"), _tokens_context(request, form, created), status=status
+    )
     if created:
         response["Cache-Control"] = "no-store"
     return response

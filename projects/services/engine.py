@@ -74,9 +74,7 @@ def project_stack_report(project_id: str) -> StackReport:
         return StackReport(error=str(exc))
     except RuntimeFailure as exc:
         return StackReport(error=str(exc))
-    rows = tuple(
-        ContainerRow(service=s, name=f"project_{project_id}_{s}", state=state.container(s)) for s in SERVICES
-    )
+    rows = tuple(ContainerRow(service=s, name=f"project_{project_id}_{s}", state=state.container(s)) for s in SERVICES)
     return StackReport(containers=rows, network=state.network, volume=state.volume)
 
 

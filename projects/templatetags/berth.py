@@ -11,7 +11,7 @@ register = template.Library()
 
 @register.filter
 def ago(value: datetime | None) -> str:
-    """"just now", "3 minutes ago", "2 hours, 5 minutes ago"; empty for no time."""
+    """A time as a person says it ("just now", "3 minutes ago", "2 hours ago"); empty for none."""
     if value is None:
         return ""
     if (timezone.now() - value).total_seconds() < 60:

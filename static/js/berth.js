@@ -20,11 +20,16 @@ function berthScrollLogs(root) {
   berthWithin(root, "pre.log").forEach((pre) => { pre.scrollTop = pre.scrollHeight; });
 }
 
-// Say it on the button and to screen readers (the button's aria-label would hide its text).
-function berthAnnounce(button, text) {
-  button.textContent = text;
+// Tell screen readers (base.html's #announce is a polite live region).
+function berthSay(text) {
   const live = document.getElementById("announce");
   if (live) live.textContent = text;
+}
+
+// Say it on the button too (its aria-label would hide the text from screen readers).
+function berthAnnounce(button, text) {
+  button.textContent = text;
+  berthSay(text);
 }
 
 async function berthCopy(text) {
@@ -65,6 +70,21 @@ document.addEventListener("click", async (event) => {
     berthAnnounce(button, "Select and copy");
   }
   setTimeout(() => { button.textContent = label; }, 2000);
+});
+
+// The project panel is replaced whole while it polls, so a live region inside
+// it would be a new element each time and go unannounced: say the status here.
+let berthLastStatus = null;
+document.addEventListener("htmx:afterSettle", () => {
+  const badge = document.querySelector("#panel .badge.status");
+  if (!badge) return;
+  const status = badge.textContent.trim();
+  if (berthLastStatus !== null && status !== berthLastStatus) berthSay(`Status: ${status}`);
+  berthLastStatus = status;
+});
+document.addEventListener("DOMContentLoaded", () => {
+  const badge = document.querySelector("#panel .badge.status");
+  if (badge) berthLastStatus = badge.textContent.trim();
 });
 
 // htmx:load fires for the page once and for each piece HTMX swaps in; only

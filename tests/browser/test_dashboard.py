@@ -91,6 +91,7 @@ def test_a_project_from_sign_in_to_purge(browser_page, live_server, workers, use
     # Stop and start, each watched to the end without a reload.
     click_action(page, "Stop")
     expect_status(page, "Stopped")
+    expect(page.locator("#announce")).to_have_text("Status: Stopped")  # said to screen readers too
     click_action(page, "Start")
     expect_status(page, "Running")
 

@@ -140,9 +140,9 @@ def test_the_list_is_paginated(signed_in, user):
 
     make_projects(user, 51)
     first = signed_in.get("/").content.decode()
-    assert first.count("<tr id=\"project-") == 50 and "Page 1 of 2" in first and "?page=2" in first
+    assert first.count('<tr id="project-') == 50 and "Page 1 of 2" in first and "?page=2" in first
     second = signed_in.get("/?page=2").content.decode()
-    assert second.count("<tr id=\"project-") == 1
+    assert second.count('<tr id="project-') == 1
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
@@ -340,7 +340,7 @@ def test_operations_timeline_shows_kind_state_who_duration_and_error(signed_in, 
     fake_runtime.fail_with("stack_stop", RuntimeFailure("stopping project_x_db: the engine refused: boom"))
     lifecycle.project_stop(project=project, requested_by=user)
     content = signed_in.get(f"/projects/{project.public_id}").content.decode()
-    assert "<th scope=\"row\">Create</th>" in content and "<th scope=\"row\">Stop</th>" in content
+    assert '<th scope="row">Create</th>' in content and '<th scope="row">Stop</th>' in content
     assert "op-succeeded" in content and "op-failed" in content
     assert "<td>alice</td>" in content
     assert " s</td>" in content  # durations
@@ -415,7 +415,7 @@ def test_actions_with_htmx_return_the_refreshed_panel(signed_in, project):
     content = response.content.decode()
     assert content.lstrip().startswith('<section id="panel"') and "status-stopped" in content
     # The buttons now match the new state.
-    assert "/start\"" in content and "/stop\"" not in content and "/restore\"" not in content
+    assert '/start"' in content and '/stop"' not in content and '/restore"' not in content
 
 
 def test_the_whole_life_through_the_dashboard(signed_in, project, fake_runtime):

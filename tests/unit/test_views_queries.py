@@ -27,10 +27,16 @@ def make_projects(owner, count: int) -> list[Project]:
     start = Project.objects.count()
     projects = [
         Project(
-            owner=owner, name=f"project-{start + n}", postgres_version="17", api_flavour="postgrest",
-            db_port=20000 + start + n, api_port=30000 + start + n, status=STATUSES[n % len(STATUSES)],
-            db_password_encrypted=template.db_password_encrypted, jwt_secret_encrypted=template.jwt_secret_encrypted,
-        )  # fmt: skip
+            owner=owner,
+            name=f"project-{start + n}",
+            postgres_version="17",
+            api_flavour="postgrest",
+            db_port=20000 + start + n,
+            api_port=30000 + start + n,
+            status=STATUSES[n % len(STATUSES)],
+            db_password_encrypted=template.db_password_encrypted,
+            jwt_secret_encrypted=template.jwt_secret_encrypted,
+        )
         for n in range(count)
     ]
     return Project.objects.bulk_create(projects)
