@@ -60,7 +60,7 @@ class Command(BaseCommand):
             for n in range(workers):
                 commands[f"worker-{n + 1}"] = [
                     # `worker` is db_worker after failing what dead workers left in flight.
-                    sys.executable, MANAGE, "worker", "--no-reload", "--no-startup-delay", "--interval", "0.2",
+                    sys.executable, MANAGE, "worker", "--no-reload", "--no-startup-delay", "--interval", "0.1",
                 ]  # fmt: skip
             commands["sync"] = [sys.executable, MANAGE, "sync_projects", "--watch"]
             # Scheduled backups and retention: django-tasks has no cron, so a pass every minute.
