@@ -6,7 +6,24 @@ project id, with free ports) and `hold_port` (makes a host port busy).
 
 import pytest
 
-from projects.runtime import ImageUnavailable, PortUnavailable
+from projects.runtime import ImageUnavailable, PortUnavailable, RuntimeFailure, ScratchSpec, StackNotFound
+from projects.runtime.base import SERVICE_LABEL
+
+
+
+def scratch_for(spec, *, purpose: str = "verify", own_volume: bool = True) -> ScratchSpec:
+    """A throwaway postgres container next to `spec`'s project, as services/backups.py makes them."""
+    return ScratchSpec(
+        name=f"project_{spec.project_id}_{purpose}_000000000001",
+        image=spec.db.image,
+        environment=spec.db.environment,
+        command=spec.db.command,
+        labels={**spec.labels, SERVICE_LABEL: f"backup-{purpose}"},
+        volume_mount=spec.db.volume_mount,
+        mem_limit=spec.db.mem_limit,
+        volume="" if own_volume else spec.volume,
+        own_volume=own_volume,
+    )
 
 
 class RuntimeContract:
@@ -92,3 +109,66 @@ class RuntimeContract:
         runtime.stack_up(spec)
         assert isinstance(runtime.container_logs(spec.project_id, "db", tail=10), str)
         assert runtime.container_logs("000000000000", "db") == ""
+
+    # --- exec and throwaway containers (backups) ---------------------------------
+
+    def test_exec_in_a_missing_container_raises_stack_not_found(self, runtime):
+        with pytest.raises(StackNotFound, match="project_000000000000_db"):
+            runtime.exec_stream("project_000000000000_db", ["pg_isready"])
+
+    def test_exec_in_a_stopped_container_fails_saying_it_is_not_running(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec, start=False)
+        with pytest.raises(RuntimeFailure, match="is not running"):
+            runtime.exec_stream(spec.db.name, ["pg_isready"])
+
+    def test_exec_in_the_running_db_answers_with_the_commands_exit_code(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec)
+        runtime.stack_wait_ready(spec, timeout_s=60)
+        out, result = runtime.exec_stream(spec.db.name, ["pg_isready", "-q", "-h", "127.0.0.1"]).read_all()
+        assert (out, result.exit_code) == (b"", 0)
+
+    def test_scratch_runs_labelled_without_published_ports_and_remove_takes_all_of_it(self, runtime, make_spec):
+        spec = make_spec()
+        scratch = scratch_for(spec)
+        runtime.scratch_up(scratch)
+        state = runtime.stack_state(spec.project_id)
+        (container,) = state.containers
+        assert (container.name, container.service, container.running) == (scratch.name, "backup-verify", True)
+        assert container.host_ports == ()
+        assert state.network and state.volume  # its own, labelled with the project
+        runtime.scratch_remove(scratch.name)
+        runtime.scratch_remove(scratch.name)  # twice is fine
+        state = runtime.stack_state(spec.project_id)
+        assert state.containers == () and not state.network and not state.volume
+
+    def test_scratch_on_a_project_volume_keeps_the_volume_when_removed(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec, start=False)
+        scratch = scratch_for(spec, purpose="dump", own_volume=False)
+        runtime.scratch_up(scratch)
+        runtime.scratch_remove(scratch.name)
+        state = runtime.stack_state(spec.project_id)
+        assert state.volume and {c.service for c in state.containers} == {"db", "api"}
+
+    def test_scratch_on_a_missing_volume_fails_and_creates_nothing(self, runtime, make_spec):
+        spec = make_spec()
+        with pytest.raises(StackNotFound, match=spec.volume):
+            runtime.scratch_up(scratch_for(spec, purpose="dump", own_volume=False))
+        state = runtime.stack_state(spec.project_id)
+        assert state.containers == () and not state.network and not state.volume
+
+    def test_purge_removes_a_projects_throwaway_containers_too(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec, start=False)
+        runtime.scratch_up(scratch_for(spec))
+        runtime.stack_purge(spec.project_id)
+        state = runtime.stack_state(spec.project_id)
+        assert state.containers == () and not state.network and not state.volume
+
+    def test_file_put_refuses_a_file_that_is_not_its_announced_size(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec, start=False)
+        with pytest.raises(RuntimeFailure, match="3 of its 10 bytes"):
+            runtime.file_put(spec.db.name, "/tmp/short", iter([b"abc"]), size=10)

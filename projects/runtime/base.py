@@ -6,7 +6,7 @@ tests. Both return the dataclasses below, never SDK objects, and raise the
 errors below, whose messages a person can act on.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -150,6 +150,81 @@ class EngineEvent:
     action: str  # die, start, stop, destroy, health_status: healthy, …
 
 
+@dataclass(frozen=True)
+class ScratchSpec:
+    """A throwaway postgres container: no published port, an internal network of its own.
+
+    Backups use them to dump a project whose db is not running (mounting the
+    project's volume: `own_volume=False`) and to verify a dump by restoring it
+    (on a volume made and removed with it: `own_volume=True`). The network is
+    `<name>_net` and an own volume `<name>_data`, so `scratch_remove(name)`
+    finds everything from the name alone.
+    """
+
+    name: str
+    image: str
+    environment: dict[str, str]
+    command: list[str] | None
+    labels: dict[str, str]
+    volume_mount: str
+    mem_limit: str
+    volume: str = ""  # the volume to mount; "" means <name>_data, made for it
+    own_volume: bool = True
+
+    @property
+    def network(self) -> str:
+        return f"{self.name}_net"
+
+    @property
+    def volume_name(self) -> str:
+        return self.volume or f"{self.name}_data"
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    # None when the engine cannot tell: the container stopped or vanished mid-command.
+    exit_code: int | None
+    stderr: str
+
+
+class ExecStream:
+    """A command's stdout as it comes (iterate it), then its exit code and stderr (`result()`).
+
+    Always `close()` it (or use it as a context manager): closing before the
+    end abandons the command's output, and the command sees a broken pipe.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], finish: Callable[[], ExecResult], close: Callable[[], None] = lambda: None) -> None:
+        self._chunks = chunks
+        self._finish = finish
+        self._close = close
+        self._result: ExecResult | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def result(self) -> ExecResult:
+        """Exit code and stderr; call after the chunks are consumed."""
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+    def read_all(self) -> tuple[bytes, ExecResult]:
+        """Collect stdout (for small outputs) and the result."""
+        with self:
+            out = b"".join(self)
+            return out, self.result()
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> "ExecStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class Runtime(Protocol):
     def ping(self) -> None:
         """Raise RuntimeUnavailable when the engine does not answer."""
@@ -185,3 +260,20 @@ class Runtime(Protocol):
         With `timeout_s` the stream ends by itself; a follower passes the previous
         window's end as `since`, so no event falls between two windows.
         """
+
+    def exec_stream(
+        self, container: str, argv: list[str], *, environment: dict[str, str] | None = None, idle_timeout_s: float = 600
+    ) -> ExecStream:
+        """Run `argv` in a running container; StackNotFound if it is missing, RuntimeFailure if it is not running.
+
+        Stdout streams; a read that waits longer than `idle_timeout_s` fails with RuntimeFailure.
+        """
+
+    def file_put(self, container: str, path: str, chunks: Iterable[bytes], *, size: int) -> None:
+        """Write a file of exactly `size` bytes into a container (any state), streamed; its directory must exist."""
+
+    def scratch_up(self, spec: ScratchSpec) -> None:
+        """Create and start a throwaway container (see ScratchSpec); ImageUnavailable, StackNotFound (a missing volume)."""
+
+    def scratch_remove(self, name: str) -> None:
+        """Remove a throwaway container, its network and its own volume; nothing there is fine."""

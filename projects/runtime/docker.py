@@ -8,10 +8,12 @@ number of calls a pass makes is the number we wrote (the high-level
 import logging
 import os
 import socket
+import struct
+import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import docker
@@ -27,11 +29,15 @@ from .base import (
     ContainerState,
     EngineEvent,
     EngineInventory,
+    ExecResult,
+    ExecStream,
     ImageUnavailable,
     NotReady,
     PortUnavailable,
     RuntimeFailure,
     RuntimeUnavailable,
+    ScratchSpec,
+    StackNotFound,
     StackSpec,
     StackState,
 )
@@ -39,6 +45,9 @@ from .base import (
 logger = logging.getLogger(__name__)
 
 NANOSECONDS = 1_000_000_000
+# Of a command's stderr only the tail is kept: enough for its last words and
+# for a backup's manifest line, never a whole log in memory.
+STDERR_KEEP = 8 * 1024 * 1024
 PORT_ERRORS = ("port is already allocated", "address already in use", "bind for")
 
 
@@ -276,6 +285,156 @@ class DockerRuntime:
                         action=event.get("Action") or event.get("status") or "",
                     )
 
+    # --- commands, files and throwaway containers (backups) ------------------
+
+    def exec_stream(
+        self, container: str, argv: list[str], *, environment: dict[str, str] | None = None, idle_timeout_s: float = 600
+    ) -> ExecStream:
+        doing = f"running {argv[0]} in {container}"
+        with self._engine(doing):
+            try:
+                exec_id = self.api.exec_create(container, argv, stdout=True, stderr=True, environment=environment)["Id"]
+            except docker.errors.NotFound:
+                raise StackNotFound(f"{doing}: container {container} does not exist") from None
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise RuntimeFailure(f"{doing}: container {container} is not running") from None
+                raise
+            # The SDK's exec_start(stream=True) reads with poll() and no
+            # timeout, so a wedged command would hang the worker for ever: we
+            # read the multiplexed frames ourselves, with a timeout.
+            response = self.api._post_json(
+                self.api._url("/exec/{0}/start", exec_id),
+                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                data={"Tty": False, "Detach": False},
+                stream=True,
+            )
+            sock = self.api._get_raw_response_socket(response)
+        raw = getattr(sock, "_sock", sock)
+        raw.settimeout(idle_timeout_s)
+        stderr = bytearray()
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                for stream, data in _frames(raw):
+                    if stream == 2:
+                        stderr.extend(data)
+                        del stderr[:-STDERR_KEEP]
+                    else:
+                        yield data
+            except TimeoutError:
+                raise RuntimeFailure(f"{doing}: no output for {idle_timeout_s:.0f} s; the command was abandoned") from None
+            except OSError:
+                return  # the connection dropped (the container died): result() says how it ended
+
+        def finish() -> ExecResult:
+            for _ in stream:  # stdout nobody read ends here
+                pass
+            return ExecResult(exit_code=self._exec_exit_code(exec_id), stderr=stderr.decode("utf-8", errors="replace"))
+
+        stream = chunks()
+        return ExecStream(stream, finish, close=response.close)
+
+    def _exec_exit_code(self, exec_id: str) -> int | None:
+        # The output ends a moment before the engine records the exit code.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with self._engine("reading a command's exit code"):
+                    info = self.api.exec_inspect(exec_id)
+            except RuntimeFailure:
+                return None  # the container (and its exec) is gone
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return code if isinstance(code, int) else None
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+    def file_put(self, container: str, path: str, chunks: Iterable[bytes], *, size: int) -> None:
+        directory, _, name = path.rpartition("/")
+        doing = f"copying {name} into {container}"
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = size, 0o644, int(time.time())
+
+        def archive() -> Iterator[bytes]:
+            # One file as a tar stream, built as it is sent: the file is never
+            # held in memory nor copied to a temporary archive.
+            yield info.tobuf(format=tarfile.GNU_FORMAT)
+            sent = 0
+            for chunk in chunks:
+                sent += len(chunk)
+                if sent > size:
+                    raise RuntimeFailure(f"{doing}: the file is longer than its {size} bytes")
+                yield chunk
+            if sent != size:
+                raise RuntimeFailure(f"{doing}: the file ended after {sent} of its {size} bytes")
+            yield b"\0" * ((-size) % tarfile.BLOCKSIZE) + b"\0" * (2 * tarfile.BLOCKSIZE)
+
+        with self._engine(doing):
+            try:
+                self.api.put_archive(container, directory or "/", archive())
+            except docker.errors.NotFound as exc:
+                raise StackNotFound(f"{doing}: {_reason(exc)}") from None
+
+    def scratch_up(self, spec: ScratchSpec) -> None:
+        # Everything that can refuse comes first (image, the data's volume), so a refusal leaves nothing behind.
+        self._image_ensure(spec.image)
+        with self._engine(f"preparing volume {spec.volume_name}"):
+            try:
+                self.api.inspect_volume(spec.volume_name)
+            except docker.errors.NotFound:
+                if not spec.own_volume:
+                    raise StackNotFound(f"volume {spec.volume_name} does not exist: there is no data to read") from None
+                self.api.create_volume(spec.volume_name, labels=spec.labels)
+        with self._engine(f"creating network {spec.network}"):
+            if not self._network_exists(spec.network):
+                # internal: no route out and nothing published; Berth talks to it with exec only.
+                self.api.create_network(spec.network, driver="bridge", internal=True, labels=spec.labels)
+        with self._engine(f"creating {spec.name}"):
+            try:
+                self.api.remove_container(spec.name, force=True)  # a leftover of an attempt that died
+            except docker.errors.NotFound:
+                pass
+            host_config = self.api.create_host_config(
+                binds={spec.volume_name: {"bind": spec.volume_mount, "mode": "rw"}},
+                mem_limit=spec.mem_limit,
+                network_mode=spec.network,
+            )
+            self.api.create_container(
+                spec.image,
+                command=spec.command,
+                name=spec.name,
+                environment=spec.environment,
+                labels=spec.labels,
+                host_config=host_config,
+                volumes=[spec.volume_mount],
+                stop_timeout=10,
+            )
+            self.api.start(spec.name)
+
+    def scratch_remove(self, name: str) -> None:
+        # Only what carries Berth's label: a same-named object someone else made is left alone.
+        with self._engine(f"removing {name}"):
+            try:
+                if _managed(self.api.inspect_container(name)["Config"].get("Labels")):
+                    self.api.remove_container(name, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        with self._engine(f"removing network {name}_net"):
+            for network in self.api.networks(names=[f"{name}_net"]):
+                if network["Name"] == f"{name}_net" and _managed(network.get("Labels")):
+                    try:
+                        self.api.remove_network(network["Id"])
+                    except docker.errors.NotFound:
+                        pass
+        with self._engine(f"removing volume {name}_data"):
+            try:
+                if _managed(self.api.inspect_volume(f"{name}_data").get("Labels")):
+                    self.api.remove_volume(f"{name}_data", force=True)
+            except docker.errors.NotFound:
+                pass
+
 
 class ProbeFailed(Exception):
     pass
@@ -309,6 +468,32 @@ def _api_answers(spec: StackSpec) -> None:
         raise ProbeFailed(f"{url} does not answer ({getattr(exc, 'reason', exc)})") from None
     if status >= 500:
         raise ProbeFailed(f"{url} answered {status}")
+
+
+def _managed(labels: dict | None) -> bool:
+    return (labels or {}).get(MANAGED_LABEL) == "true"
+
+
+def _frames(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
+    """The engine's multiplexed exec output: (1 = stdout | 2 = stderr, bytes) until the end."""
+
+    def exactly(n: int) -> bytes | None:
+        data = b""
+        while len(data) < n:
+            more = sock.recv(n - len(data))
+            if not more:
+                return None
+            data += more
+        return data
+
+    while (header := exactly(8)) is not None:
+        stream, size = struct.unpack(">BxxxL", header)
+        while size > 0:
+            data = sock.recv(min(size, 256 * 1024))
+            if not data:
+                return
+            size -= len(data)
+            yield stream, data
 
 
 def _label_filter(project_id: str) -> list[str]:

@@ -6,20 +6,32 @@ exclusive, stop keeps containers, purge removes everything. Faults are
 injected with `fail_with` and by editing `containers` behind Berth's back.
 """
 
+import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
 from .base import (
+    PROJECT_LABEL,
+    SERVICE_LABEL,
     ContainerState,
     EngineEvent,
     EngineInventory,
+    ExecResult,
+    ExecStream,
     ImageUnavailable,
     PortUnavailable,
     RuntimeFailure,
+    ScratchSpec,
+    StackNotFound,
     StackSpec,
     StackState,
 )
+
+# What a command run in a fake container answers: stdout (bytes or chunks), exit code, stderr.
+ExecAnswer = tuple[bytes | list[bytes], int | None, str]
+# (runtime, container name, argv, environment) -> ExecAnswer
+ExecHandler = Callable[["FakeRuntime", str, list[str], dict[str, str]], ExecAnswer]
 
 
 class FakeRuntime:
@@ -33,6 +45,14 @@ class FakeRuntime:
         self.calls: Counter[str] = Counter()
         self.pending_events: list[EngineEvent] = []
         self._failures: dict[str, RuntimeFailure] = {}
+        # Commands have no engine to run in: `fake_postgres` plays the ones
+        # Berth runs in a db container; a test may set its own handler (and
+        # call fake_postgres for what it does not change).
+        self.exec_handler: ExecHandler = fake_postgres
+        self.files: dict[tuple[str, str], bytes] = {}  # (container, path) -> content, from file_put
+        self.mounts: dict[str, str] = {}  # container name -> the volume at its PGDATA
+        # A volume's database as fake_postgres sees it: qualified table name -> rows.
+        self.databases: dict[str, dict[str, int]] = {}
 
     # --- fault injection ---------------------------------------------------
 
@@ -69,6 +89,8 @@ class FakeRuntime:
         self.networks.setdefault(spec.network, spec.project_id)
         self.volumes.setdefault(spec.volume, spec.project_id)
         for c in spec.containers:
+            if c.volume_mount:
+                self.mounts[c.name] = spec.volume
             if c.name not in self.containers_by_name:
                 self.containers_by_name[c.name] = ContainerState(
                     name=c.name, project_id=spec.project_id, service=c.service, status="created",
@@ -129,3 +151,86 @@ class FakeRuntime:
         self._call("events")
         while self.pending_events:
             yield self.pending_events.pop(0)
+
+    def exec_stream(
+        self, container: str, argv: list[str], *, environment: dict[str, str] | None = None, idle_timeout_s: float = 600
+    ) -> ExecStream:
+        self._call("exec_stream")
+        state = self.containers_by_name.get(container)
+        if state is None:
+            raise StackNotFound(f"running {argv[0]} in {container}: container {container} does not exist")
+        if not state.running:
+            raise RuntimeFailure(f"running {argv[0]} in {container}: container {container} is not running")
+        stdout, code, stderr = self.exec_handler(self, container, list(argv), dict(environment or {}))
+        chunks = [stdout] if isinstance(stdout, bytes) else list(stdout)
+        return ExecStream(iter(chunks), lambda: ExecResult(exit_code=code, stderr=stderr))
+
+    def file_put(self, container: str, path: str, chunks: Iterable[bytes], *, size: int) -> None:
+        self._call("file_put")
+        if container not in self.containers_by_name:
+            raise StackNotFound(f"copying {path} into {container}: no such container")
+        data = b"".join(chunks)
+        if len(data) != size:
+            raise RuntimeFailure(f"copying {path} into {container}: the file ended after {len(data)} of its {size} bytes")
+        self.files[(container, path)] = data
+
+    def scratch_up(self, spec: ScratchSpec) -> None:
+        self._call("scratch_up")
+        if self.images is not None and spec.image not in self.images:
+            raise ImageUnavailable(f"image {spec.image} is not on the engine and could not be pulled")
+        project_id = spec.labels.get(PROJECT_LABEL, "")
+        if spec.volume_name not in self.volumes:
+            if not spec.own_volume:
+                raise StackNotFound(f"volume {spec.volume_name} does not exist: there is no data to read")
+            self.volumes[spec.volume_name] = project_id
+        self.networks.setdefault(spec.network, project_id)
+        self.mounts[spec.name] = spec.volume_name
+        self.containers_by_name[spec.name] = ContainerState(
+            name=spec.name, project_id=project_id, service=spec.labels.get(SERVICE_LABEL, ""), status="running", image=spec.image
+        )
+
+    def scratch_remove(self, name: str) -> None:
+        self._call("scratch_remove")
+        self.containers_by_name.pop(name, None)
+        self.networks.pop(f"{name}_net", None)
+        if self.volumes.pop(f"{name}_data", None) is not None:
+            self.databases.pop(f"{name}_data", None)
+        self.mounts.pop(name, None)
+        for key in [k for k in self.files if k[0] == name]:
+            del self.files[key]
+
+
+FAKE_DUMP_MAGIC = b"PGDMP-fake "
+
+
+def fake_postgres(runtime: FakeRuntime, container: str, argv: list[str], environment: dict[str, str]) -> ExecAnswer:
+    """Play the commands Berth runs in a postgres container, over `runtime.databases[<its volume>]`.
+
+    A "dump" is the magic bytes and the tables as JSON, padded to a realistic
+    size; a restore of anything else fails like pg_restore does.
+    """
+    volume = runtime.mounts.get(container, "")
+    database = runtime.databases.setdefault(volume, {})
+    manifest = json.dumps({"server_version": "fake", "roles": ["anon", environment.get("PGUSER", "app")], "tables": database})
+    program = argv[3] if argv[:2] == ["sh", "-c"] and len(argv) > 3 else argv[0]
+    if program == "pg_isready":
+        return b"", 0, ""
+    if program == "berth-dump":
+        dump = FAKE_DUMP_MAGIC + json.dumps({"tables": database}).encode()
+        return dump.ljust(1024), 0, f"BERTH-MANIFEST {manifest}\n"
+    if program == "berth-restore":
+        data = runtime.files.pop((container, argv[4]), b"")
+        try:
+            assert data.startswith(FAKE_DUMP_MAGIC)
+            tables = json.loads(data[len(FAKE_DUMP_MAGIC) :])["tables"]
+        except (AssertionError, ValueError, KeyError):
+            return b"", 1, "pg_restore: error: input file does not appear to be a valid archive"
+        runtime.databases[volume] = dict(tables)
+        return b"", 0, ""
+    if program == "psql":
+        return manifest.encode(), 0, ""
+    if program == "rm":
+        for path in argv[2:]:
+            runtime.files.pop((container, path), None)
+        return b"", 0, ""
+    return b"", 127, f"fake runtime: {program}: command not found"
