@@ -286,6 +286,12 @@ def berth_settings(environ) -> dict:
         # silent for BERTH_STALE_OPERATION_SECONDS belonged to a worker that died.
         "BERTH_HEARTBEAT_SECONDS": env_int("BERTH_HEARTBEAT_SECONDS", 5, 1, environ),
         "BERTH_STALE_OPERATION_SECONDS": env_int("BERTH_STALE_OPERATION_SECONDS", 60, 2, environ),
+        # Backups (README, "Backups"): dump files live in <dir>/<project id>/;
+        # a purge's final backup is kept this many days; a dump or restore
+        # command that sends nothing for BERTH_BACKUP_IDLE_TIMEOUT s is abandoned.
+        "BERTH_BACKUP_DIR": Path(text("BERTH_BACKUP_DIR", str(DATA_DIR / "backups"))),
+        "BERTH_PURGE_BACKUP_DAYS": env_int("BERTH_PURGE_BACKUP_DAYS", 30, 1, environ),
+        "BERTH_BACKUP_IDLE_TIMEOUT": env_int("BERTH_BACKUP_IDLE_TIMEOUT", 600, 10, environ),
     }
 
 

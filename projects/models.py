@@ -126,14 +126,19 @@ class Project(models.Model):
         return ACTIONS_BY_STATUS.get(self.status, frozenset())
 
 
+# Backups read a project without changing its status (services/backups.py).
+BACKUP_ACTIONS = ("backup", "verify_backup")
 ACTIONS_BY_STATUS = {
     Project.Status.PROVISIONING: frozenset({"create"}),  # a new row, before its create is queued
-    Project.Status.RUNNING: frozenset({"stop", "start", "delete"}),  # start repairs a running · missing project
-    Project.Status.STOPPED: frozenset({"start", "stop", "delete"}),  # stop again converges too
-    Project.Status.DELETED: frozenset({"restore", "purge"}),
+    Project.Status.RUNNING: frozenset({"stop", "start", "delete", *BACKUP_ACTIONS, "restore_backup"}),  # start repairs a running · missing project
+    Project.Status.STOPPED: frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup"}),  # stop again converges too
+    Project.Status.DELETED: frozenset({"restore", "purge", "verify_backup"}),
+    # A purged project's final backup can still be verified (and cloned: that is the new project's operation).
+    Project.Status.PURGED: frozenset({"verify_backup"}),
 }
-FAILED_ACTIONS = frozenset({"start", "stop", "delete"})
-FAILED_DELETED_ACTIONS = frozenset({"delete", "restore", "purge"})
+# Restoring a backup needs a settled stack: stop a failed project first (stop converges).
+FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS})
+FAILED_DELETED_ACTIONS = frozenset({"delete", "restore", "purge", "verify_backup"})
 
 
 class Operation(models.Model):
@@ -144,6 +149,11 @@ class Operation(models.Model):
         DELETE = "delete"
         RESTORE = "restore"
         PURGE = "purge"
+        # services/backups.py
+        BACKUP = "backup"
+        VERIFY_BACKUP = "verify_backup"
+        RESTORE_BACKUP = "restore_backup"
+        CLONE = "clone"  # a create that restores a backup into the new project
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -165,6 +175,8 @@ class Operation(models.Model):
     # the worker died (see services/operations.py, operation_recover_stale).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The backup this operation makes, verifies, restores or clones from.
+    backup = models.ForeignKey("Backup", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -210,3 +222,88 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class Backup(models.Model):
+    """One pg_dump of a project's database: a file under BERTH_BACKUP_DIR/<project id>/ and what it held.
+
+    `tables` and `roles` are recorded at dump time, in the dump's own snapshot;
+    verification restores the file and compares against them.
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"  # dumped, not (yet) verified
+        FAILED = "failed"  # no file
+        VERIFIED = "verified"
+        VERIFY_FAILED = "verify_failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual"
+        SCHEDULED = "scheduled"
+        PRE_PURGE = "pre-purge"
+        PRE_RESTORE = "pre-restore"
+
+    RESTORABLE = (State.SUCCEEDED, State.VERIFIED)
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="backups")
+    # The operation that made it: a backup, or the restore or purge that took it first.
+    operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="backups_made")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)  # bytes
+    sha256 = models.CharField(max_length=64, blank=True)
+    postgres_version = models.CharField(max_length=8)  # the major whose image dumped it, and verifies it
+    server_version = models.CharField(max_length=100, blank=True)
+    tables = models.JSONField(default=dict, blank=True)  # "schema"."table" (quoted as needed) -> rows
+    roles = models.JSONField(default=list, blank=True)  # roles the dump may name as owners or grantees
+    error = models.TextField(blank=True)
+    # Removed by the backup pass after this (a purge's final backups); null: kept until retention or by hand.
+    keep_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"]),
+            models.Index(fields=["state"]),
+            models.Index(fields=["keep_until"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"backup {self.public_id} of {self.project.public_id} ({self.state})"
+
+    @property
+    def is_restorable(self) -> bool:
+        return self.state in self.RESTORABLE
+
+    @property
+    def filename(self) -> str:
+        return f"{self.public_id}.dump"
+
+    @property
+    def row_count(self) -> int:
+        return sum(self.tables.values())
+
+
+class BackupSchedule(models.Model):
+    """A project's daily backup: at `hour` (UTC), keeping the newest `keep` good scheduled backups."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="backup_schedule")
+    enabled = models.BooleanField(default=True)
+    hour = models.PositiveSmallIntegerField(default=3)
+    keep = models.PositiveSmallIntegerField(default=7)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(hour__lte=23), name="backup_schedule_hour_0_23"),
+            models.CheckConstraint(condition=Q(keep__gte=1), name="backup_schedule_keeps_one"),
+        ]
+
+    def __str__(self) -> str:
+        return f"daily at {self.hour:02d}:00 UTC, keep {self.keep}"

@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from .models import Project
+from .models import Backup, Project
 
 
 def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Project]:
@@ -20,3 +20,9 @@ def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Projec
 def project_for_user(user, public_id: str) -> Project | None:
     """One project by id if `user` may see it (deleted ones included), else None."""
     return projects_for_user(user, include_deleted=True).filter(public_id=public_id).first()
+
+
+def backup_for_user(user, public_id: str) -> Backup | None:
+    """One backup by id if `user` may see its project (purged ones included), else None."""
+    visible = projects_for_user(user, include_deleted=True)
+    return Backup.objects.select_related("project", "project__owner").filter(public_id=public_id, project__in=visible).first()

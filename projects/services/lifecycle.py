@@ -12,10 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from projects.models import Operation, Project
+from projects.models import Backup, Operation, Project
 from projects.runtime import get_runtime
 from projects.runtime.spec import stack_spec
 
+from . import backups
 from .errors import InvalidInput
 from .operations import Step, StepResult, operation_enqueue, operation_execute
 from .ports import project_insert_with_ports
@@ -24,14 +25,19 @@ S = Project.Status
 NAME_MAX = Project._meta.get_field("name").max_length
 
 
-def project_create(*, owner, name: str | None = None, postgres_version: str | None = None, api: str | None = None) -> Operation:
-    """Reserve ports and secrets for a new project and queue its creation."""
-    version = str(postgres_version or settings.BERTH_DEFAULT_POSTGRES_VERSION)
+def project_create(
+    *, owner, name: str | None = None, postgres_version: str | None = None, api: str | None = None, from_backup: Backup | None = None
+) -> Operation:
+    """Reserve ports and secrets for a new project and queue its creation; `from_backup` clones that backup's rows into it."""
+    source = from_backup.project if from_backup is not None else None
+    version = str(postgres_version or (from_backup.postgres_version if from_backup else "") or settings.BERTH_DEFAULT_POSTGRES_VERSION)
     if version not in settings.BERTH_POSTGRES_IMAGES:
         raise InvalidInput("postgres_version", f"must be one of {', '.join(sorted(settings.BERTH_POSTGRES_IMAGES))}")
-    flavour = api or settings.BERTH_DEFAULT_API
+    flavour = api or (source.api_flavour if source else "") or settings.BERTH_DEFAULT_API
     if flavour not in Project.Api.values:
         raise InvalidInput("api", f"must be one of {', '.join(Project.Api.values)}")
+    if from_backup is not None:
+        backups.backup_check_cloneable(from_backup, postgres_version=version)
     name = (name or "").strip()
     if len(name) > NAME_MAX:
         raise InvalidInput("name", f"must be at most {NAME_MAX} characters")
@@ -44,7 +50,8 @@ def project_create(*, owner, name: str | None = None, postgres_version: str | No
         # One transaction: a project row never exists without its create operation.
         project_insert_with_ports(project)
         return operation_enqueue(
-            project=project, kind="create", action="create", transitional=S.PROVISIONING, requested_by=owner
+            project=project, kind="clone" if from_backup else "create", action="create", transitional=S.PROVISIONING,
+            requested_by=owner, backup=from_backup,
         )
 
 
@@ -110,7 +117,10 @@ def _step_restore(project: Project) -> StepResult:
 
 
 def _step_purge(project: Project) -> StepResult:
+    # No destructive action without a backup: a final one, verified, or the purge is refused.
+    backups.backup_before_purge(project)
     get_runtime().stack_purge(project.public_id)
+    backups.backups_keep_after_purge(project)
     # Ports go back to the pool only now: until a purge they are the project's URLs.
     return {"status": S.PURGED, "health": Project.Health.MISSING, "observed_at": timezone.now(), "db_port": None, "api_port": None}
 
@@ -122,6 +132,7 @@ STEPS: dict[str, Step] = {
     "delete": _step_delete,
     "restore": _step_restore,
     "purge": _step_purge,
+    **backups.STEPS,  # backup, verify_backup, restore_backup, clone
 }
 
 

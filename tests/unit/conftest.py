@@ -12,6 +12,12 @@ def _inline_tasks(settings):
 
 
 @pytest.fixture(autouse=True)
+def _backup_dir(settings, tmp_path):
+    # Purges take a final backup, even on the FakeRuntime: its files go to the test's own directory.
+    settings.BERTH_BACKUP_DIR = tmp_path / "backups"
+
+
+@pytest.fixture(autouse=True)
 def fake_runtime():
     runtime = FakeRuntime()
     use_runtime(runtime)
