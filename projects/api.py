@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from .models import ApiToken, Operation, Project, token_hash
-from .selectors import project_for_user, projects_for_user
+from .selectors import backup_for_user, project_for_user, projects_for_user
 from .services import lifecycle
 from .services.errors import InvalidInput, InvalidTransition, OperationInFlight, PortsExhausted, ServiceError
 from .services.operations import operation_wait
@@ -185,14 +185,21 @@ def projects_collection(request: HttpRequest) -> JsonResponse:
     try:
         _wait_seconds(request)  # refuse a bad ?wait before anything is reserved
         body = _body(request)
-        unknown = set(body) - {"name", "postgres_version", "api"}
+        unknown = set(body) - {"name", "postgres_version", "api", "from_backup"}
         if unknown:
-            raise InvalidInput(sorted(unknown)[0], "is not a field of a project (name, postgres_version, api)")
+            raise InvalidInput(sorted(unknown)[0], "is not a field of a project (name, postgres_version, api, from_backup)")
+        from_backup = None
+        if (backup_id := _string_field(body, "from_backup")) is not None:
+            # A clone copies every row: only from the requester's own projects' backups.
+            from_backup = backup_for_user(request.user, backup_id)
+            if from_backup is None or from_backup.project.owner_id != request.user.pk:
+                raise InvalidInput("from_backup", f"no backup {backup_id!r} of a project of yours")
         operation = lifecycle.project_create(
             owner=request.user,
             name=_string_field(body, "name"),
             postgres_version=_string_field(body, "postgres_version"),
             api=_string_field(body, "api"),
+            from_backup=from_backup,
         )
     except ServiceError as exc:
         return service_error(exc)

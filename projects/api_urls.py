@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api
+from . import api, api_backups
 
 urlpatterns = [
     path("projects", api.projects_collection),
@@ -8,5 +8,10 @@ urlpatterns = [
     re_path(r"^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge)$", api.project_action),
     path("projects/<str:project_id>/operations", api.project_operations),
     path("operations/<str:operation_id>", api.operation_detail),
+    path("projects/<str:project_id>/backups", api_backups.project_backups),
+    path("projects/<str:project_id>/backup-schedule", api_backups.project_backup_schedule),
+    path("backups/<str:backup_id>", api_backups.backup_detail),
+    re_path(r"^backups/(?P<backup_id>[^/]+)/(?P<action>verify|restore)$", api_backups.backup_action),
+    path("backups/<str:backup_id>/download", api_backups.backup_download),
     re_path(r"^(?P<path>.*)$", api.not_found),
 ]
