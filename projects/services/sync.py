@@ -10,13 +10,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db import close_old_connections
 from django.utils import timezone
 
 from projects.models import Project
-from projects.runtime import ContainerState, Runtime, RuntimeFailure, get_runtime
+from projects.runtime import ContainerState, EngineEvent, Runtime, RuntimeFailure, get_runtime
 
 from .operations import operation_recover_stale
 
@@ -28,10 +28,10 @@ SERVICES = ("db", "api")
 # Projects in these statuses have an operation in flight: what the engine
 # shows is a moment of a change, not drift.
 TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING, S.PURGING}
-# Engine events that can change a project's health. Healthchecks alone make
-# three exec_* events per container every interval: following those would
-# re-read every project's stack every couple of seconds for nothing.
-HEALTH_EVENTS = frozenset({"create", "start", "restart", "die", "kill", "stop", "destroy", "pause", "unpause", "oom", "health_status"})
+# Engine events that can change a project's health ("kill" and "oom" only
+# announce a "die"). Healthchecks alone make three exec_* events per container
+# every interval: following those would re-read every stack for nothing.
+HEALTH_EVENTS = frozenset({"create", "start", "restart", "die", "stop", "destroy", "pause", "unpause", "health_status"})
 # The longest one event stream stays open: a stop request waits at most this.
 EVENT_WINDOW_S = 5.0
 # What each settled status expects to observe.
@@ -156,11 +156,19 @@ def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
     return report
 
 
-def project_observe(project_id: str, *, runtime: Runtime | None = None) -> str | None:
+def project_observe(project_id: str, *, runtime: Runtime | None = None, event: EngineEvent | None = None) -> str | None:
     """Re-read one project's containers (after an engine event) and record its health."""
     runtime = runtime or get_runtime()
-    state = runtime.stack_state(project_id)
-    health = observed_health(state.containers)
+    containers = list(runtime.stack_state(project_id).containers)
+    if event is not None and event.action in ("die", "destroy"):
+        # The engine sends "die" before its container list stops saying
+        # "running": the event itself is the truth for that container.
+        containers = [
+            replace(c, status="exited", health=None) if c.service == event.service else c
+            for c in containers
+            if not (event.action == "destroy" and c.service == event.service)
+        ]
+    health = observed_health(containers)
     updated = Project.objects.filter(public_id=project_id).exclude(status=S.PURGED).update(
         health=health, observed_at=timezone.now()
     )
@@ -202,7 +210,7 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
                 for event in runtime.events(timeout_s=window, since=since):
                     if event.action.split(":")[0] not in HEALTH_EVENTS:
                         continue
-                    health = project_observe(event.project_id, runtime=runtime)
+                    health = project_observe(event.project_id, runtime=runtime, event=event)
                     if health:
                         log(f"{event.project_id}: {event.service} {event.action} → {health}")
                     if stop.is_set():

@@ -396,3 +396,16 @@ def test_event_windows_follow_on_from_the_pass_and_each_other_without_gaps(user,
         else:
             # ...and each later one starts where the previous ended: nothing falls in between.
             assert previous["started"] <= call["since"] <= previous["ended"]
+
+
+def test_a_die_event_wins_over_a_container_list_that_still_says_running(user, fake_runtime):
+    # The engine emits "die" before its list catches up; the event is the truth.
+    project = running_project(user)
+
+    def die_after_first_pass(line: str) -> bool:
+        if line.startswith("full pass"):
+            fake_runtime.pending_events.append(EngineEvent(project.public_id, "db", "die"))
+        return "→" in line
+
+    lines = watch(fake_runtime, until=die_after_first_pass, full_pass_s=30.0)
+    assert f"{project.public_id}: db die → down" in lines
