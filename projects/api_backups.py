@@ -163,9 +163,16 @@ def backup_download(request: HttpRequest, backup_id: str):
     if backup.state not in HAS_FILE:
         return error(409, "wrong_state", f"backup {backup.public_id} is {backup.state}: it has no file")
     try:
-        handle = open(backups.backup_path(backup), "rb")
+        return backup_file_response(backup)
     except FileNotFoundError:
         return error(HTTPStatus.GONE, "gone", f"backup {backup.public_id}'s file is missing from the backup directory")
+
+
+def backup_file_response(backup: Backup) -> FileResponse:
+    """The backup's file, streamed as an attachment (the API's and the dashboard's); FileNotFoundError without one."""
+    if backup.state not in HAS_FILE:
+        raise FileNotFoundError(backup.public_id)
+    handle = open(backups.backup_path(backup), "rb")
     created = backup.created_at.strftime("%Y%m%d-%H%M%S")
     response = FileResponse(
         handle, as_attachment=True, filename=f"{backup.project.public_id}-{created}-{backup.public_id}.dump", content_type="application/octet-stream"

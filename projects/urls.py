@@ -14,6 +14,12 @@ urlpatterns = [
         views.project_action,
         name="project-action",
     ),
+    path("projects/<str:project_id>/backups", views.project_backups, name="project-backups"),
+    path("projects/<str:project_id>/backups/new", views.project_backup_create, name="project-backup-create"),
+    path("projects/<str:project_id>/backup-schedule", views.project_backup_schedule, name="project-backup-schedule"),
+    path("backups/<str:backup_id>/verify", views.backup_verify, name="backup-verify"),
+    path("backups/<str:backup_id>/restore", views.backup_restore, name="backup-restore"),
+    path("backups/<str:backup_id>/download", views.backup_download, name="backup-download"),
     path("tokens", views.token_list, name="token-list"),
     path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
 ]

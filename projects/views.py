@@ -30,9 +30,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm
-from .models import Operation, Project
-from .selectors import project_for_user, projects_for_user
-from .services import lifecycle
+from .api_backups import backup_file_response
+from .models import Backup, BackupSchedule, Operation, Project
+from .selectors import backup_for_user, project_for_user, projects_for_user
+from .services import backups, lifecycle
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import InvalidInput, InvalidTransition, OperationInFlight, PortsExhausted, ServiceError
 from .services.tokens import api_token_create, api_token_revoke
@@ -346,3 +347,138 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if request.htmx:
         return TemplateResponse(request, f"{TOKENS}#tokens", _tokens_context(request, ApiTokenCreateForm()))
     return redirect("token-list")
+
+
+# --- backups (services/backups.py; the section is templates/projects/_backups.html) ---
+
+BACKUPS = "projects/_backups.html"
+BACKUPS_SHOWN = 50
+BACKUP_KINDS = frozenset({"backup", "verify_backup", "restore_backup"})
+
+
+def _backups_context(request: HttpRequest, project: Project, *, error: str = "", failed: str = "", notice: str = "") -> dict:
+    in_flight = project.operations.filter(state__in=Operation.IN_FLIGHT).select_related("backup").first()
+    backup_operation = in_flight if in_flight is not None and in_flight.kind in BACKUP_KINDS else None
+    listed = list(project.backups.all()[:BACKUPS_SHOWN])
+    allowed = project.allowed_actions()
+    return {
+        "project": project,
+        "backups_section": True,
+        "backups": listed,
+        "schedule": BackupSchedule.objects.filter(project=project).first(),
+        "hours": range(24),
+        "is_owner": project.owner_id == request.user.pk,
+        "can_backup": "backup" in allowed,
+        "can_verify": "verify_backup" in allowed,
+        "can_restore": "restore_backup" in allowed,
+        "backup_operation": backup_operation,
+        "polling": backup_operation is not None or any(b.state == Backup.State.RUNNING for b in listed),
+        "backup_error": error,
+        "failed_backup": failed,  # the backup whose restore form stays open, with its error
+        "backup_notice": notice,
+    }
+
+
+def _backups_response(request: HttpRequest, project: Project, *, status: int = 200, **extra) -> HttpResponse:
+    context = _backups_context(request, project, **extra)
+    if request.htmx:
+        return TemplateResponse(request, f"{BACKUPS}#backups", context, status=status)
+    # Without JavaScript: the whole project page, with the section rendered in place.
+    response = _page(request, project, status=status)
+    response.context_data.update(context)
+    return response
+
+
+def _backup_visible(request: HttpRequest, backup_id: str) -> Backup:
+    backup = backup_for_user(request.user, backup_id)
+    if backup is None:
+        raise Http404("No such backup, or it is not yours.")
+    return backup
+
+
+def _backup_refusal(run: Callable[[], object]) -> tuple[int, str]:
+    """Run one backup service; (200, "") when it was queued, else the status and the sentence to show."""
+    if error := engine_error(max_age_s=0):
+        return 503, f"Nothing was changed: the Docker Engine cannot be reached. {error}"
+    try:
+        run()
+    except (InvalidTransition, OperationInFlight) as exc:
+        return 409, f"Nothing was changed: {exc}."
+    except ServiceError as exc:
+        return 422, str(exc)
+    return 200, ""
+
+
+def _backup_answer(request: HttpRequest, project: Project, status: int, error: str, *, failed: str = "", notice: str = "") -> HttpResponse:
+    if not error and not request.htmx:
+        return redirect(reverse("project-backups", args=[project.public_id]) + "#backups")
+    return _backups_response(request, project, status=status, error=error, failed=failed, notice="" if error else notice)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def project_backups(request: HttpRequest, project_id: str) -> HttpResponse:
+    """The backups section: swapped into the project page by HTMX (and polled while one runs), else the whole page."""
+    return _backups_response(request, _visible(request, project_id))
+
+
+@login_required
+@require_POST
+def project_backup_create(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = _visible(request, project_id)
+    status, error = _backup_refusal(lambda: backups.project_backup(project=project, requested_by=request.user))
+    notice = "Backup queued: it is dumped, then restored into a throwaway database and checked."
+    return _backup_answer(request, project, status, error, notice=notice)
+
+
+@login_required
+@require_POST
+def backup_verify(request: HttpRequest, backup_id: str) -> HttpResponse:
+    backup = _backup_visible(request, backup_id)
+    status, error = _backup_refusal(lambda: backups.backup_verify(backup=backup, requested_by=request.user))
+    return _backup_answer(request, backup.project, status, error, notice=f"Verification of backup {backup.public_id} queued.")
+
+
+@login_required
+@require_POST
+def backup_restore(request: HttpRequest, backup_id: str) -> HttpResponse:
+    backup = _backup_visible(request, backup_id)
+    project = backup.project
+    confirm = ConfirmNameForm(request.POST, project=project)
+    if not confirm.is_valid():
+        status, error = 422, " ".join(confirm.errors["confirm"])
+    else:
+        # The person typed the name; the service's own guard wants the id.
+        restore = lambda: backups.project_restore_backup(backup=backup, confirm=project.public_id, requested_by=request.user)  # noqa: E731
+        status, error = _backup_refusal(restore)
+    notice = f"Restore of backup {backup.public_id} queued: a safety backup first, then the database is replaced."
+    return _backup_answer(request, project, status, error, failed=backup.public_id if error else "", notice=notice)
+
+
+@login_required
+@require_GET
+def backup_download(request: HttpRequest, backup_id: str) -> HttpResponse:
+    backup = _backup_visible(request, backup_id)
+    if backup.project.owner_id != request.user.pk:
+        raise PermissionDenied("Only the project's owner can download its backups: they hold every row.")
+    try:
+        return backup_file_response(backup)
+    except FileNotFoundError:
+        raise Http404("This backup has no file (it failed, or its file is gone from the backup directory).") from None
+
+
+@login_required
+@require_POST
+def project_backup_schedule(request: HttpRequest, project_id: str) -> HttpResponse:
+    project = _visible(request, project_id)
+    try:
+        hour, keep = int(request.POST.get("hour", "")), int(request.POST.get("keep", ""))
+        backups.backup_schedule_set(project=project, hour=hour, keep=keep, enabled=request.POST.get("enabled") == "on")
+    except ValueError:
+        status, error = 422, "The hour and the number of backups to keep must be whole numbers."
+    except InvalidInput as exc:
+        status, error = 422, str(exc)
+    else:
+        status, error = 200, ""
+    return _backup_answer(request, project, status, error, notice="Schedule saved.")
