@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -152,6 +153,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (SECURE_CSP below).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -175,6 +178,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",  # {{ csp_nonce }} for an inline script or style
                 "projects.context_processors.engine",  # the "engine unreachable" banner
             ],
         },
@@ -292,7 +296,63 @@ def berth_settings(environ) -> dict:
         "BERTH_BACKUP_DIR": Path(text("BERTH_BACKUP_DIR", str(DATA_DIR / "backups"))),
         "BERTH_PURGE_BACKUP_DAYS": env_int("BERTH_PURGE_BACKUP_DAYS", 30, 1, environ),
         "BERTH_BACKUP_IDLE_TIMEOUT": env_int("BERTH_BACKUP_IDLE_TIMEOUT", 600, 10, environ),
+        # Berth is reached over HTTPS through a reverse proxy that terminates TLS
+        # and sets X-Forwarded-Proto (RELIABILITY.md, "Access"). Off by default:
+        # `up` serves plain HTTP on 127.0.0.1.
+        "BERTH_HTTPS": env_bool("BERTH_HTTPS", False, environ),
+        "BERTH_HSTS_SECONDS": env_int("BERTH_HSTS_SECONDS", 31_536_000, 0, environ),
+        "BERTH_HSTS_PRELOAD": env_bool("BERTH_HSTS_PRELOAD", False, environ),
+        # Sign-in: this many failures for one username from one address lock
+        # that pair out for BERTH_LOGIN_LOCKOUT_SECONDS (projects/services/login_limits.py).
+        "BERTH_LOGIN_ATTEMPTS": env_int("BERTH_LOGIN_ATTEMPTS", 5, 1, environ),
+        "BERTH_LOGIN_LOCKOUT_SECONDS": env_int("BERTH_LOGIN_LOCKOUT_SECONDS", 900, 1, environ),
     }
 
 
 globals().update(berth_settings(ENV))
+
+# --- Security (RELIABILITY.md, "Access") ------------------------------------------
+
+# Cookies only over HTTPS, HSTS, and plain HTTP redirected, once Berth is served
+# over HTTPS. The proxy header is trusted then because `up` binds loopback: only
+# the proxy in front reaches the server.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = BERTH_HTTPS  # noqa: F821
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BERTH_HTTPS else None  # noqa: F821
+SECURE_HSTS_SECONDS = BERTH_HSTS_SECONDS if BERTH_HTTPS else 0  # noqa: F821
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = BERTH_HSTS_PRELOAD  # noqa: F821
+# Preloading commits a whole domain for months: the domain owner's decision
+# (BERTH_HSTS_PRELOAD=1), never an application default; check --deploy says so once.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# The session cookie is never readable by scripts; the CSRF one is sent as a
+# header by HTMX from the page, not read from the cookie.
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Only Berth's own files run or style a page: htmx and berth.js are static files,
+# and anything inline needs the per-response {{ csp_nonce }}.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# Sign-in failures are counted in a cache every web process shares (files in
+# DATA_DIR: gunicorn's workers are separate processes), so a lockout holds
+# whichever worker answers. The default cache stays per process.
+AUTHENTICATION_BACKENDS = ["projects.auth.RateLimitedModelBackend"]
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "login_limits": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache" / "login_limits")},
+}

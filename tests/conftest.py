@@ -10,6 +10,16 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _login_limits_per_test(settings, request):
+    # Sign-in failures live in a file cache under DATA_DIR in production; a test
+    # gets its own empty in-memory one, so no test inherits another's lockout.
+    settings.CACHES = {
+        **settings.CACHES,
+        "login_limits": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid},
+    }
+
+
 @pytest.fixture
 def user(db):
     return get_user_model().objects.create_user("alice", password="alice-password-1")
