@@ -18,10 +18,11 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import Q
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
-from projects.models import Operation, Project
+from projects.models import Backup, Operation, Project
 from projects.runtime import RuntimeFailure
 
 from .errors import InvalidTransition, OperationInFlight
@@ -199,10 +200,16 @@ def _operation_settle_stale(pk: int, still: dict[str, object], error: str, now: 
         operation.error = error
         operation.finished_at = now
         operation.save(update_fields=["state", "error", "finished_at"])
-        # The only in-flight operation owned the transitional status: failed is
-        # the settled state from which the same action is retried.
-        project.status = Project.Status.FAILED
-        project.save(update_fields=["status", "updated_at"])
+        if project.status not in Project.SETTLED:
+            # The only in-flight operation owned the transitional status: failed
+            # is the settled state from which the same action is retried. A
+            # backup never changed the status, so it keeps the one it found.
+            project.status = Project.Status.FAILED
+            project.save(update_fields=["status", "updated_at"])
+        # A backup the dead worker was making (or a restore's safety one) is over too.
+        Backup.objects.filter(Q(pk=operation.backup_id) | Q(operation=operation), state=Backup.State.RUNNING).update(
+            state=Backup.State.FAILED, error=error, finished_at=now
+        )
         _task_mark_lost(operation.pk, error)
     logger.warning("operation %s: %s of project %s failed: %s", operation.public_id, operation.kind, project.public_id, error)
     return operation

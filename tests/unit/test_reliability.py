@@ -409,3 +409,20 @@ def test_a_die_event_wins_over_a_container_list_that_still_says_running(user, fa
 
     lines = watch(fake_runtime, until=die_after_first_pass, full_pass_s=30.0)
     assert f"{project.public_id}: db die → down" in lines
+
+
+def test_a_dead_workers_backup_fails_the_backup_and_leaves_the_project_as_it_was(user, settings):
+    from projects.models import Backup
+
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    backup = Backup.objects.create(project=project, postgres_version=project.postgres_version)
+    op = in_flight(project, kind="backup", state="running", age_s=61, status=S.RUNNING)
+    Operation.objects.filter(pk=op.pk).update(backup=backup)
+
+    operation_recover_stale()
+
+    project.refresh_from_db()
+    backup.refresh_from_db()
+    assert project.status == S.RUNNING  # a backup reads a project, it never changed its status
+    assert backup.state == Backup.State.FAILED and "no heartbeat" in backup.error
