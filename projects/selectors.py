@@ -11,7 +11,8 @@ def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Projec
     if not user.is_staff:
         projects = projects.filter(owner=user)
     if not include_deleted:
-        projects = projects.filter(deleted_at__isnull=True).exclude(
+        # A project being restored is coming back: it belongs with the live ones.
+        projects = projects.filter(Q(deleted_at__isnull=True) | Q(status=Project.Status.RESTORING)).exclude(
             Q(status=Project.Status.PURGED) | Q(status=Project.Status.DELETING)
         )
     return projects

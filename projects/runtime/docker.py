@@ -45,6 +45,7 @@ from .base import (
 logger = logging.getLogger(__name__)
 
 NANOSECONDS = 1_000_000_000
+PING_TIMEOUT_S = 3
 # Of a command's stderr only the tail is kept: enough for its last words and
 # for a backup's manifest line, never a whole log in memory.
 STDERR_KEEP = 8 * 1024 * 1024
@@ -95,8 +96,10 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"Docker Engine at {engine_address()} did not answer in time ({doing})") from None
 
     def ping(self) -> None:
+        # A short timeout of its own: the dashboard pings while rendering, and a
+        # hung engine must cost a page seconds, not the client's 30 s.
         with self._engine("checking the engine"):
-            self.api.ping()
+            self.api._result(self.api._get(self.api._url("/_ping"), timeout=PING_TIMEOUT_S))
 
     # --- stacks ------------------------------------------------------------
 

@@ -236,3 +236,13 @@ def test_an_exhausted_port_range_is_a_clear_error(client, user, settings):
     create(client, headers)
     response = post(client, "/v1/projects", {}, headers)
     assert response.status_code == 503 and response.json()["error"]["code"] == "ports_exhausted"
+
+
+def test_a_project_being_restored_is_listed_with_the_live_ones(client, user, queued_only):
+    headers = bearer(user)
+    pid = post(client, "/v1/projects", {}, headers).json()["project_id"]
+    Operation.objects.filter(state="queued").update(state="succeeded")
+    Project.objects.filter(public_id=pid).update(status="deleted", deleted_at="2026-01-01T00:00:00Z")
+    assert client.get("/v1/projects", **headers).json()["projects"] == []
+    post(client, f"/v1/projects/{pid}/restore", headers=headers)
+    assert [p["status"] for p in client.get("/v1/projects", **headers).json()["projects"]] == ["restoring"]
