@@ -45,7 +45,7 @@ from projects.runtime.base import SERVICE_LABEL
 from projects.runtime.spec import DB_PORT, object_names, postgres_image, project_labels, stack_spec
 
 from .errors import InvalidInput, InvalidTransition, ServiceError
-from .operations import StepFailed, StepResult, operation_enqueue
+from .operations import StepFailed, StepResult, operation_enqueue, secrets_redact
 
 logger = logging.getLogger(__name__)
 
@@ -451,6 +451,9 @@ def _verify(backup: Backup, runtime: Runtime) -> str:
 
 
 def _backup_save(backup: Backup, **fields) -> None:
+    if fields.get("error"):
+        # The engine's words can echo what it was given: the project's secrets never reach the row.
+        fields["error"] = secrets_redact(fields["error"], backup.project)
     for name, value in fields.items():
         setattr(backup, name, value)
     backup.save()

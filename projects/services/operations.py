@@ -104,7 +104,7 @@ def operation_execute(operation_id: int, step: Step) -> Operation:
         outcome = step(project)
         error = ""
     except StepFailed as exc:
-        outcome, error = exc.outcome, str(exc)
+        outcome, error = exc.outcome, secrets_redact(str(exc), project)
     except RuntimeFailure as exc:
         # The engine's words can echo what it was given (an environment, a
         # command line): the project's secrets never reach the operation row.

@@ -518,3 +518,11 @@ def test_leftovers_of_projects_this_database_does_not_know_are_never_touched(pro
     partial.write_bytes(b"PGDMP")
     assert backups.backups_settle_orphans().cleaned == []
     assert scratch in fake_runtime.containers_by_name and partial.exists()
+
+
+def test_a_failure_that_echoes_the_password_never_stores_it(project, fake_runtime):
+    secret = project.db_password
+    play(fake_runtime, "berth-dump", (b"", 1, f"pg_dump: error: password authentication failed for {secret}"))
+    operation, made = backup(project)
+    assert secret not in made.error and secret not in operation.error
+    assert "********" in made.error
