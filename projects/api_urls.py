@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, api_backups
+from . import api, api_backups, openapi
 
 urlpatterns = [
     path("projects", api.projects_collection),
@@ -13,5 +13,7 @@ urlpatterns = [
     path("backups/<str:backup_id>", api_backups.backup_detail),
     re_path(r"^backups/(?P<backup_id>[^/]+)/(?P<action>verify|restore)$", api_backups.backup_action),
     path("backups/<str:backup_id>/download", api_backups.backup_download),
+    # Public, like any API reference: it holds no data (projects/openapi.py).
+    path("openapi.json", openapi.openapi_json),
     re_path(r"^(?P<path>.*)$", api.not_found),
 ]

@@ -23,3 +23,28 @@ def fake_runtime():
     use_runtime(runtime)
     yield runtime
     use_runtime(None)
+
+
+@pytest.fixture(autouse=True)
+def _api_answers_match_the_openapi_document(monkeypatch):
+    """Every /v1 answer any unit test gets is checked against projects/openapi.py.
+
+    So the document cannot fall behind the API: a new field, status or endpoint
+    without its line in the document fails the test that first meets it.
+    """
+    from django.test import Client
+
+    from tests.openapi_check import conformance_errors
+
+    original = Client.request
+
+    def request(self, **environ):
+        response = original(self, **environ)
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/v1/"):
+            body = b"" if response.streaming else response.content
+            errors = conformance_errors(environ["REQUEST_METHOD"], path, response.status_code, response.get("Content-Type", ""), body)
+            assert not errors, "the answer departs from the OpenAPI document (projects/openapi.py):\n" + "\n".join(errors)
+        return response
+
+    monkeypatch.setattr(Client, "request", request)

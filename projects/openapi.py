@@ -1,0 +1,394 @@
+"""The OpenAPI 3.1 document of the JSON API v1, served at /v1/openapi.json.
+
+Hand-written as data, next to the API it describes, and kept true by tests:
+every API response the unit tests see is validated against it
+(tests/openapi_check.py), and schemathesis throws generated requests at a live
+server and fails on any 500 or any answer outside it. The document is public,
+like any API reference: it is served without a token and holds no data. A few
+values are read from the settings when it is served (the Postgres versions on
+offer), so the document describes this installation.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+
+from .api import methods
+from .models import Backup, Operation, Project
+
+JSON = "application/json"
+ID = {"type": "string", "pattern": "^[0-9a-f]{12}$"}
+TIME = {"type": "string", "format": "date-time"}
+TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+STRING_OR_NULL = {"type": ["string", "null"]}
+
+
+def obj(properties: dict[str, Any], *, optional: tuple[str, ...] = (), description: str = "") -> dict:
+    """A closed object: every listed property required unless optional, nothing unlisted allowed."""
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+OPERATION = obj(
+    {
+        "operation_id": ID,
+        "project_id": ID,
+        "kind": {"enum": Operation.Kind.values},
+        "state": {"enum": Operation.State.values},
+        "requested_by": STRING_OR_NULL,
+        "created_at": TIME,
+        "started_at": TIME_OR_NULL,
+        "finished_at": TIME_OR_NULL,
+        "error": {**STRING_OR_NULL, "description": "why it failed, in a sentence a person can act on"},
+    }
+)
+
+PROJECT_FIELDS = {
+    "project_id": ID,
+    "name": {"type": "string"},
+    "owner": {"type": "string"},
+    "status": {"enum": Project.Status.values},
+    "health": {"enum": Project.Health.values, "description": "what sync last observed on the engine"},
+    "observed_at": TIME_OR_NULL,
+    "postgres_version": {"type": "string"},
+    "api": {"enum": Project.Api.values},
+    "api_url": {**STRING_OR_NULL, "description": "null once purged"},
+    "db_url": {**STRING_OR_NULL, "description": "with the password for the owner, masked for anyone else; null once purged"},
+    "created_at": TIME,
+    "deleted_at": TIME_OR_NULL,
+    "purge_after": TIME_OR_NULL,
+    "operation": ref("Operation"),
+}
+
+BACKUP_FIELDS = {
+    "backup_id": ID,
+    "project_id": ID,
+    "state": {"enum": Backup.State.values},
+    "trigger": {"enum": Backup.Trigger.values},
+    "created_at": TIME,
+    "finished_at": TIME_OR_NULL,
+    "verified_at": TIME_OR_NULL,
+    "size": {"type": ["integer", "null"], "minimum": 0},
+    "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+    "postgres_version": {"type": "string"},
+    "tables": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+    "rows": {"type": "integer", "minimum": 0},
+    "error": STRING_OR_NULL,
+    "keep_until": TIME_OR_NULL,
+    "download_url": STRING_OR_NULL,
+    "operation": ref("Operation"),
+}
+
+SCHEDULE = obj(
+    {"enabled": {"type": "boolean"}, "hour": {"type": "integer", "minimum": 0, "maximum": 23}, "keep": {"type": "integer", "minimum": 1}}
+)
+
+ERROR = obj(
+    {
+        "error": obj(
+            {
+                "code": {"type": "string", "description": "a stable word: invalid, unauthenticated, not_found, wrong_state, …"},
+                "message": {"type": "string"},
+                "field": {"type": "string", "description": "the input at fault, with code invalid"},
+                "operation": ref("Operation"),
+            },
+            optional=("field", "operation"),
+        )
+    }
+)
+
+ERRORS = {
+    "400": "bad JSON, a bad field (named in `field`) or a bad ?wait",
+    "401": "no token, or not a valid one",
+    "403": "not allowed for this user",
+    "404": "no such thing, or it is not yours",
+    "409": "the project's status refuses this, or an operation is already in flight (named)",
+    "410": "the backup's file is gone",
+    "503": "no free port left to reserve",
+}
+
+
+def error_responses(*codes: int) -> dict:
+    return {str(c): {"description": ERRORS[str(c)], "content": {JSON: {"schema": ref("Error")}}} for c in (401, *codes)}
+
+
+def answer(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+WAIT = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "seconds to wait for the operation to settle (0-120); the answer is then 200 (201 for a create) with the settled state",
+    "schema": {"type": "integer", "minimum": 0, "maximum": 120},
+}
+
+
+def path_id(name: str) -> dict:
+    # Any string is accepted and answered 404 when unknown; real ids are 12 hex characters.
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def any_body(description: str = "ignored; when sent it must be a JSON object") -> dict:
+    return {"required": False, "description": description, "content": {JSON: {"schema": {"type": "object"}}}}
+
+
+def action(operation_id: str, summary: str, *, body: dict | None = None, response: str = "Project", codes=(400, 404, 409)) -> dict:
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": [WAIT],
+        "requestBody": body or any_body(),
+        "responses": {
+            "200": answer(ref(response), "settled within ?wait"),
+            "202": answer(ref(response), "queued or running: follow the operation"),
+            **error_responses(*codes),
+        },
+    }
+
+
+def openapi_document() -> dict:
+    versions = sorted(settings.BERTH_POSTGRES_IMAGES)
+    project_links = {
+        name: {"operationId": op, "parameters": {"project_id": "$response.body#/project_id"}}
+        for name, op in [
+            ("GetProject", "getProject"),
+            ("StopProject", "stopProject"),
+            ("StartProject", "startProject"),
+            ("DeleteProject", "deleteProject"),
+            ("ListOperations", "listOperations"),
+            ("ListBackups", "listBackups"),
+        ]
+    }
+    created = {**answer(ref("Project"), "settled within ?wait"), "links": project_links}
+    queued = {**answer(ref("Project"), "queued: follow the operation"), "links": project_links}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Berth API",
+            "version": "1",
+            "description": (
+                "Projects (a PostgreSQL server and an HTTP API over it), their operations and backups. Every change is "
+                "an operation that a worker runs: actions answer 202 at once, or wait with ?wait=N. Errors are "
+                '{"error": {"code", "message"}}.'
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document (no token needed)",
+                    "security": [],
+                    "responses": {"200": answer({"type": "object"}, "the OpenAPI 3.1 document")},
+                }
+            },
+            "/v1/projects": {
+                "get": {
+                    "operationId": "listProjects",
+                    "summary": "Your projects (staff: everyone's)",
+                    "parameters": [
+                        {
+                            "name": "include_deleted",
+                            "in": "query",
+                            "required": False,
+                            "description": "1, true or yes to include deleted and purged projects",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {"200": answer(obj({"projects": {"type": "array", "items": ref("Project")}}), "the projects"), **error_responses()},
+                },
+                "post": {
+                    "operationId": "createProject",
+                    "summary": "Create a project (ports and secrets are reserved at once)",
+                    "parameters": [WAIT],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            JSON: {
+                                "schema": obj(
+                                    {
+                                        "name": {"type": ["string", "null"], "maxLength": Project._meta.get_field("name").max_length},
+                                        "postgres_version": {
+                                            "oneOf": [
+                                                {"type": "string", "enum": versions},
+                                                {"type": "integer", "enum": [int(v) for v in versions]},
+                                                {"type": "null"},
+                                            ]
+                                        },
+                                        "api": {"enum": [*Project.Api.values, None]},
+                                        "from_backup": {**STRING_OR_NULL, "description": "clone from this backup of one of your projects"},
+                                    },
+                                    optional=("name", "postgres_version", "api", "from_backup"),
+                                )
+                            }
+                        },
+                    },
+                    "responses": {"201": created, "202": queued, **error_responses(400, 503)},
+                },
+            },
+            "/v1/projects/{project_id}": {
+                "parameters": [path_id("project_id")],
+                "get": {
+                    "operationId": "getProject",
+                    "summary": "One project",
+                    "responses": {"200": answer(ref("Project"), "the project"), **error_responses(404)},
+                },
+                "delete": {**action("deleteProject", "Delete (soft): containers go; volume and ports stay until purge"), "requestBody": any_body()},
+            },
+            "/v1/projects/{project_id}/stop": {"parameters": [path_id("project_id")], "post": action("stopProject", "Stop")},
+            "/v1/projects/{project_id}/start": {
+                "parameters": [path_id("project_id")],
+                "post": action("startProject", "Start (and repair a running project whose containers went)"),
+            },
+            "/v1/projects/{project_id}/restore": {
+                "parameters": [path_id("project_id")],
+                "post": action("restoreProject", "Bring a deleted project back, stopped"),
+            },
+            "/v1/projects/{project_id}/purge": {
+                "parameters": [path_id("project_id")],
+                "post": action(
+                    "purgeProject",
+                    "Remove a deleted project's data for good",
+                    body={"required": True, "content": {JSON: {"schema": {"type": "object", "properties": {"confirm": {"type": "string"}}}}}},
+                ),
+            },
+            "/v1/projects/{project_id}/operations": {
+                "parameters": [path_id("project_id")],
+                "get": {
+                    "operationId": "listOperations",
+                    "summary": "The project's last 100 operations, newest first",
+                    "responses": {"200": answer(obj({"operations": {"type": "array", "items": ref("Operation")}}), "the operations"), **error_responses(404)},
+                },
+            },
+            "/v1/operations/{operation_id}": {
+                "parameters": [path_id("operation_id")],
+                "get": {
+                    "operationId": "getOperation",
+                    "summary": "One operation",
+                    "responses": {"200": answer(ref("Operation"), "the operation"), **error_responses(404)},
+                },
+            },
+            "/v1/projects/{project_id}/backups": {
+                "parameters": [path_id("project_id")],
+                "get": {
+                    "operationId": "listBackups",
+                    "summary": "The project's backups and schedule",
+                    "responses": {
+                        "200": answer(
+                            obj({"backups": {"type": "array", "items": ref("Backup")}, "schedule": {"oneOf": [ref("Schedule"), {"type": "null"}]}}),
+                            "the backups",
+                        ),
+                        **error_responses(404),
+                    },
+                },
+                "post": {
+                    "operationId": "createBackup",
+                    "summary": "Take a backup now",
+                    "parameters": [WAIT],
+                    "requestBody": any_body("takes no fields; when sent it must be an empty JSON object"),
+                    "responses": {
+                        "201": answer(ref("Backup"), "taken within ?wait"),
+                        "202": answer(ref("Backup"), "queued or running"),
+                        **error_responses(400, 404, 409),
+                    },
+                },
+            },
+            "/v1/projects/{project_id}/backup-schedule": {
+                "parameters": [path_id("project_id")],
+                "get": {
+                    "operationId": "getBackupSchedule",
+                    "summary": "The daily backup schedule, or null",
+                    "responses": {"200": answer(obj({"schedule": {"oneOf": [ref("Schedule"), {"type": "null"}]}}), "the schedule"), **error_responses(404)},
+                },
+                "put": {
+                    "operationId": "setBackupSchedule",
+                    "summary": "Back up daily at `hour` (UTC), keeping the newest `keep`",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            JSON: {
+                                "schema": obj(
+                                    {
+                                        "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+                                        "keep": {"type": "integer", "minimum": 1, "maximum": 365},
+                                        "enabled": {"type": "boolean"},
+                                    },
+                                    optional=("enabled",),
+                                )
+                            }
+                        },
+                    },
+                    "responses": {"200": answer(obj({"schedule": ref("Schedule")}), "the schedule"), **error_responses(400, 404)},
+                },
+            },
+            "/v1/backups/{backup_id}": {
+                "parameters": [path_id("backup_id")],
+                "get": {"operationId": "getBackup", "summary": "One backup", "responses": {"200": answer(ref("Backup"), "the backup"), **error_responses(404)}},
+                "delete": {
+                    "operationId": "deleteBackup",
+                    "summary": "Delete a backup and its file",
+                    "responses": {"200": answer(obj({"deleted": {"type": "string"}}), "deleted"), **error_responses(400, 404, 409)},
+                },
+            },
+            "/v1/backups/{backup_id}/verify": {
+                "parameters": [path_id("backup_id")],
+                "post": action("verifyBackup", "Restore the backup into a throwaway server and count its rows", response="Backup"),
+            },
+            "/v1/backups/{backup_id}/restore": {
+                "parameters": [path_id("backup_id")],
+                "post": action(
+                    "restoreBackup",
+                    "Replace the project's data with the backup's (a safety backup is taken first)",
+                    body={"required": True, "content": {JSON: {"schema": {"type": "object", "properties": {"confirm": {"type": "string"}}}}}},
+                    response="RestoredProject",
+                ),
+            },
+            "/v1/backups/{backup_id}/download": {
+                "parameters": [path_id("backup_id")],
+                "get": {
+                    "operationId": "downloadBackup",
+                    "summary": "The backup's pg_dump file (the project's owner only)",
+                    "responses": {
+                        "200": {
+                            "description": "the dump, with a Repr-Digest header to check it against",
+                            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        **error_responses(403, 404, 409, 410),
+                    },
+                },
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API token (dashboard, API tokens page)"}},
+            "schemas": {
+                "Operation": OPERATION,
+                "Project": obj(PROJECT_FIELDS, optional=("operation",)),
+                "RestoredProject": obj(
+                    {**PROJECT_FIELDS, "backup": ref("Backup"), "safety_backup": {"oneOf": [ref("Backup"), {"type": "null"}]}},
+                ),
+                "Backup": obj(BACKUP_FIELDS, optional=("operation",)),
+                "Schedule": SCHEDULE,
+                "Error": ERROR,
+            },
+        },
+    }
+
+
+@methods("GET")
+def openapi_json(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(openapi_document(), json_dumps_params={"indent": 1})
