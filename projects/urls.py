@@ -22,4 +22,5 @@ urlpatterns = [
     path("backups/<str:backup_id>/download", views.backup_download, name="backup-download"),
     path("tokens", views.token_list, name="token-list"),
     path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
+    path("drift", views.drift, name="drift"),
 ]

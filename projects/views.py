@@ -482,3 +482,17 @@ def project_backup_schedule(request: HttpRequest, project_id: str) -> HttpRespon
     else:
         status, error = 200, ""
     return _backup_answer(request, project, status, error, notice="Schedule saved.")
+
+
+# --- drift (staff) -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def drift(request: HttpRequest) -> HttpResponse:
+    """What the engine runs against what Berth recorded, each mismatch with its fix; changes nothing."""
+    from .services.drift import drift_report
+
+    if not request.user.is_staff:
+        raise PermissionDenied("The drift report is for operators.")
+    return TemplateResponse(request, "projects/drift.html", {"report": drift_report()})

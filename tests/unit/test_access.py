@@ -167,6 +167,10 @@ DASHBOARD: dict[str, list[Cell]] = {
         # Tokens are personal: not even staff revoke someone else's here (the admin can).
         Cell("POST", lambda w: f"/tokens/{w.token.pk}/revoke", expect(302, 302, 404, 404)),
     ],
+    "drift": [
+        Cell("GET", lambda w: "/drift", expect(302, 403, 403, 200)),
+        Cell("POST", lambda w: "/drift", expect(302, 405, 405, 405)),
+    ],
     # Django's sign-in pages.
     "accounts/login/": [
         Cell("GET", lambda w: "/accounts/login/", expect(200, 200, 200, 200)),

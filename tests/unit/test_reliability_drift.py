@@ -135,3 +135,24 @@ def test_an_unreachable_engine_exits_2_with_the_error(user, fake_runtime, capsys
     assert drift_report().engine_error == "Docker Engine unreachable at unix:///nowhere"
     code, _, err = report_command(capsys)
     assert code == 2 and "engine unreachable: Docker Engine unreachable at unix:///nowhere" in err
+
+
+def test_the_staff_page_lists_each_entry_with_its_fix_and_changes_nothing(user, fake_runtime, client, django_user_model):
+    project = running_project(user)
+    fake_runtime.stack_remove_containers(project.public_id)
+    fake_runtime.volumes[f"project_{STRAY}_data"] = STRAY
+    fake_runtime.calls.clear()
+    client.force_login(django_user_model.objects.create_user("ops", password="ops-password-1", is_staff=True))
+    page = client.get("/drift").content.decode()
+    assert "running, but its containers are missing" in page and "start recreates or restarts them" in page
+    assert f"project_{STRAY}_data" in page and "docker volume rm" in page
+    assert "2 mismatches" in page
+    assert_nothing_removed(fake_runtime)
+
+
+def test_the_staff_page_says_when_the_engine_cannot_be_reached(user, fake_runtime, client, django_user_model):
+    fake_runtime.fail_with("inventory", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
+    client.force_login(django_user_model.objects.create_user("ops", password="ops-password-1", is_staff=True))
+    response = client.get("/drift")
+    assert response.status_code == 200
+    assert "Docker Engine unreachable at unix:///nowhere" in response.content.decode()
