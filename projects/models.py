@@ -175,6 +175,9 @@ class Operation(models.Model):
     # the worker died (see services/operations.py, operation_recover_stale).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The project's status when the operation was queued: where it goes back to
+    # when the engine could not be reached at all, since then nothing changed.
+    prior_status = models.CharField(max_length=16, blank=True)
     # The backup this operation makes, verifies, restores or clones from.
     backup = models.ForeignKey("Backup", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations")
 

@@ -23,7 +23,7 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
-from projects.runtime import RuntimeFailure
+from projects.runtime import RuntimeFailure, RuntimeUnavailable, get_runtime
 
 from .errors import InvalidTransition, OperationInFlight
 
@@ -70,7 +70,9 @@ def operation_enqueue(
             )
         try:
             with transaction.atomic():
-                operation = Operation.objects.create(project=locked, kind=kind, requested_by=requested_by, backup=backup)
+                operation = Operation.objects.create(
+                    project=locked, kind=kind, requested_by=requested_by, backup=backup, prior_status=locked.status
+                )
         except IntegrityError:
             raise OperationInFlight(locked.operations.filter(state__in=Operation.IN_FLIGHT).first()) from None
         if transitional is not None:
@@ -100,21 +102,7 @@ def operation_execute(operation_id: int, step: Step) -> Operation:
 
     stop_beating = _heartbeat(operation.pk)
     try:
-        # No transaction is open here: the engine can take seconds.
-        outcome = step(project)
-        error = ""
-    except StepFailed as exc:
-        outcome, error = exc.outcome, secrets_redact(str(exc), project)
-    except RuntimeFailure as exc:
-        # The engine's words can echo what it was given (an environment, a
-        # command line): the project's secrets never reach the operation row.
-        outcome, error = {"status": Project.Status.FAILED}, secrets_redact(str(exc), project)
-    except Exception as exc:
-        # Not the engine: a bug of ours. Log the traceback for the operator; the
-        # operation gets a sentence without it (tracebacks can carry values).
-        trace = secrets_redact("".join(traceback.format_exception(exc)), project)
-        logger.error("operation %s failed unexpectedly\n%s", operation.public_id, trace.rstrip())
-        outcome, error = {"status": Project.Status.FAILED}, f"internal error ({type(exc).__name__}); see the worker's log"
+        outcome, error = _step_run(operation, step, project)
     finally:
         stop_beating()
 
@@ -139,6 +127,34 @@ def operation_execute(operation_id: int, step: Step) -> Operation:
         operation.public_id, operation.kind, project.public_id, operation.state, f": {error}" if error else "",
     )  # fmt: skip
     return operation
+
+
+def _step_run(operation: Operation, step: Step, project: Project) -> tuple[StepResult, str]:
+    """The step's outcome and error text ("" on success); never raises."""
+    try:
+        # An engine that cannot be reached at all changes nothing: the operation
+        # fails naming the engine's address, and the project goes back to the
+        # settled status it had, not to failed, since nothing happened to it. A
+        # create had none (provisioning is not a place to stay): it fails.
+        get_runtime().ping()
+    except RuntimeUnavailable as exc:
+        prior = operation.prior_status
+        return {"status": prior if prior in Project.SETTLED else Project.Status.FAILED}, str(exc)
+    try:
+        # No transaction is open here: the engine can take seconds.
+        return step(project), ""
+    except StepFailed as exc:
+        return exc.outcome, secrets_redact(str(exc), project)
+    except RuntimeFailure as exc:
+        # The engine's words can echo what it was given (an environment, a
+        # command line): the project's secrets never reach the operation row.
+        return {"status": Project.Status.FAILED}, secrets_redact(str(exc), project)
+    except Exception as exc:
+        # Not the engine: a bug of ours. Log the traceback for the operator; the
+        # operation gets a sentence without it (tracebacks can carry values).
+        trace = secrets_redact("".join(traceback.format_exception(exc)), project)
+        logger.error("operation %s failed unexpectedly\n%s", operation.public_id, trace.rstrip())
+        return {"status": Project.Status.FAILED}, f"internal error ({type(exc).__name__}); see the worker's log"
 
 
 def secrets_redact(text: str, project: Project) -> str:

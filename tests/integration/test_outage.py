@@ -111,24 +111,27 @@ def test_with_the_engine_unreachable_pages_render_actions_fail_clearly_and_nothi
             code, answer = api(client, headers, "post", f"/v1/projects/{project.public_id}/{action}", wait=60)
             assert code == 200, answer
             assert answer["operation"]["state"] == "failed" and answer["operation"]["error"].startswith(CLEAR_ERROR), answer
+            assert answer["status"] == "running", answer  # back where it was: nothing happened to it
         code, answer = api(client, headers, "delete", f"/v1/projects/{project.public_id}", wait=60)
         assert code == 200 and answer["operation"]["error"].startswith(CLEAR_ERROR), answer
     finally:
         outage.stop()
 
-    # Nothing was marked lost: no deletion recorded, the ports kept, every container untouched.
+    # Nothing was marked lost: the status it had, no deletion recorded, the ports
+    # kept, every container untouched.
     project.refresh_from_db()
+    assert project.status == "running"
     assert project.deleted_at is None and project.health == "unknown"
     assert (project.db_port, project.api_port) == before["ports"]
     assert sorted(
         (c.name, c.status) for c in docker_engine.containers.list(all=True, filters={"label": f"berth.project={project.public_id}"})
     ) == before["containers"]
 
-    # The engine comes back: sync sees the containers healthy, and a retry converges from failed.
+    # The engine comes back: sync sees the containers healthy, and a retry converges.
     engine_gone.back()
     projects_sync()
     project.refresh_from_db()
-    assert (project.status, project.health) == ("failed", "healthy")
+    assert (project.status, project.health) == ("running", "healthy")
     pool = Workers(1, tmp_path)
     pool.start()
     try:

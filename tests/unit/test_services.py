@@ -181,3 +181,26 @@ def test_an_image_error_on_start_names_the_image(user, fake_runtime):
     op = lifecycle.project_start(project=project)
     op.refresh_from_db()
     assert op.state == "failed" and "postgres:17" in op.error
+
+
+@pytest.mark.parametrize("action, status", [("stop", S.RUNNING), ("delete", S.RUNNING), ("start", S.STOPPED)])
+def test_an_unreachable_engine_fails_the_operation_and_changes_nothing(user, fake_runtime, action, status):
+    project = create(user)
+    if status == S.STOPPED:
+        lifecycle.project_stop(project=project)
+    fake_runtime.fail_with("ping", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere: refused"))
+    op = getattr(lifecycle, f"project_{action}")(project=project)
+    op.refresh_from_db()
+    project.refresh_from_db()
+    assert op.state == "failed" and op.error.startswith("Docker Engine unreachable at unix:///nowhere")
+    assert project.status == status and project.deleted_at is None
+
+
+def test_a_create_with_an_unreachable_engine_fails_and_start_retries_it(user, fake_runtime):
+    fake_runtime.fail_with("ping", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
+    project = create(user)
+    assert project.status == S.FAILED  # provisioning is no place to stay
+    fake_runtime.heal()
+    lifecycle.project_start(project=project)
+    project.refresh_from_db()
+    assert project.status == S.RUNNING
