@@ -71,6 +71,9 @@ def observed_health(containers: Iterable[ContainerState]) -> str:
 def project_drift(project: Project, health: str, containers: list[ContainerState]) -> Drift | None:
     """How observation contradicts the project's status, and the action that repairs it."""
     status = project.status
+    # Only the stack counts: a backup's throwaway containers belong to their
+    # operation and go with it (a final backup runs while the project is deleted).
+    containers = [c for c in containers if c.service in SERVICES]
     if status in TRANSITIONAL or status == S.FAILED:
         return None
     if status in (S.DELETED, S.PURGED):

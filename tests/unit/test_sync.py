@@ -108,3 +108,13 @@ def test_an_unreachable_engine_makes_health_unknown_and_changes_no_status(user, 
     project.refresh_from_db()
     assert report.engine_error.startswith("Docker Engine unreachable")
     assert (project.status, project.health) == ("running", H.UNKNOWN)
+
+
+def test_a_backups_throwaway_container_is_not_drift_for_a_deleted_project(user, fake_runtime):
+    project = running_project(user)
+    lifecycle.project_delete(project=project)
+    verifier = ContainerState(
+        name=f"project_{project.public_id}_verify_abc", project_id=project.public_id, service="backup-verify", status="running"
+    )
+    fake_runtime.containers_by_name[verifier.name] = verifier
+    assert projects_sync().drift == []
