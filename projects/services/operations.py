@@ -216,10 +216,12 @@ def _operation_settle_stale(pk: int, still: dict[str, object], error: str, now: 
         operation.error = error
         operation.finished_at = now
         operation.save(update_fields=["state", "error", "finished_at"])
-        if project.status not in Project.SETTLED:
-            # The only in-flight operation owned the transitional status: failed
-            # is the settled state from which the same action is retried. A
-            # backup never changed the status, so it keeps the one it found.
+        # The only in-flight operation owned the transitional status: failed is
+        # the settled state from which the same action is retried. A backup
+        # never changed the status, so it keeps the one it found, except a
+        # restore, which may have dropped the database before loading it: its
+        # content is unknown now, and failed says so.
+        if project.status not in Project.SETTLED or operation.kind == Operation.Kind.RESTORE_BACKUP:
             project.status = Project.Status.FAILED
             project.save(update_fields=["status", "updated_at"])
         # A backup the dead worker was making (or a restore's safety one) is over too.

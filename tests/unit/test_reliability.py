@@ -426,3 +426,16 @@ def test_a_dead_workers_backup_fails_the_backup_and_leaves_the_project_as_it_was
     backup.refresh_from_db()
     assert project.status == S.RUNNING  # a backup reads a project, it never changed its status
     assert backup.state == Backup.State.FAILED and "no heartbeat" in backup.error
+
+
+def test_a_dead_workers_restore_from_backup_leaves_the_project_failed(user, settings):
+    # The restore may have dropped the database before loading the backup: the
+    # project cannot claim to be running with content nobody knows.
+    settings.BERTH_STALE_OPERATION_SECONDS = 60
+    project = running_project(user)
+    in_flight(project, kind="restore_backup", state="running", age_s=61, status=S.RUNNING)
+
+    operation_recover_stale()
+
+    project.refresh_from_db()
+    assert project.status == S.FAILED
