@@ -185,18 +185,6 @@ DASHBOARD: dict[str, list[Cell]] = {
     "accounts/password_change/done/": [
         Cell("GET", lambda w: "/accounts/password_change/done/", expect(302, 200, 200, 200)),
     ],
-    "accounts/password_reset/": [
-        Cell("GET", lambda w: "/accounts/password_reset/", expect(200, 200, 200, 200)),
-    ],
-    "accounts/password_reset/done/": [
-        Cell("GET", lambda w: "/accounts/password_reset/done/", expect(200, 200, 200, 200)),
-    ],
-    "accounts/reset/<uidb64>/<token>/": [
-        Cell("GET", lambda w: "/accounts/reset/MQ/not-a-token/", expect(200, 200, 200, 200)),  # "the link is invalid"
-    ],
-    "accounts/reset/done/": [
-        Cell("GET", lambda w: "/accounts/reset/done/", expect(200, 200, 200, 200)),
-    ],
 }
 
 # The API: a token or 401, whatever the path; another user's object is a 404;

@@ -241,3 +241,7 @@ def test_secrets_are_never_stored_in_clear_and_tokens_only_as_hashes(user, clien
     raw = bearer(user)["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
     stored = json.dumps(list(ApiToken.objects.values()), default=str)
     assert raw not in stored and raw[len("berth_") + 4 :] not in stored
+
+
+def test_password_reset_is_not_offered_since_berth_sends_no_mail(client):
+    assert client.get("/accounts/password_reset/").status_code == 404
