@@ -185,6 +185,7 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
     """
     runtime = runtime or get_runtime()
     backoff = 1.0
+    drift_seen: set[Drift] = set()
     while not stop.is_set():
         close_old_connections()
         # Events are read from the moment before the pass: whatever happens
@@ -199,8 +200,14 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
             backoff = min(backoff * 2, 30.0)
             continue
         backoff = 1.0
+        # Each drift is logged when it appears and when it is gone, not every
+        # pass: a log that repeats itself every 30 s is a log nobody reads.
         for drift in report.drift:
-            log(f"drift: {drift.project_id}: {drift.problem} (fix: {drift.fix})")
+            if drift not in drift_seen:
+                log(f"drift: {drift.project_id}: {drift.problem} (fix: {drift.fix})")
+        for drift in drift_seen - set(report.drift):
+            log(f"drift resolved: {drift.project_id}: {drift.problem}")
+        drift_seen = set(report.drift)
         log(f"full pass: {report.checked} project(s) checked, {report.changed} changed, {len(report.drift)} drift")
         deadline = time.monotonic() + full_pass_s
         try:

@@ -439,3 +439,23 @@ def test_a_dead_workers_restore_from_backup_leaves_the_project_failed(user, sett
 
     project.refresh_from_db()
     assert project.status == S.FAILED
+
+
+def test_the_watcher_logs_a_drift_once_and_again_when_it_is_gone(user, fake_runtime):
+    project = running_project(user)
+    del fake_runtime.containers_by_name[f"project_{project.public_id}_db"]
+    passes = []
+
+    def third_pass(line: str) -> bool:
+        if line.startswith("full pass"):
+            passes.append(line)
+            if len(passes) == 2:
+                lifecycle.project_start(project=project)  # repairs it before the third pass
+        return len(passes) == 3
+
+    lines = watch(fake_runtime, until=third_pass, full_pass_s=0.05)
+    drift_lines = [line for line in lines if line.startswith("drift")]
+    assert drift_lines == [
+        f"drift: {project.public_id}: running, but its containers are missing (fix: start recreates or restarts them on the same volume)",
+        f"drift resolved: {project.public_id}: running, but its containers are missing",
+    ]
