@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import ApiToken, Operation, Project
+from .models import ApiToken, Backup, Operation, Project
 from .runtime import RuntimeFailure
 from .services import lifecycle
 from .services.errors import ServiceError
@@ -138,3 +138,23 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     fields = ("name", "user", "prefix", "created_at", "last_used_at")
     readonly_fields = fields
     # Deleting stays allowed: an operator revokes a leaked token here.
+
+
+@admin.register(Backup)
+class BackupAdmin(ReadOnlyAdmin):
+    list_display = ("public_id", "project", "trigger", "state", "size", "created_at", "verified_at", "keep_until")
+    list_filter = ("state", "trigger")
+    search_fields = ("public_id", "project__public_id", "project__name")
+    list_select_related = ("project",)
+    show_full_result_count = False
+    fields = (
+        "public_id", "project", "trigger", "state", "requested_by", "created_at", "finished_at", "verified_at",
+        "size", "sha256", "postgres_version", "server_version", "tables", "keep_until", "error",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A backup is a row and a file: deleting here would orphan the file.
+        # The dashboard and the API delete both through the backups service.
+        return False
+

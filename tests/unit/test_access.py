@@ -252,6 +252,7 @@ ADMIN_MODELS: dict[str, dict[str, int]] = {
     "projects.Project": {"changelist": 200, "add": 403, "change": 200, "delete": 403, "history": 200},
     "projects.Operation": {"changelist": 200, "add": 403, "change": 200, "delete": 403, "history": 200},
     "projects.ApiToken": {"changelist": 200, "add": 403, "change": 200, "delete": 200, "history": 200},
+    "projects.Backup": {"changelist": 200, "add": 403, "change": 200, "delete": 403, "history": 200},
 }
 ADMIN_OBJECTS: dict[str, Callable[[World], object]] = {
     "auth.Group": lambda w: w.group,
@@ -260,6 +261,7 @@ ADMIN_OBJECTS: dict[str, Callable[[World], object]] = {
     "projects.Project": lambda w: w.project,
     "projects.Operation": lambda w: w.project.operations.first(),
     "projects.ApiToken": lambda w: w.token,
+    "projects.Backup": lambda w: w.backup,
 }
 ADMIN_SITE: dict[str, list[Cell]] = {
     "admin:index": [Cell("GET", lambda w: "/admin/", expect(302, 302, 302, 200))],
