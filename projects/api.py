@@ -21,6 +21,9 @@ from .services.errors import InvalidInput, InvalidTransition, OperationInFlight,
 from .services.operations import operation_wait
 
 WAIT_MAX_S = 120
+# A list answer is bounded: a page of projects, and `next` for the following one.
+LIST_LIMIT_DEFAULT = 100
+LIST_LIMIT_MAX = 1000
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -122,6 +125,15 @@ def _body(request: HttpRequest) -> dict:
     return body
 
 
+def _bounded_int(request: HttpRequest, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(name, f"must be a whole number from {low} to {high}")
+    return int(raw)
+
+
 def _wait_seconds(request: HttpRequest) -> int:
     raw = request.GET.get("wait")
     if raw is None:
@@ -180,8 +192,21 @@ def _visible(request: HttpRequest, project_id: str) -> Project | JsonResponse:
 def projects_collection(request: HttpRequest) -> JsonResponse:
     if request.method == "GET":
         include_deleted = request.GET.get("include_deleted") in {"1", "true", "yes"}
+        try:
+            limit = _bounded_int(request, "limit", default=LIST_LIMIT_DEFAULT, low=1, high=LIST_LIMIT_MAX)
+            offset = _bounded_int(request, "offset", default=0, low=0, high=10**9)
+        except ServiceError as exc:
+            return service_error(exc)
         projects: QuerySet[Project] = projects_for_user(request.user, include_deleted=include_deleted)
-        return JsonResponse({"projects": [project_json(p, viewer=request.user) for p in projects]})
+        # One row more than the page tells whether there is a next one, without a COUNT.
+        page = list(projects[offset : offset + limit + 1])
+        following = None
+        if len(page) > limit:
+            page = page[:limit]
+            query = request.GET.copy()
+            query["offset"], query["limit"] = str(offset + limit), str(limit)
+            following = f"{request.path}?{query.urlencode()}"
+        return JsonResponse({"projects": [project_json(p, viewer=request.user) for p in page], "next": following})
     try:
         _wait_seconds(request)  # refuse a bad ?wait before anything is reserved
         body = _body(request)

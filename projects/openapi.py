@@ -208,9 +208,32 @@ def openapi_document() -> dict:
                             "required": False,
                             "description": "1, true or yes to include deleted and purged projects",
                             "schema": {"type": "string"},
-                        }
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "projects per page (1-1000, default 100)",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                        {
+                            "name": "offset",
+                            "in": "query",
+                            "required": False,
+                            "description": "projects to skip (newest first)",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
+                        },
                     ],
-                    "responses": {"200": answer(obj({"projects": {"type": "array", "items": ref("Project")}}), "the projects"), **error_responses()},
+                    "responses": {
+                        "200": answer(
+                            obj({
+                                "projects": {"type": "array", "items": ref("Project")},
+                                "next": {**STRING_OR_NULL, "description": "the URL of the next page, or null on the last"},
+                            }),
+                            "a page of the projects, newest first",
+                        ),
+                        **error_responses(400),
+                    },
                 },
                 "post": {
                     "operationId": "createProject",

@@ -246,3 +246,29 @@ def test_a_project_being_restored_is_listed_with_the_live_ones(client, user, que
     assert client.get("/v1/projects", **headers).json()["projects"] == []
     post(client, f"/v1/projects/{pid}/restore", headers=headers)
     assert [p["status"] for p in client.get("/v1/projects", **headers).json()["projects"]] == ["restoring"]
+
+
+def test_the_list_is_paginated_newest_first_with_a_next_link(client, user):
+    headers = bearer(user)
+    ids = [create(client, headers)["project_id"] for _ in range(5)]
+    first = client.get("/v1/projects?limit=2", **headers).json()
+    assert [p["project_id"] for p in first["projects"]] == ids[::-1][:2]
+    second = client.get(first["next"], **headers).json()
+    assert [p["project_id"] for p in second["projects"]] == ids[::-1][2:4]
+    last = client.get(second["next"], **headers).json()
+    assert [p["project_id"] for p in last["projects"]] == ids[:1] and last["next"] is None
+
+
+def test_the_list_keeps_its_filter_across_pages(client, user):
+    headers = bearer(user)
+    for _ in range(3):
+        client.delete(f"/v1/projects/{create(client, headers)['project_id']}?wait=5", **headers)
+    first = client.get("/v1/projects?include_deleted=1&limit=2", **headers).json()
+    assert "include_deleted=1" in first["next"]
+    assert len(client.get(first["next"], **headers).json()["projects"]) == 1
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "offset=-1"])
+def test_a_bad_page_is_400_naming_the_parameter(client, user, query):
+    response = client.get(f"/v1/projects?{query}", **bearer(user))
+    assert response.status_code == 400 and response.json()["error"]["field"] == query.split("=")[0]
