@@ -77,6 +77,22 @@ def engine_cleanup(client: docker.DockerClient) -> list[str]:
     return removed
 
 
+def anonymous_volumes(client: docker.DockerClient) -> set[str]:
+    """Volumes without labels: what a postgres container leaves when PGDATA is not mounted."""
+    return {v.name for v in client.volumes.list() if not v.attrs.get("Labels")}
+
+
+def anonymous_volume_leaks(client: docker.DockerClient, before: set[str]) -> list[str]:
+    """Unlabelled volumes that appeared during the run. Under CI=true nothing else
+    shares the engine, so they are this run's: removed, and returned as a failure."""
+    new = sorted(anonymous_volumes(client) - before)
+    if new and os.environ.get("CI", "").lower() == "true":
+        for name in new:
+            client.volumes.get(name).remove(force=True)
+        return new
+    return []
+
+
 def apply_engine_settings(settings_fixture) -> None:
     for name, value in berth_settings({**os.environ, **ENGINE_ENV}).items():
         setattr(settings_fixture, name, value)

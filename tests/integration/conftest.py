@@ -3,7 +3,14 @@
 import pytest
 
 from projects.runtime import use_runtime
-from tests.engine import Workers, apply_engine_settings, docker_client, engine_cleanup
+from tests.engine import (
+    Workers,
+    anonymous_volume_leaks,
+    anonymous_volumes,
+    apply_engine_settings,
+    docker_client,
+    engine_cleanup,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -11,8 +18,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="session")
 def docker_engine():
     client = docker_client()
+    before = anonymous_volumes(client)
     yield client
     engine_cleanup(client)
+    # The postgres images declare VOLUME at PGDATA: a container created without
+    # the project's volume there leaves an anonymous one behind, unlabelled.
+    leaks = anonymous_volume_leaks(client, before)
+    assert not leaks, f"containers left anonymous volumes behind (PGDATA not mounted?): {leaks}"
 
 
 @pytest.fixture(autouse=True)
