@@ -28,8 +28,8 @@ BENCH_ENV = {
     "BERTH_POSTGRAPHILE_IMAGE": "offline/postgraphile:4",
     "BERTH_DEFAULT_API": "postgraphile",
     "BERTH_PUBLIC_HOST": "127.0.0.1",
-    "BERTH_DB_PORTS": "19000-19499",
-    "BERTH_API_PORTS": "19500-19999",
+    "BERTH_DB_PORTS": "19000-19249",  # the references (bench/references.py) use 19250-19499
+    "BERTH_API_PORTS": "19500-19749",  # and 19750-19999
     "BERTH_EXTRA_LABELS": LABEL,
     "BERTH_PULL_IMAGES": "0",
     "DJANGO_SETTINGS_MODULE": "controlplane.settings",
@@ -52,18 +52,9 @@ def django_setup(**extra: str) -> None:
 def engine_cleanup() -> list[str]:
     import docker
 
-    client = docker.from_env()
-    removed = []
-    for c in client.containers.list(all=True, filters={"label": LABEL}):
-        c.remove(force=True)
-        removed.append(c.name)
-    for n in client.networks.list(filters={"label": LABEL}):
-        n.remove()
-        removed.append(n.name)
-    for v in client.volumes.list(filters={"label": LABEL}):
-        v.remove(force=True)
-        removed.append(v.name)
-    return removed
+    from tests.engine import engine_cleanup as labelled_cleanup  # one cleanup for tests and benchmarks
+
+    return labelled_cleanup(docker.from_env(), LABEL)
 
 
 @contextmanager

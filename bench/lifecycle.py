@@ -44,7 +44,7 @@ def main() -> None:
     began = time.monotonic()
     with cleanup_on_exit(), BerthServer() as server:
         _, project_id = berth_create(server)
-        spec = reference_spec(free_port(19000, 19499, set()), free_port(19500, 19999, set()))
+        spec = reference_spec(free_port(19250, 19499, set()), free_port(19750, 19999, set()))
         floor.up(spec)
         floor_steps = {
             "stop": floor.stop,

@@ -47,10 +47,15 @@ def berth_remove(server: BerthServer, project_id: str) -> None:
     server.request("POST", f"/v1/projects/{project_id}/purge?wait=60", {"confirm": project_id})
 
 
-def reference_create(ref, taken: set[int]) -> tuple[float, object]:
+def reference_spec_new(taken: set[int]):
     from bench.references import free_port, reference_spec
 
-    spec = reference_spec(free_port(19000, 19499, taken), free_port(19500, 19999, taken))
+    # The references' own halves of the bench ranges: Berth reserves ports in
+    # its halves before it binds them, so a bind test alone could collide.
+    return reference_spec(free_port(19250, 19499, taken), free_port(19750, 19999, taken))
+
+
+def reference_create(ref, spec) -> tuple[float, object]:
     timer = Timer()
     ref.up(spec)
     return timer.elapsed, spec
@@ -84,7 +89,7 @@ def main() -> None:
                     berth_remove(server, pid)
                 else:
                     ref = floor if method == "floor" else compose
-                    elapsed, spec = reference_create(ref, taken)
+                    elapsed, spec = reference_create(ref, reference_spec_new(taken))
                     ref.down(spec)
                 times[method]["sequential"].append(elapsed)
                 print(f"sequential {i + 1}/{args.n} {method}: {elapsed:.3f} s")
@@ -98,7 +103,9 @@ def main() -> None:
                         berth_remove(server, pid)
                 else:
                     ref = floor if method == "floor" else compose
-                    results = list(pool.map(lambda _: reference_create(ref, taken), range(args.concurrent)))
+                    # Ports are chosen before the threads start: choosing is not thread-safe.
+                    specs = [reference_spec_new(taken) for _ in range(args.concurrent)]
+                    results = list(pool.map(lambda spec: reference_create(ref, spec), specs))
                     for _, spec in results:
                         ref.down(spec)
             times[method]["concurrent"] = [elapsed for elapsed, _ in results]

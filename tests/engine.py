@@ -62,16 +62,16 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-def engine_cleanup(client: docker.DockerClient) -> list[str]:
-    """Remove every object of this run; returns what it removed (a leak report)."""
+def engine_cleanup(client: docker.DockerClient, label: str = TEST_LABEL) -> list[str]:
+    """Remove every object carrying `label` (this run's, by default); returns what it removed."""
     removed = []
-    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+    for container in client.containers.list(all=True, filters={"label": label}):
         container.remove(force=True)
         removed.append(container.name)
-    for network in client.networks.list(filters={"label": TEST_LABEL}):
+    for network in client.networks.list(filters={"label": label}):
         network.remove()
         removed.append(network.name)
-    for volume in client.volumes.list(filters={"label": TEST_LABEL}):
+    for volume in client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
         removed.append(volume.name)
     return removed

@@ -217,7 +217,10 @@ class DockerRuntime:
                     pass
 
     def stack_remove_containers(self, project_id: str) -> None:
-        for c in self.stack_state(project_id).containers:
+        # One list call (not stack_state's three): delete is on the path a person waits on.
+        with self._engine(f"listing project {project_id}'s containers"):
+            found = self.api.containers(all=True, filters={"label": _label_filter(project_id)})
+        for c in map(_container_state, found):
             with self._engine(f"removing {c.name}"):
                 try:
                     self.api.remove_container(c.name, force=True)
