@@ -14,7 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from .models import ApiToken, Operation, Project, token_hash
+from .models import ApiToken, Operation, Project, is_public_id, token_hash
 from .selectors import backup_for_user, project_for_user, projects_for_user
 from .services import lifecycle
 from .services.errors import InvalidInput, InvalidTransition, OperationInFlight, PortsExhausted, ServiceError
@@ -122,7 +122,21 @@ def _body(request: HttpRequest) -> dict:
         raise InvalidInput("body", "is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidInput("body", "must be a JSON object")
+    _refuse_nul(body, "body")
     return body
+
+
+def _refuse_nul(value, where: str) -> None:
+    """No NUL character anywhere: PostgreSQL cannot store one, and no field of ours needs one."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput(where, "must not contain NUL (\\u0000) characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, where)
+            _refuse_nul(item, key if where == "body" else where)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_nul(item, where)
 
 
 def _bounded_int(request: HttpRequest, name: str, *, default: int, low: int, high: int) -> int:
@@ -290,7 +304,9 @@ def project_operations(request: HttpRequest, project_id: str) -> JsonResponse:
 @token_required
 @methods("GET")
 def operation_detail(request: HttpRequest, operation_id: str) -> JsonResponse:
-    operation = Operation.objects.select_related("project", "requested_by").filter(public_id=operation_id).first()
+    operation = None
+    if is_public_id(operation_id):
+        operation = Operation.objects.select_related("project", "requested_by").filter(public_id=operation_id).first()
     if operation is None or project_for_user(request.user, operation.project.public_id) is None:
         return error(404, "not_found", f"no operation {operation_id!r} (or it is not yours)")
     return JsonResponse(operation_json(operation))

@@ -19,6 +19,12 @@ def new_public_id() -> str:
     return secrets.token_hex(6)  # 12 lowercase hex characters
 
 
+def is_public_id(value: str) -> bool:
+    """Whether `value` has the shape of a public id. Anything else is not found
+    without a query (and PostgreSQL refuses NUL characters in one)."""
+    return len(value) == 12 and all(c in "0123456789abcdef" for c in value)
+
+
 class Project(models.Model):
     class Status(models.TextChoices):
         PROVISIONING = "provisioning"

@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from .models import Backup, Project
+from .models import Backup, Project, is_public_id
 
 
 def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Project]:
@@ -20,10 +20,14 @@ def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Projec
 
 def project_for_user(user, public_id: str) -> Project | None:
     """One project by id if `user` may see it (deleted ones included), else None."""
+    if not is_public_id(public_id):
+        return None
     return projects_for_user(user, include_deleted=True).filter(public_id=public_id).first()
 
 
 def backup_for_user(user, public_id: str) -> Backup | None:
     """One backup by id if `user` may see its project (purged ones included), else None."""
+    if not is_public_id(public_id):
+        return None
     visible = projects_for_user(user, include_deleted=True)
     return Backup.objects.select_related("project", "project__owner").filter(public_id=public_id, project__in=visible).first()

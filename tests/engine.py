@@ -5,6 +5,7 @@ Everything Berth creates during a test run carries `berth.test=<run id>`
 test never touches anything it did not make.
 """
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -64,16 +65,21 @@ def docker_client() -> docker.DockerClient:
 
 def engine_cleanup(client: docker.DockerClient, label: str = TEST_LABEL) -> list[str]:
     """Remove every object carrying `label` (this run's, by default); returns what it removed."""
-    removed = []
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-        removed.append(container.name)
-    for network in client.networks.list(filters={"label": label}):
-        network.remove()
-        removed.append(network.name)
-    for volume in client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
-        removed.append(volume.name)
+    # The low-level API lists without inspecting each object, and an object
+    # already gone (removed by the code under test meanwhile) is no failure.
+    api, removed = client.api, []
+    for container in api.containers(all=True, filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_container(container["Id"], force=True)
+            removed.append(container["Names"][0].lstrip("/"))
+    for network in api.networks(filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_network(network["Id"])
+            removed.append(network["Name"])
+    for volume in api.volumes(filters={"label": label}).get("Volumes") or []:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_volume(volume["Name"], force=True)
+            removed.append(volume["Name"])
     return removed
 
 

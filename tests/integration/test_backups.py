@@ -59,9 +59,9 @@ def new_project_with_items(client, headers, *items: str) -> dict:
 def scratch_containers(docker_engine) -> list[str]:
     """This run's throwaway containers still on the engine (other runs may share it)."""
     return [
-        c.name
-        for c in docker_engine.containers.list(all=True, filters={"label": TEST_LABEL})
-        if c.labels.get("berth.service", "").startswith("backup-")
+        c["Names"][0].lstrip("/")
+        for c in docker_engine.api.containers(all=True, filters={"label": TEST_LABEL})  # no per-container inspect to race
+        if (c.get("Labels") or {}).get("berth.service", "").startswith("backup-")
     ]
 
 

@@ -127,7 +127,9 @@ def test_a_worker_killed_mid_create_is_failed_and_a_retry_converges_to_one_stack
         op = Operation.objects.get(public_id=created["operation"]["operation_id"])
         # Kill it once the engine has part of the stack: the db container exists, the project is not up yet.
         wait_for(
-            lambda: docker_engine.containers.list(all=True, filters={"name": f"project_{project_id}_db"}),
+            # The low-level list: the high-level one inspects each container it
+            # lists, and fails if one goes away in between.
+            lambda: docker_engine.api.containers(all=True, filters={"name": f"project_{project_id}_db"}),
             timeout_s=60, what="the create to reach the engine", interval_s=0.02,
         )  # fmt: skip
     finally:

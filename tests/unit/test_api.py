@@ -272,3 +272,21 @@ def test_the_list_keeps_its_filter_across_pages(client, user):
 def test_a_bad_page_is_400_naming_the_parameter(client, user, query):
     response = client.get(f"/v1/projects?{query}", **bearer(user))
     assert response.status_code == 400 and response.json()["error"]["field"] == query.split("=")[0]
+
+
+@pytest.mark.parametrize("body, field", [({"name": "a\x00b"}, "name"), ({"from_backup": "\x00"}, "from_backup"), ({"name": ["\x00"]}, "name")])
+def test_a_nul_character_anywhere_in_a_body_is_400_naming_the_field(client, user, body, field):
+    # PostgreSQL cannot store NUL: refused before any query, on every database.
+    response = post(client, "/v1/projects", body, bearer(user))
+    assert response.status_code == 400 and response.json()["error"]["field"] == field
+    assert Project.objects.count() == 0
+
+
+@pytest.mark.parametrize("path", ["/v1/projects/%00", "/v1/projects/%00/stop", "/v1/operations/%00", "/v1/backups/%00/verify",
+                                  "/v1/projects/ABCDEF012345", "/v1/projects/0123456789abc"])  # fmt: skip
+def test_an_id_that_is_not_twelve_hex_characters_is_404_without_a_query(client, user, path, django_assert_max_num_queries):
+    headers = bearer(user)
+    method = client.post if path.endswith(("stop", "verify")) else client.get
+    with django_assert_max_num_queries(2):  # the token's lookup and its last-used stamp, nothing about the id
+        response = method(path, **headers)
+    assert response.status_code == 404
