@@ -70,7 +70,7 @@ def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
     for name, project_id in inventory.volumes.items():
         volumes[project_id].append(name)
 
-    projects = {p.public_id: p for p in Project.objects.only("id", "public_id", "status", "db_port", "api_port")}
+    projects = {p.public_id: p for p in Project.objects.only("id", "public_id", "status", "health", "db_port", "api_port")}
     report.projects_checked = len(projects)
     for project_id, project in sorted(projects.items()):
         report.entries.extend(_project_entries(project, containers[project_id], volumes[project_id], networks[project_id]))
@@ -97,7 +97,7 @@ def _project_entries(project: Project, containers: list[ContainerState], volumes
             entries.append(DriftEntry("project", pid, f"purged, but containers exist: {names}", "nothing automatic: remove them by hand (`docker rm -f`)"))
         return entries  # its network and volume, if any, are reported as orphans
 
-    drift = project_drift(project, observed_health(containers), containers)
+    drift = project_drift(project, observed_health(containers, previous=project.health), containers)
     # Sync compares ports only for a healthy stack, as one set; here each
     # container is checked on its own, whatever the health.
     if drift and not drift.problem.startswith("containers publish ports"):

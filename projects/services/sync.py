@@ -54,8 +54,13 @@ class SyncReport:
     recovered: list[str] = field(default_factory=list)  # operations failed because their worker died
 
 
-def observed_health(containers: Iterable[ContainerState]) -> str:
-    """One project's health from its containers, as the engine lists them."""
+def observed_health(containers: Iterable[ContainerState], *, previous: str | None = None) -> str:
+    """One project's health from its containers, as the engine lists them.
+
+    `previous` is the health recorded so far: a healthcheck still in its start
+    period says nothing new, so a project last seen healthy (an operation has
+    just proved it answers) stays healthy until the check has a verdict.
+    """
     by_service = {c.service: c for c in containers}
     if any(s not in by_service for s in SERVICES):
         return H.MISSING
@@ -64,6 +69,8 @@ def observed_health(containers: Iterable[ContainerState]) -> str:
         # The database is the project: without it the api only answers errors.
         return H.DOWN
     if all(c.running and c.health in (None, "healthy") for c in states):
+        return H.HEALTHY
+    if previous == H.HEALTHY and all(c.running and c.health in (None, "healthy", "starting") for c in states):
         return H.HEALTHY
     return H.UNHEALTHY
 
@@ -138,7 +145,7 @@ def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
             continue
         report.checked += 1
         mine = by_project.get(project.public_id, [])
-        health = observed_health(mine)
+        health = observed_health(mine, previous=project.health)
         if health != project.health:
             project.health = health
             project.observed_at = now
@@ -171,10 +178,9 @@ def project_observe(project_id: str, *, runtime: Runtime | None = None, event: E
             for c in containers
             if not (event.action == "destroy" and c.service == event.service)
         ]
-    health = observed_health(containers)
-    updated = Project.objects.filter(public_id=project_id).exclude(status=S.PURGED).update(
-        health=health, observed_at=timezone.now()
-    )
+    project = Project.objects.filter(public_id=project_id).exclude(status=S.PURGED)
+    health = observed_health(containers, previous=project.values_list("health", flat=True).first())
+    updated = project.update(health=health, observed_at=timezone.now())
     return health if updated else None
 
 

@@ -118,3 +118,22 @@ def test_a_backups_throwaway_container_is_not_drift_for_a_deleted_project(user, 
     )
     fake_runtime.containers_by_name[verifier.name] = verifier
     assert projects_sync().drift == []
+
+
+def test_a_healthcheck_still_starting_keeps_a_project_just_proven_healthy(user, fake_runtime):
+    # Right after a start the engine's healthcheck says "starting": no verdict,
+    # so the health the operation proved (a real query) stands.
+    project = running_project(user)
+    fake_runtime.set_status(f"project_{project.public_id}_db", "running", "starting")
+    projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.HEALTHY
+
+
+def test_a_healthcheck_still_starting_after_an_outage_is_not_yet_healthy(user, fake_runtime):
+    project = running_project(user)
+    Project.objects.filter(pk=project.pk).update(health=H.DOWN)  # the watcher saw it die
+    fake_runtime.set_status(f"project_{project.public_id}_db", "running", "starting")
+    projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.UNHEALTHY
