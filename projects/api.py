@@ -180,15 +180,20 @@ def service_error(exc: ServiceError) -> JsonResponse:
     return error(400, exc.code, str(exc))
 
 
-def _answer(request: HttpRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
-    """202 with the transitional state, or — with ?wait=N — the settled project when it settles in time."""
+def _settled(request: HttpRequest, operation: Operation) -> tuple[Operation, bool]:
+    """The operation after ?wait=N (fresh from the database), and whether the answer is final."""
     wait = _wait_seconds(request)
     if wait:
         operation = operation_wait(operation, timeout_s=wait)
-    project = Project.objects.select_related("owner").get(pk=operation.project_id)
-    operation.project = project
-    status = (201 if created else 200) if operation.is_settled and wait else 202
-    return JsonResponse(project_json(project, viewer=request.user, operation=operation), status=status)
+    operation = Operation.objects.select_related("project__owner", "requested_by", "backup__project").get(pk=operation.pk)
+    return operation, bool(wait) and operation.is_settled
+
+
+def _answer(request: HttpRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
+    """202 with the transitional state, or — with ?wait=N — the settled project when it settles in time."""
+    operation, final = _settled(request, operation)
+    status = (201 if created else 200) if final else 202
+    return JsonResponse(project_json(operation.project, viewer=request.user, operation=operation), status=status)
 
 
 def _visible(request: HttpRequest, project_id: str) -> Project | JsonResponse:

@@ -9,12 +9,11 @@ from http import HTTPStatus
 
 from django.http import FileResponse, HttpRequest, JsonResponse
 
-from .api import _body, _time, _visible, _wait_seconds, error, methods, operation_json, project_json, service_error, token_required
+from .api import _body, _settled, _time, _visible, _wait_seconds, error, methods, operation_json, project_json, service_error, token_required
 from .models import Backup, BackupSchedule, Operation, Project
 from .selectors import backup_for_user
 from .services import backups
 from .services.errors import InvalidInput, ServiceError
-from .services.operations import operation_wait
 
 LIST_MAX = 200
 HAS_FILE = (Backup.State.SUCCEEDED, Backup.State.VERIFIED, Backup.State.VERIFY_FAILED)
@@ -51,15 +50,6 @@ def _backup_visible(request: HttpRequest, backup_id: str) -> Backup | JsonRespon
     if backup is None:
         return error(404, "not_found", f"no backup {backup_id!r} (or it is not yours)")
     return backup
-
-
-def _settled(request: HttpRequest, operation: Operation) -> tuple[Operation, bool]:
-    """The operation after ?wait=N (fresh from the database), and whether the answer is final."""
-    wait = _wait_seconds(request)
-    if wait:
-        operation = operation_wait(operation, timeout_s=wait)
-    operation = Operation.objects.select_related("project", "requested_by", "backup", "backup__project").get(pk=operation.pk)
-    return operation, bool(wait) and operation.is_settled
 
 
 def _backup_answer(request: HttpRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
