@@ -15,6 +15,44 @@ PROJECT_LABEL = "berth.project"
 SERVICE_LABEL = "berth.service"
 
 
+# --- names of engine objects ------------------------------------------------
+# Said once, here, below spec.py: ScratchSpec (in this module) derives its
+# network and volume from the same pattern as a project's stack.
+
+
+def network_name(prefix: str) -> str:
+    return f"{prefix}_net"
+
+
+def volume_name(prefix: str) -> str:
+    return f"{prefix}_data"
+
+
+def object_prefix(project_id: str) -> str:
+    """What every engine object of the project is named after: `project_<id>`."""
+    return f"project_{project_id}"
+
+
+def container_name(project_id: str, service: str) -> str:
+    """A project's container for `service` (db, api, or a backup's throwaway)."""
+    return f"{object_prefix(project_id)}_{service}"
+
+
+def object_names(project_id: str) -> dict[str, str]:
+    prefix = object_prefix(project_id)
+    return {
+        "network": network_name(prefix),
+        "volume": volume_name(prefix),
+        "db": container_name(project_id, "db"),
+        "api": container_name(project_id, "api"),
+    }
+
+
+def scratch_service(purpose: str, backup_id: str) -> str:
+    """What a backup's throwaway container for `purpose` (dump, restore, verify) is named for, as `container_name`'s service."""
+    return f"{purpose}_{backup_id}"
+
+
 class RuntimeFailure(Exception):
     """Base of every error the runtime raises; str() is safe to show a person."""
 
@@ -173,11 +211,11 @@ class ScratchSpec:
 
     @property
     def network(self) -> str:
-        return f"{self.name}_net"
+        return network_name(self.name)
 
     @property
     def volume_name(self) -> str:
-        return self.volume or f"{self.name}_data"
+        return self.volume or volume_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -221,7 +259,7 @@ class ExecStream:
     def __enter__(self) -> "ExecStream":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -238,21 +276,23 @@ class Runtime(Protocol):
     def stack_stop(self, spec: StackSpec) -> None:
         """Stop the containers (keeping them); missing containers are fine."""
 
-    def stack_wait_stopped(self, spec: StackSpec, *, timeout_s: float) -> None:
-        """Return once the db refuses connections on its published port."""
-
     def stack_remove_containers(self, project_id: str) -> None:
         """Remove the containers, keep network and volume; nothing there is fine."""
 
     def stack_purge(self, project_id: str) -> None:
         """Remove containers, network and volume; nothing there is fine."""
 
-    def stack_state(self, project_id: str) -> StackState: ...
+    def stack_state(self, project_id: str) -> StackState:
+        """The project's containers (its backups' throwaways included), and whether its network and volume exist."""
+
+    def containers(self) -> tuple[ContainerState, ...]:
+        """Every Berth-labelled container, of every project: one engine call."""
 
     def inventory(self) -> EngineInventory:
         """Every Berth-labelled container, network and volume."""
 
-    def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str: ...
+    def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str:
+        """The last `tail` lines of the project's `service` container; "" when it does not exist."""
 
     def events(self, *, timeout_s: float | None = None, since: float | None = None) -> Iterator[EngineEvent]:
         """Container events of Berth-labelled containers as they happen, from `since` (a Unix time) if given.

@@ -40,6 +40,9 @@ from .base import (
     StackNotFound,
     StackSpec,
     StackState,
+    container_name,
+    network_name,
+    volume_name,
 )
 
 logger = logging.getLogger(__name__)
@@ -269,7 +272,7 @@ class DockerRuntime:
         return EngineInventory(containers=containers, networks=networks, volumes=volumes)
 
     def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str:
-        name = f"project_{project_id}_{service}"
+        name = container_name(project_id, service)
         with self._engine(f"reading logs of {name}"):
             try:
                 return self.api.logs(name, tail=tail).decode("utf-8", errors="replace")
@@ -427,17 +430,18 @@ class DockerRuntime:
                     self.api.remove_container(name, force=True, v=True)
             except docker.errors.NotFound:
                 pass
-        with self._engine(f"removing network {name}_net"):
-            for network in self.api.networks(names=[f"{name}_net"]):
-                if network["Name"] == f"{name}_net" and _managed(network.get("Labels")):
+        network, volume = network_name(name), volume_name(name)
+        with self._engine(f"removing network {network}"):
+            for found in self.api.networks(names=[network]):
+                if found["Name"] == network and _managed(found.get("Labels")):
                     try:
-                        self.api.remove_network(network["Id"])
+                        self.api.remove_network(found["Id"])
                     except docker.errors.NotFound:
                         pass
-        with self._engine(f"removing volume {name}_data"):
+        with self._engine(f"removing volume {volume}"):
             try:
-                if _managed(self.api.inspect_volume(f"{name}_data").get("Labels")):
-                    self.api.remove_volume(f"{name}_data", force=True)
+                if _managed(self.api.inspect_volume(volume).get("Labels")):
+                    self.api.remove_volume(volume, force=True)
             except docker.errors.NotFound:
                 pass
 

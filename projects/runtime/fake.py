@@ -26,6 +26,9 @@ from .base import (
     StackNotFound,
     StackSpec,
     StackState,
+    container_name,
+    network_name,
+    volume_name,
 )
 
 # What a command run in a fake container answers: stdout (bytes or chunks), exit code, stderr.
@@ -144,7 +147,7 @@ class FakeRuntime:
 
     def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str:
         self._call("container_logs")
-        name = f"project_{project_id}_{service}"
+        name = container_name(project_id, service)
         return f"{name} log line\n" if name in self.containers_by_name else ""
 
     def events(self, *, timeout_s: float | None = None, since: float | None = None) -> Iterator[EngineEvent]:
@@ -192,9 +195,9 @@ class FakeRuntime:
     def scratch_remove(self, name: str) -> None:
         self._call("scratch_remove")
         self.containers_by_name.pop(name, None)
-        self.networks.pop(f"{name}_net", None)
-        if self.volumes.pop(f"{name}_data", None) is not None:
-            self.databases.pop(f"{name}_data", None)
+        self.networks.pop(network_name(name), None)
+        if self.volumes.pop(volume_name(name), None) is not None:
+            self.databases.pop(volume_name(name), None)
         self.mounts.pop(name, None)
         for key in [k for k in self.files if k[0] == name]:
             del self.files[key]

@@ -18,6 +18,7 @@ from .base import (
     DbProbe,
     HealthCheck,
     StackSpec,
+    object_names,
 )
 
 if TYPE_CHECKING:
@@ -66,11 +67,6 @@ CREATE OR REPLACE FUNCTION berth.pgrst_reload() RETURNS event_trigger
 DROP EVENT TRIGGER IF EXISTS berth_pgrst_reload;
 CREATE EVENT TRIGGER berth_pgrst_reload ON ddl_command_end EXECUTE PROCEDURE berth.pgrst_reload();
 """
-
-
-def object_names(project_id: str) -> dict[str, str]:
-    prefix = f"project_{project_id}"
-    return {"network": f"{prefix}_net", "volume": f"{prefix}_data", "db": f"{prefix}_db", "api": f"{prefix}_api"}
 
 
 def project_labels(project_id: str) -> dict[str, str]:

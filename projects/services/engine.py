@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from projects.runtime import ContainerState, Runtime, RuntimeFailure, RuntimeUnavailable, get_runtime
+from projects.runtime.base import container_name
 
 ENGINE_CHECK_S = 10.0
 SERVICES = ("db", "api")
@@ -74,7 +75,7 @@ def project_stack_report(project_id: str) -> StackReport:
         return StackReport(error=str(exc))
     except RuntimeFailure as exc:
         return StackReport(error=str(exc))
-    rows = tuple(ContainerRow(service=s, name=f"project_{project_id}_{s}", state=state.container(s)) for s in SERVICES)
+    rows = tuple(ContainerRow(service=s, name=container_name(project_id, s), state=state.container(s)) for s in SERVICES)
     return StackReport(containers=rows, network=state.network, volume=state.volume)
 
 
