@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from projects.models import Project
 from projects.runtime import ContainerState, EngineInventory, Runtime, RuntimeFailure, get_runtime
-from projects.runtime.spec import object_names
+from projects.runtime.base import object_names, object_prefix
 
-from .sync import observed_health, project_drift
+from .sync import DriftKind, observed_health, project_drift
 
 S = Project.Status
 # Statuses whose project has a data volume on the engine (or is about to).
@@ -36,7 +36,7 @@ class DriftReport:
     engine_error: str = ""
 
     def of(self, subject: str) -> list[DriftEntry]:
-        return [e for e in self.entries if e.subject == subject or e.subject.startswith(f"project_{subject}_")]
+        return [e for e in self.entries if e.subject == subject or e.subject.startswith(f"{object_prefix(subject)}_")]
 
 
 def _orphan(kind: str, name: str, project_id: str, remove: str) -> DriftEntry:
@@ -100,7 +100,7 @@ def _project_entries(project: Project, containers: list[ContainerState], volumes
     drift = project_drift(project, observed_health(containers, previous=project.health), containers)
     # Sync compares ports only for a healthy stack, as one set; here each
     # container is checked on its own, whatever the health.
-    if drift and not drift.problem.startswith("containers publish ports"):
+    if drift and drift.kind != DriftKind.PORTS:
         entries.append(DriftEntry("project", drift.project_id, drift.problem, drift.fix))
     expected = {"db": project.db_port, "api": project.api_port}
     for c in containers:

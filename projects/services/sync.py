@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -38,11 +39,17 @@ EVENT_WINDOW_S = 5.0
 EXPECTED_HEALTH = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}}
 
 
+class DriftKind(StrEnum):
+    STATUS = "status"  # the stack contradicts the project's status (missing, stopped, running, left behind)
+    PORTS = "ports"  # the stack runs as expected, but on ports that are not the project's
+
+
 @dataclass(frozen=True)
 class Drift:
     project_id: str
     problem: str
     fix: str
+    kind: DriftKind = DriftKind.STATUS
 
 
 @dataclass
@@ -97,6 +104,7 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
                 project.public_id,
                 f"containers publish ports {sorted(published)}, the project has {sorted(expected)}",
                 "delete then restore recreates the containers on the project's ports",
+                DriftKind.PORTS,
             )
         return None
     if status == S.RUNNING:
