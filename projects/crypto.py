@@ -15,11 +15,20 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 
+def derived_key(secret_key: str) -> str:
+    """The Fernet key an install without BERTH_SECRETS_KEY uses, derived from SECRET_KEY."""
+    return base64.urlsafe_b64encode(hashlib.sha256(f"berth-secrets:{secret_key}".encode()).digest()).decode()
+
+
+def first_key() -> str:
+    """The key new tokens are encrypted with: the first of BERTH_SECRETS_KEY, else the derived one."""
+    return (settings.BERTH_SECRETS_KEYS or [derived_key(settings.SECRET_KEY)])[0]
+
+
 @cache
 def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
     if not keys:
-        derived = base64.urlsafe_b64encode(hashlib.sha256(f"berth-secrets:{secret_key}".encode()).digest())
-        return MultiFernet([Fernet(derived)])
+        return MultiFernet([Fernet(derived_key(secret_key).encode())])
     try:
         return MultiFernet([Fernet(k.encode()) for k in keys])
     except ValueError:

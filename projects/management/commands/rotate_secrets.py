@@ -14,24 +14,16 @@ This changes the key that protects the secrets at rest, not the secrets: each
 project's database password and JWT secret stay what they are.
 """
 
-import base64
-import hashlib
-
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from projects.crypto import secret_rotate
+from projects.crypto import derived_key, first_key, secret_rotate
 from projects.models import Project
 
 ENCRYPTED = ("db_password_encrypted", "jwt_secret_encrypted")
 BATCH = 500
-
-
-def derived_key() -> str:
-    # The same derivation as projects/crypto.py uses without BERTH_SECRETS_KEY.
-    return base64.urlsafe_b64encode(hashlib.sha256(f"berth-secrets:{settings.SECRET_KEY}".encode()).digest()).decode()
 
 
 class Command(BaseCommand):
@@ -50,14 +42,14 @@ class Command(BaseCommand):
             self.stdout.write(Fernet.generate_key().decode())
             return
         if print_derived_key:
-            self.stdout.write(derived_key())
+            self.stdout.write(derived_key(settings.SECRET_KEY))
             return
         if not settings.BERTH_SECRETS_KEYS:
             self.stderr.write(
                 "BERTH_SECRETS_KEY is not set: secrets are encrypted with a key derived from SECRET_KEY. "
                 "Rotating re-encrypts them with that same key."
             )
-        first = Fernet((settings.BERTH_SECRETS_KEYS or [derived_key()])[0].encode())
+        first = Fernet(first_key().encode())
         rotated = checked = 0
         ids = list(Project.objects.order_by("pk").values_list("pk", flat=True))
         for start in range(0, len(ids), BATCH):
