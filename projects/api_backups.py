@@ -11,7 +11,7 @@ from django.http import FileResponse, HttpRequest, JsonResponse
 
 from .api import _body, _settled, _time, _visible, _wait_seconds, error, methods, operation_json, project_json, service_error, token_required
 from .models import Backup, BackupSchedule, Operation, Project
-from .selectors import backup_for_user
+from .selectors import backup_for_user, backup_schedule_for
 from .services import backups
 from .services.errors import InvalidInput, ServiceError
 
@@ -67,7 +67,7 @@ def project_backups(request: HttpRequest, project_id: str) -> JsonResponse:
         return project
     if request.method == "GET":
         listed = project.backups.select_related("project")[:LIST_MAX]
-        schedule = BackupSchedule.objects.filter(project=project).first()
+        schedule = backup_schedule_for(project)
         return JsonResponse({"backups": [backup_json(b) for b in listed], "schedule": schedule_json(schedule)})
     try:
         _wait_seconds(request)
@@ -86,7 +86,7 @@ def project_backup_schedule(request: HttpRequest, project_id: str) -> JsonRespon
     if isinstance(project, JsonResponse):
         return project
     if request.method == "GET":
-        return JsonResponse({"schedule": schedule_json(BackupSchedule.objects.filter(project=project).first())})
+        return JsonResponse({"schedule": schedule_json(backup_schedule_for(project))})
     try:
         body = _body(request)
         if unknown := sorted(set(body) - {"hour", "keep", "enabled"}):

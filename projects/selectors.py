@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from .models import Backup, Project, is_public_id
+from .models import Backup, BackupSchedule, Project, is_public_id
 
 
 def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Project]:
@@ -31,3 +31,8 @@ def backup_for_user(user, public_id: str) -> Backup | None:
         return None
     visible = projects_for_user(user, include_deleted=True)
     return Backup.objects.select_related("project", "project__owner").filter(public_id=public_id, project__in=visible).first()
+
+
+def backup_schedule_for(project: Project) -> BackupSchedule | None:
+    """The project's daily backup schedule, or None when it has none."""
+    return BackupSchedule.objects.filter(project=project).first()

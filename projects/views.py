@@ -31,8 +31,8 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm
 from .api_backups import backup_file_response
-from .models import Backup, BackupSchedule, Operation, Project
-from .selectors import backup_for_user, project_for_user, projects_for_user
+from .models import Backup, Operation, Project
+from .selectors import backup_for_user, backup_schedule_for, project_for_user, projects_for_user
 from .services import backups, lifecycle
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import InvalidInput, InvalidTransition, OperationInFlight, PortsExhausted, ServiceError
@@ -365,7 +365,7 @@ def _backups_context(request: HttpRequest, project: Project, *, error: str = "",
         "project": project,
         "backups_section": True,
         "backups": listed,
-        "schedule": BackupSchedule.objects.filter(project=project).first(),
+        "schedule": backup_schedule_for(project),
         "hours": range(24),
         "is_owner": project.owner_id == request.user.pk,
         "can_backup": "backup" in allowed,
