@@ -155,7 +155,7 @@ class Operation(models.Model):
         DELETE = "delete"
         RESTORE = "restore"
         PURGE = "purge"
-        # services/backups.py
+        # services/backups.py (their steps: services/steps.py)
         BACKUP = "backup"
         VERIFY_BACKUP = "verify_backup"
         RESTORE_BACKUP = "restore_backup"

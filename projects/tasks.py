@@ -1,10 +1,10 @@
-"""Tasks the worker runs (django.tasks; django-tasks-db's db_worker in production)."""
+"""Tasks the worker runs (django.tasks; django-tasks-db's db_worker in production).
 
-from django.tasks import task
+The task is defined beside the queue it serves (services/operations.py). This
+name stays importable: rows queued before it moved store the path
+`projects.tasks.run_operation`, which the worker resolves through here.
+"""
 
+from projects.services.operations import run_operation
 
-@task
-def run_operation(operation_id: int) -> str:
-    from projects.services.lifecycle import operation_run
-
-    return operation_run(operation_id).state
+__all__ = ["run_operation"]

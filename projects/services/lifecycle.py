@@ -1,24 +1,19 @@
 """The project lifecycle: create, stop, start, delete, restore, purge.
 
 Each public service checks its input, then queues an Operation (see
-operations.py); the worker runs the matching step. Steps are idempotent: each
-asks the engine for the end state, so running one twice converges.
+operations.py); the worker runs the matching step (steps.py).
 """
 
 import secrets
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
-from projects.runtime import get_runtime
-from projects.runtime.spec import stack_spec
 
-from . import backups
+from .backups import backup_assert_cloneable
 from .errors import InvalidInput
-from .operations import Step, StepResult, operation_enqueue, operation_execute
+from .operations import operation_enqueue
 from .ports import project_insert_with_ports
 
 S = Project.Status
@@ -37,7 +32,7 @@ def project_create(
     if flavour not in Project.Api.values:
         raise InvalidInput("api", f"must be one of {', '.join(Project.Api.values)}")
     if from_backup is not None:
-        backups.backup_check_cloneable(from_backup, postgres_version=version)
+        backup_assert_cloneable(from_backup, postgres_version=version)
     name = (name or "").strip()
     if len(name) > NAME_MAX:
         raise InvalidInput("name", f"must be at most {NAME_MAX} characters")
@@ -78,65 +73,3 @@ def project_purge(*, project: Project, confirm: str | None, requested_by=None) -
     if confirm != project.public_id:
         raise InvalidInput("confirm", f"must be the project's id ({project.public_id}) to purge it for good")
     return operation_enqueue(project=project, kind="purge", action="purge", transitional=S.PURGING, requested_by=requested_by)
-
-
-# --- steps, run by the worker -------------------------------------------------
-
-
-def _step_up(project: Project) -> StepResult:
-    runtime = get_runtime()
-    spec = stack_spec(project)
-    runtime.stack_up(spec)
-    runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
-    return {"status": S.RUNNING, "health": Project.Health.HEALTHY, "observed_at": timezone.now()}
-
-
-def _step_stop(project: Project) -> StepResult:
-    get_runtime().stack_stop(stack_spec(project))
-    return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now()}
-
-
-def _step_delete(project: Project) -> StepResult:
-    get_runtime().stack_remove_containers(project.public_id)
-    now = timezone.now()
-    return {
-        "status": S.DELETED,
-        "health": Project.Health.MISSING,
-        "observed_at": now,
-        # A retried delete keeps the first deletion's clock.
-        "deleted_at": project.deleted_at or now,
-        "purge_after": project.purge_after or now + timedelta(days=settings.BERTH_DELETE_RETENTION_DAYS),
-    }
-
-
-def _step_restore(project: Project) -> StepResult:
-    # Recreate the containers on the kept volume and ports, but do not start
-    # them: a restored project comes back stopped.
-    get_runtime().stack_up(stack_spec(project), start=False)
-    return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now(), "deleted_at": None, "purge_after": None}
-
-
-def _step_purge(project: Project) -> StepResult:
-    # No destructive action without a backup: a final one, verified, or the purge is refused.
-    backups.backup_before_purge(project)
-    get_runtime().stack_purge(project.public_id)
-    backups.backups_keep_after_purge(project)
-    # Ports go back to the pool only now: until a purge they are the project's URLs.
-    return {"status": S.PURGED, "health": Project.Health.MISSING, "observed_at": timezone.now(), "db_port": None, "api_port": None}
-
-
-STEPS: dict[str, Step] = {
-    "create": _step_up,
-    "start": _step_up,
-    "stop": _step_stop,
-    "delete": _step_delete,
-    "restore": _step_restore,
-    "purge": _step_purge,
-    **backups.STEPS,  # backup, verify_backup, restore_backup, clone
-}
-
-
-def operation_run(operation_id: int) -> Operation:
-    """The worker's entry point for one operation."""
-    kind = Operation.objects.values_list("kind", flat=True).get(pk=operation_id)
-    return operation_execute(operation_id, STEPS[kind])

@@ -4,8 +4,15 @@ The life of one operation:
 1. `operation_enqueue` (web side, one transaction): check the project's status
    accepts the action, insert the Operation (the partial unique constraint
    refuses a second one in flight), set the transitional status, enqueue the task.
-2. `operation_execute` (worker side): mark it running and commit, call the
-   engine with no transaction open, then record the outcome and commit.
+2. `run_operation`, the task (worker side), calls `operation_run`, which
+   looks the kind's step up in steps.STEPS; `operation_execute` marks the
+   operation running and commits, runs the step with no transaction open,
+   then records the outcome and commits.
+
+The task is defined here, beside the queue it serves, on the steps table below
+it: steps never import this module. projects/tasks.py re-exports it, because
+django-tasks-db stored the task path `projects.tasks.run_operation` in rows
+queued before the task moved here (LEGACY_TASK_PATH).
 """
 
 import logging
@@ -14,32 +21,25 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from urllib.parse import quote
-
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import Q
-from django.tasks import TaskResultStatus
+from django.db.models import Q, QuerySet
+from django.tasks import TaskResultStatus, task, task_backends
 from django.utils import timezone
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
 from projects.models import Backup, Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable, get_runtime
 
 from .errors import InvalidTransition, OperationInFlight
+from .redact import secrets_redact
+from .steps import STEPS, Step, StepFailed, StepResult
 
 logger = logging.getLogger(__name__)
 
-# What a step returns: the project's fields to set when it succeeds, status included.
-StepResult = dict[str, object]
-Step = Callable[[Project], StepResult]
-
-
-class StepFailed(Exception):
-    """A step's failure that knows the project's fields afterwards (a failed backup leaves the status alone)."""
-
-    def __init__(self, message: str, *, outcome: StepResult) -> None:
-        super().__init__(message)
-        self.outcome = outcome
+# Where the task lived until it moved beside the queue: rows queued then still name it.
+LEGACY_TASK_PATH = "projects.tasks.run_operation"
 
 
 def _lock_project(project_id: int) -> Project:
@@ -56,8 +56,6 @@ def operation_enqueue(
     `transitional` None keeps the status (backups read a project, they do not
     change it); `backup` is the Backup the operation makes, verifies or restores.
     """
-    from projects.tasks import run_operation
-
     with transaction.atomic():
         locked = _lock_project(project.pk)
         in_flight = locked.operations.filter(state__in=Operation.IN_FLIGHT).first()
@@ -157,17 +155,6 @@ def _step_run(operation: Operation, step: Step, project: Project) -> tuple[StepR
         return {"status": Project.Status.FAILED}, f"internal error ({type(exc).__name__}); see the worker's log"
 
 
-def secrets_redact(text: str, project: Project) -> str:
-    """`text` with the project's password and JWT secret (plain or percent-encoded) masked."""
-    try:
-        values = {project.db_password, project.jwt_secret}
-    except Exception:
-        return text  # undecryptable secrets cannot be in the text either
-    for value in filter(None, values | {quote(v, safe="") for v in values if v}):
-        text = text.replace(value, "********")
-    return text
-
-
 STALE_RUNNING_ERROR = (
     "the worker running this operation stopped (no heartbeat for {seconds} s): it was killed or crashed; "
     "retry the action, it converges from what the worker left"
@@ -233,17 +220,12 @@ def _operation_settle_stale(pk: int, still: dict[str, object], error: str, now: 
     return operation
 
 
-def _task_rows(operation_pk: int):
+def _task_rows(operation_pk: int) -> "QuerySet[DBTaskResult] | None":
     """django-tasks-db's rows for this operation's task, or None with another tasks backend."""
-    from django.tasks import task_backends
-    from django_tasks_db.backend import DatabaseBackend
-    from django_tasks_db.models import DBTaskResult
-
-    from projects.tasks import run_operation
-
     if not isinstance(task_backends["default"], DatabaseBackend):
         return None
-    return DBTaskResult.objects.filter(task_path=run_operation.module_path, args_kwargs__kwargs__operation_id=operation_pk)
+    paths = {run_operation.module_path, LEGACY_TASK_PATH}
+    return DBTaskResult.objects.filter(task_path__in=paths, args_kwargs__kwargs__operation_id=operation_pk)
 
 
 def _task_may_still_start(operation_pk: int, cutoff: datetime) -> bool:
@@ -307,3 +289,15 @@ def operation_wait(operation: Operation, *, timeout_s: float) -> Operation:
         # A primary-key read: cheap enough that the answer can follow the
         # operation's end within a few tens of milliseconds.
         time.sleep(0.05)
+
+
+def operation_run(operation_id: int) -> Operation:
+    """The worker's entry point for one operation: its kind's step, run by operation_execute."""
+    kind = Operation.objects.values_list("kind", flat=True).get(pk=operation_id)
+    return operation_execute(operation_id, STEPS[kind])
+
+
+@task
+def run_operation(operation_id: int) -> str:
+    """The task django-tasks-db's worker runs for each queued operation."""
+    return operation_run(operation_id).state

@@ -18,7 +18,8 @@ from django.utils import timezone
 from projects.models import Backup, BackupSchedule, Operation, Project
 from projects.runtime.base import ContainerState
 from projects.runtime.fake import fake_postgres
-from projects.services import backups, lifecycle
+from projects.services import backup_pass, backups, lifecycle
+from projects.services import backup_files as files_service
 from projects.services.errors import InvalidInput, InvalidTransition, OperationInFlight
 
 S = Project.Status
@@ -154,7 +155,7 @@ def test_a_full_disk_fails_the_backup_loudly_and_removes_the_partial_file(projec
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(backups.os, "write", write)
+    monkeypatch.setattr(files_service.os, "write", write)
     operation, made = backup(project)
     assert made.state == B.FAILED and "is full (No space left on device)" in made.error
     assert "BERTH_BACKUP_DIR" in made.error
@@ -397,17 +398,17 @@ def test_purge_of_a_project_that_never_had_a_volume_needs_no_backup(project, fak
     ],
 )
 def test_last_due_is_the_latest_scheduled_hour_at_or_before_now(hour, now, due):
-    assert backups.last_due(hour, now) == due
+    assert backup_pass.last_due(hour, now) == due
 
 
 def test_a_schedule_queues_one_backup_a_day_and_catches_up_once(project):
     now = timezone.now()
     backups.backup_schedule_set(project=project, hour=now.hour, keep=3)
-    first = backups.backups_run_due(now=now)
+    first = backup_pass.backups_run_due(now=now)
     assert len(first.queued) == 1
     assert project.backups.get().trigger == "scheduled" and project.backups.get().state == B.VERIFIED
-    assert backups.backups_run_due(now=now + timedelta(minutes=30)).queued == []  # already done today
-    assert len(backups.backups_run_due(now=now + timedelta(days=3)).queued) == 1  # after downtime: one, not three
+    assert backup_pass.backups_run_due(now=now + timedelta(minutes=30)).queued == []  # already done today
+    assert len(backup_pass.backups_run_due(now=now + timedelta(days=3)).queued) == 1  # after downtime: one, not three
     assert project.backups.count() == 2
 
 
@@ -417,7 +418,7 @@ def test_schedules_skip_disabled_ones_and_projects_that_are_not_live(project, us
     other = create(user, name="other")
     backups.backup_schedule_set(project=other, hour=now.hour, keep=3)
     lifecycle.project_delete(project=other)
-    assert backups.backups_run_due(now=now).queued == []
+    assert backup_pass.backups_run_due(now=now).queued == []
 
 
 def test_a_due_backup_of_a_busy_project_waits_for_the_next_pass(project, settings):
@@ -425,7 +426,7 @@ def test_a_due_backup_of_a_busy_project_waits_for_the_next_pass(project, setting
     backups.backup_schedule_set(project=project, hour=now.hour, keep=3)
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
     backups.project_backup(project=project)  # a manual one, queued, never run: in flight
-    report = backups.backups_run_due(now=now)
+    report = backup_pass.backups_run_due(now=now)
     assert report.queued == [] and "already in flight" in report.skipped[0]
 
 
@@ -438,7 +439,7 @@ def test_retention_keeps_the_newest_good_scheduled_backups_and_nothing_else_goes
         Backup.objects.filter(pk=b.pk).update(created_at=start + timedelta(days=n))
     Backup.objects.filter(pk=made[3].pk).update(state=B.FAILED)  # the newest failed: it keeps the two good before it
 
-    report = backups.backups_prune()
+    report = backup_pass.backups_prune()
     remaining = set(project.backups.values_list("public_id", flat=True))
     assert remaining == {made[1].public_id, made[2].public_id, made[3].public_id, manual.public_id}
     assert len(report.removed) == 1 and not backups.backup_path(made[0]).exists()
@@ -448,7 +449,7 @@ def test_retention_keeps_the_newest_good_scheduled_backups_and_nothing_else_goes
 def test_backups_past_keep_until_are_removed_with_their_files(project):
     _, made = backup(project)
     Backup.objects.filter(pk=made.pk).update(keep_until=timezone.now() - timedelta(seconds=1))
-    report = backups.backups_prune()
+    report = backup_pass.backups_prune()
     assert report.removed == [f"{project.public_id}: backup {made.public_id} (manual)"]
     assert not project.backups.exists() and not backups.backup_path(made).exists()
 
@@ -470,7 +471,7 @@ def test_leftovers_of_a_dead_worker_are_settled_and_cleaned(project, fake_runtim
     scratch = f"project_{project.public_id}_verify_{orphan.public_id}"
     fake_runtime.containers_by_name[scratch] = ContainerState(name=scratch, project_id=project.public_id, service="backup-verify", status="running")
 
-    report = backups.backups_pass()
+    report = backup_pass.backups_pass()
     orphan.refresh_from_db()
     assert orphan.state == B.FAILED and "worker stopped" in orphan.error
     assert not partial.exists() and scratch not in fake_runtime.containers_by_name
@@ -481,7 +482,7 @@ def test_leftovers_of_a_dead_worker_are_settled_and_cleaned(project, fake_runtim
 def test_a_fresh_running_backup_is_not_taken_for_a_leftover(project, settings):
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
     _, made = backup(project)
-    backups.backups_settle_orphans()
+    backup_pass.backups_settle_orphans()
     made.refresh_from_db()
     assert made.state == B.RUNNING
 
@@ -504,7 +505,7 @@ def test_a_partial_file_without_a_running_backup_is_removed(project, settings):
     stray = settings.BERTH_BACKUP_DIR / project.public_id / ".0123456789ab.dump.partial"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"PGDMP")
-    assert backups.backups_settle_orphans().cleaned == [str(stray)]
+    assert backup_pass.backups_settle_orphans().cleaned == [str(stray)]
     assert not stray.exists()
 
 
@@ -516,7 +517,7 @@ def test_leftovers_of_projects_this_database_does_not_know_are_never_touched(pro
     partial = settings.BERTH_BACKUP_DIR / stranger / ".0123456789ab.dump.partial"
     partial.parent.mkdir(parents=True)
     partial.write_bytes(b"PGDMP")
-    assert backups.backups_settle_orphans().cleaned == []
+    assert backup_pass.backups_settle_orphans().cleaned == []
     assert scratch in fake_runtime.containers_by_name and partial.exists()
 
 

@@ -12,7 +12,7 @@ from django_tasks_db.models import DBTaskResult
 
 from projects.models import Operation, Project
 from projects.runtime import EngineEvent, RuntimeFailure, RuntimeUnavailable
-from projects.services import lifecycle
+from projects.services import lifecycle, steps
 from projects.services.operations import operation_execute, operation_recover_stale
 from projects.services.sync import projects_sync, sync_watch
 
@@ -235,7 +235,7 @@ def test_an_unexpected_error_carrying_a_secret_is_logged_with_its_traceback_reda
     def boom(p):
         raise ValueError(f"bad value {p.db_password}")
 
-    monkeypatch.setitem(lifecycle.STEPS, "start", boom)
+    monkeypatch.setitem(steps.STEPS, "start", boom)
     lifecycle.project_start(project=project)
     op = project.operations.filter(kind="start").get()
     assert op.error == "internal error (ValueError); see the worker's log"

@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 
 from projects.models import Operation, Project
 from projects.runtime import ImageUnavailable, RuntimeUnavailable
-from projects.services import lifecycle
+from projects.services import lifecycle, steps
 from projects.services.errors import InvalidInput, OperationInFlight
 from projects.services.operations import operation_execute
 
@@ -103,7 +103,7 @@ def test_delivering_an_operation_twice_runs_it_once(user, fake_runtime):
     project = create(user)
     op = project.operations.get()
     calls = fake_runtime.calls["stack_up"]
-    again = operation_execute(op.pk, lifecycle.STEPS["create"])
+    again = operation_execute(op.pk, steps.STEPS["create"])
     assert again.state == "succeeded" and fake_runtime.calls["stack_up"] == calls
 
 

@@ -13,7 +13,7 @@ import threading
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from projects.services.backups import BackupsReport, backups_pass
+from projects.services.backup_pass import BackupsReport, backups_pass
 
 
 class Command(BaseCommand):

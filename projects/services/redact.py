@@ -1,0 +1,16 @@
+"""What the worker records never carries a project's secrets: operation errors, backup errors."""
+
+from urllib.parse import quote
+
+from projects.models import Project
+
+
+def secrets_redact(text: str, project: Project) -> str:
+    """`text` with the project's password and JWT secret (plain or percent-encoded) masked."""
+    try:
+        values = {project.db_password, project.jwt_secret}
+    except Exception:
+        return text  # undecryptable secrets cannot be in the text either
+    for value in filter(None, values | {quote(v, safe="") for v in values if v}):
+        text = text.replace(value, "********")
+    return text

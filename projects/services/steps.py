@@ -1,0 +1,273 @@
+"""What the worker runs: the step of every operation kind, and the table operations.py looks them up in.
+
+A step gets the project (its operation is the one RUNNING for it), asks the
+engine for the end state and returns the project's fields to set. Steps are
+idempotent: running one twice converges. A step that fails raises StepFailed
+with the project's fields afterwards (a backup that fails leaves the project
+as it was; a restore that fails half-way leaves it failed, with the safety
+backup to restore), or lets a RuntimeFailure through (the project is failed).
+
+A backup is only called good once it has been restored: `backup_take` dumps
+then verifies, and a restore or a purge goes on only after a verified one.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from projects.models import Backup, Operation, Project
+from projects.runtime import Runtime, RuntimeFailure, StackSpec, get_runtime
+from projects.runtime.spec import stack_spec
+
+from .backup_engine import backup_dump, backup_restore_into, backup_restore_test, db_env, project_db
+from .backup_files import BackupFailed, FileAltered, backup_file_problem
+from .redact import secrets_redact
+
+logger = logging.getLogger(__name__)
+
+S = Project.Status
+B = Backup.State
+
+# What a step returns: the project's fields to set when it succeeds, status included.
+StepResult = dict[str, object]
+Step = Callable[[Project], StepResult]
+
+
+class StepFailed(Exception):
+    """A step's failure that knows the project's fields afterwards (a failed backup leaves the status alone)."""
+
+    def __init__(self, message: str, *, outcome: StepResult) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class BackupRefused(Exception):
+    """A backup (or its verification) failed, so the action that needed it must not go on."""
+
+
+def _current_operation(project: Project) -> Operation:
+    # The one operation in flight for the project (a database constraint) is
+    # the one whose step is running.
+    return Operation.objects.select_related("backup", "backup__project", "requested_by").get(project=project, state=Operation.State.RUNNING)
+
+
+def _stack_up_ready(project: Project, runtime: Runtime) -> StackSpec:
+    """Create and start what is missing of the project's stack, and return (its spec) once it answers."""
+    spec = stack_spec(project)
+    runtime.stack_up(spec)
+    runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+    return spec
+
+
+def _running() -> StepResult:
+    return {"status": S.RUNNING, "health": Project.Health.HEALTHY, "observed_at": timezone.now()}
+
+
+# --- the lifecycle -----------------------------------------------------------------
+
+
+def _step_up(project: Project) -> StepResult:
+    _stack_up_ready(project, get_runtime())
+    return _running()
+
+
+def _step_stop(project: Project) -> StepResult:
+    get_runtime().stack_stop(stack_spec(project))
+    return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now()}
+
+
+def _step_delete(project: Project) -> StepResult:
+    get_runtime().stack_remove_containers(project.public_id)
+    now = timezone.now()
+    return {
+        "status": S.DELETED,
+        "health": Project.Health.MISSING,
+        "observed_at": now,
+        # A retried delete keeps the first deletion's clock.
+        "deleted_at": project.deleted_at or now,
+        "purge_after": project.purge_after or now + timedelta(days=settings.BERTH_DELETE_RETENTION_DAYS),
+    }
+
+
+def _step_restore(project: Project) -> StepResult:
+    # Recreate the containers on the kept volume and ports, but do not start
+    # them: a restored project comes back stopped.
+    get_runtime().stack_up(stack_spec(project), start=False)
+    return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now(), "deleted_at": None, "purge_after": None}
+
+
+def _step_purge(project: Project) -> StepResult:
+    # No destructive action without a backup: a final one, verified, or the purge is refused.
+    _backup_before_purge(project)
+    get_runtime().stack_purge(project.public_id)
+    _backups_keep_after_purge(project)
+    # Ports go back to the pool only now: until a purge they are the project's URLs.
+    return {"status": S.PURGED, "health": Project.Health.MISSING, "observed_at": timezone.now(), "db_port": None, "api_port": None}
+
+
+def _backup_before_purge(project: Project) -> Backup | None:
+    """The purge's final backup, verified; StepFailed (the project stays deleted) when it cannot be taken.
+
+    A project without a data volume has nothing to lose: None.
+    """
+    runtime = get_runtime()
+    if not runtime.stack_state(project.public_id).volume:
+        logger.info("purge of %s: no data volume, so no final backup", project.public_id)
+        return None
+    operation = _current_operation(project)
+    final = Backup.objects.create(
+        project=project, operation=operation, requested_by=operation.requested_by, trigger=Backup.Trigger.PRE_PURGE,
+        postgres_version=project.postgres_version,
+        keep_until=timezone.now() + timedelta(days=settings.BERTH_PURGE_BACKUP_DAYS),
+    )  # fmt: skip
+    try:
+        backup_take(project, final, runtime=runtime)
+    except BackupRefused as exc:
+        raise StepFailed(f"purge refused, nothing was removed: the final backup is not good: {exc}", outcome={"status": S.DELETED}) from None
+    return final
+
+
+def _backups_keep_after_purge(project: Project) -> int:
+    """A purged project's backups go BERTH_PURGE_BACKUP_DAYS after the purge (those with an earlier end keep it)."""
+    until = timezone.now() + timedelta(days=settings.BERTH_PURGE_BACKUP_DAYS)
+    return project.backups.filter(Q(keep_until__isnull=True) | Q(keep_until__gt=until)).update(keep_until=until)
+
+
+# --- taking one backup (dump, then verify) -----------------------------------------
+
+
+def backup_record(backup: Backup, **fields: Any) -> None:
+    """Save `fields` on the backup's row; an error is recorded without the project's secrets."""
+    if fields.get("error"):
+        # The engine's words can echo what it was given: the project's secrets never reach the row.
+        fields["error"] = secrets_redact(fields["error"], backup.project)
+    for name, value in fields.items():
+        setattr(backup, name, value)
+    backup.save()
+
+
+def backup_take(project: Project, backup: Backup, *, runtime: Runtime | None = None) -> None:
+    """Dump then verify `backup` (a running row); raise BackupRefused unless it ends verified."""
+    runtime = runtime or get_runtime()
+    try:
+        backup_dump(project, backup, runtime)
+    except (BackupFailed, RuntimeFailure) as exc:
+        backup_record(backup, state=B.FAILED, error=str(exc), finished_at=timezone.now())
+        raise BackupRefused(f"backup {backup.public_id} failed: {exc}") from None
+    except Exception as exc:
+        logger.exception("backup %s failed unexpectedly", backup.public_id)
+        backup_record(backup, state=B.FAILED, error=f"internal error ({type(exc).__name__}); see the worker's log", finished_at=timezone.now())
+        raise BackupRefused(f"backup {backup.public_id} failed: internal error ({type(exc).__name__})") from None
+    backup_record(backup, state=B.SUCCEEDED, error="", finished_at=timezone.now())
+    backup_verify_run(backup, runtime=runtime)
+
+
+def backup_verify_run(backup: Backup, *, runtime: Runtime | None = None) -> None:
+    """Verify `backup` by a test restore and record the verdict; raise BackupRefused unless it is verified."""
+    runtime = runtime or get_runtime()
+    try:
+        reason = backup_restore_test(backup, runtime)
+    except (BackupFailed, RuntimeFailure) as exc:
+        # The engine failed us, not the file: the backup keeps its state.
+        backup_record(backup, error=f"verification could not run: {exc}")
+        raise BackupRefused(f"backup {backup.public_id} could not be verified: {exc}") from None
+    except Exception as exc:
+        logger.exception("verification of backup %s failed unexpectedly", backup.public_id)
+        backup_record(backup, error=f"verification could not run: internal error ({type(exc).__name__}); see the worker's log")
+        raise BackupRefused(f"backup {backup.public_id} could not be verified: internal error ({type(exc).__name__})") from None
+    if reason:
+        backup_record(backup, state=B.VERIFY_FAILED, error=reason, verified_at=timezone.now())
+        raise BackupRefused(f"backup {backup.public_id} failed verification: {reason}")
+    backup_record(backup, state=B.VERIFIED, error="", verified_at=timezone.now())
+
+
+# --- backups -------------------------------------------------------------------------
+
+
+def _step_backup(project: Project) -> StepResult:
+    backup = _current_operation(project).backup
+    try:
+        backup_take(project, backup)
+    except BackupRefused as exc:
+        raise StepFailed(str(exc), outcome={}) from None
+    return {}
+
+
+def _step_verify_backup(project: Project) -> StepResult:
+    backup = _current_operation(project).backup
+    try:
+        backup_verify_run(backup)
+    except BackupRefused as exc:
+        raise StepFailed(str(exc), outcome={}) from None
+    return {}
+
+
+def _step_restore_backup(project: Project) -> StepResult:
+    operation = _current_operation(project)
+    source = operation.backup
+    runtime = get_runtime()
+    if problem := backup_file_problem(source):
+        backup_record(source, state=B.VERIFY_FAILED, error=problem, verified_at=timezone.now())
+        raise StepFailed(f"backup {source.public_id} refused: {problem}; the project was not touched", outcome={})
+    safety = Backup.objects.create(
+        project=project, operation=operation, requested_by=operation.requested_by,
+        trigger=Backup.Trigger.PRE_RESTORE, postgres_version=project.postgres_version,
+    )  # fmt: skip
+    try:
+        backup_take(project, safety, runtime=runtime)
+    except BackupRefused as exc:
+        raise StepFailed(f"the safety backup failed, so nothing was restored: {exc}", outcome={}) from None
+    try:
+        with project_db(project, source, runtime, purpose="restore") as (container, env, live):
+            backup_restore_into(runtime, container, env, source)
+        if live:
+            # Bootstrap again (roles, the api's schema-reload hook) and wait for the api.
+            runtime.stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+    except FileAltered as exc:
+        backup_record(source, state=B.VERIFY_FAILED, error=str(exc), verified_at=timezone.now())
+        raise StepFailed(f"backup {source.public_id} refused: {exc}; the project was not touched", outcome={}) from None
+    except (BackupFailed, RuntimeFailure) as exc:
+        raise StepFailed(
+            f"restoring backup {source.public_id} failed: {exc}. The database may be empty; "
+            f"backup {safety.public_id}, taken just before, holds what it had",
+            outcome={"status": S.FAILED},
+        ) from None
+    return {}
+
+
+def _step_clone(project: Project) -> StepResult:
+    """Create the new project's stack, then restore the source backup into it."""
+    source = _current_operation(project).backup
+    if source is None:
+        raise StepFailed("the backup to clone from was deleted", outcome={"status": S.FAILED})
+    if problem := backup_file_problem(source):
+        raise StepFailed(f"backup {source.public_id} refused: {problem}", outcome={"status": S.FAILED})
+    runtime = get_runtime()
+    spec = _stack_up_ready(project, runtime)
+    try:
+        backup_restore_into(runtime, spec.db.name, db_env(project), source)
+    except BackupFailed as exc:
+        raise StepFailed(f"restoring backup {source.public_id} into the new project failed: {exc}", outcome={"status": S.FAILED}) from None
+    runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+    return _running()
+
+
+K = Operation.Kind
+# Operation.kind → its step: every kind has one.
+STEPS: dict[str, Step] = {
+    K.CREATE: _step_up,
+    K.START: _step_up,
+    K.STOP: _step_stop,
+    K.DELETE: _step_delete,
+    K.RESTORE: _step_restore,
+    K.PURGE: _step_purge,
+    K.BACKUP: _step_backup,
+    K.VERIFY_BACKUP: _step_verify_backup,
+    K.RESTORE_BACKUP: _step_restore_backup,
+    K.CLONE: _step_clone,
+}
