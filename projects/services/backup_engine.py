@@ -162,7 +162,7 @@ def _scratch_remove_quietly(runtime: Runtime, name: str) -> None:
     try:
         runtime.scratch_remove(name)
     except RuntimeFailure:
-        # The backup pass removes it later (backups_settle_orphans).
+        # The backup pass removes it later (backup_pass.backups_settle_orphans).
         logger.warning("throwaway container %s not removed yet", name, exc_info=True)
 
 
