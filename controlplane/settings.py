@@ -7,6 +7,7 @@ failure half-way through provisioning a project.
 
 import os
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -17,7 +18,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
 
 
-def env_bool(name: str, default: bool, environ=ENV) -> bool:
+# The helpers below read one variable each (from `environ`, the process
+# environment unless a test passes its own). An empty value means the default.
+
+
+def env_text(name: str, default: str, *, environ: Mapping[str, str] = ENV) -> str:
+    return environ.get(name, "").strip() or default
+
+
+def env_bool(name: str, default: bool, *, environ: Mapping[str, str] = ENV) -> bool:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
@@ -29,7 +38,7 @@ def env_bool(name: str, default: bool, environ=ENV) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
-def env_int(name: str, default: int, minimum: int | None = None, environ=ENV) -> int:
+def env_int(name: str, default: int, minimum: int | None = None, *, environ: Mapping[str, str] = ENV) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -42,8 +51,26 @@ def env_int(name: str, default: int, minimum: int | None = None, environ=ENV) ->
     return value
 
 
-def env_port_range(name: str, default: str, environ=ENV) -> tuple[int, int]:
-    raw = environ.get(name, "").strip() or default
+def env_choice(name: str, default: str, choices: Sequence[str], *, environ: Mapping[str, str] = ENV) -> str:
+    value = env_text(name, default, environ=environ)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be {' or '.join(choices)}, got {value!r}")
+    return value
+
+
+def env_key(name: str, default: str, mapping: Mapping[str, object], *, of: str, environ: Mapping[str, str] = ENV) -> str:
+    """One of the keys of another setting (`of` names it), e.g. a default version among the offered ones."""
+    value = env_text(name, default, environ=environ)
+    if value not in mapping:
+        raise ImproperlyConfigured(f"{name}={value} is not one of {of} ({', '.join(mapping)})")
+    return value
+
+
+def env_port_range(
+    name: str, default: str, *, apart_from: tuple[str, tuple[int, int]] | None = None, environ: Mapping[str, str] = ENV
+) -> tuple[int, int]:
+    """Parse `6200-6999`; `apart_from=(other name, other range)` refuses a range that overlaps it."""
+    raw = env_text(name, default, environ=environ)
     try:
         low_text, high_text = raw.split("-")
         low, high = int(low_text), int(high_text)
@@ -51,12 +78,16 @@ def env_port_range(name: str, default: str, environ=ENV) -> tuple[int, int]:
         raise ImproperlyConfigured(f"{name} must look like 6200-6999, got {raw!r}") from None
     if not (1024 <= low <= high <= 65535):
         raise ImproperlyConfigured(f"{name} must be a range within 1024-65535 with low <= high, got {raw!r}")
+    if apart_from is not None:
+        other_name, (other_low, other_high) = apart_from
+        if other_low <= high and low <= other_high:
+            raise ImproperlyConfigured(f"{other_name} {(other_low, other_high)} and {name} {(low, high)} overlap")
     return low, high
 
 
-def env_images(name: str, default: str, environ=ENV) -> dict[str, str]:
+def env_images(name: str, default: str, *, environ: Mapping[str, str] = ENV) -> dict[str, str]:
     """Parse `15=postgres:15,17=postgres:17` into {"15": "postgres:15", ...}."""
-    raw = environ.get(name, "").strip() or default
+    raw = env_text(name, default, environ=environ)
     images: dict[str, str] = {}
     for item in raw.split(","):
         version, sep, image = item.strip().partition("=")
@@ -66,7 +97,7 @@ def env_images(name: str, default: str, environ=ENV) -> dict[str, str]:
     return images
 
 
-def env_pairs(name: str, environ=ENV) -> dict[str, str]:
+def env_pairs(name: str, *, environ: Mapping[str, str] = ENV) -> dict[str, str]:
     """Parse `key=value,key=value`; an item without `=` is a mistake, not something to skip."""
     raw = environ.get(name, "").strip()
     pairs: dict[str, str] = {}
@@ -76,6 +107,11 @@ def env_pairs(name: str, environ=ENV) -> dict[str, str]:
             raise ImproperlyConfigured(f"{name} must look like key=value,key=value, got {raw!r}")
         pairs[key.strip()] = value.strip()
     return pairs
+
+
+def env_list(name: str, *, environ: Mapping[str, str] = ENV) -> list[str]:
+    """Parse `a,b,c`, dropping empty items."""
+    return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
 
 
 def database_from_url(url: str) -> dict:
@@ -117,7 +153,7 @@ def sqlite_database(path: str | Path) -> dict:
 
 
 # Where Berth keeps its own files when no database server is configured.
-DATA_DIR = Path(ENV.get("BERTH_DATA_DIR", "").strip() or BASE_DIR / "var")
+DATA_DIR = Path(env_text("BERTH_DATA_DIR", str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
@@ -136,7 +172,7 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = [h.strip() for h in ENV.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
-CSRF_TRUSTED_ORIGINS = [o.strip() for o in ENV.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -227,100 +263,79 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+BERTH_LOG_LEVEL = env_text("BERTH_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": ENV.get("BERTH_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": BERTH_LOG_LEVEL},
     "loggers": {"docker": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }
 
 # --- Berth ---------------------------------------------------------------
+# One assignment per setting, in this style: `BERTH_X = env_int("BERTH_X", 5, 1)`.
+# The helpers above raise ImproperlyConfigured naming the variable; the order
+# here is the order in which bad values are reported.
 
-
-def berth_settings(environ) -> dict:
-    """Every BERTH_* setting from an environment mapping; raises ImproperlyConfigured naming the variable."""
-
-    def text(name: str, default: str) -> str:
-        return environ.get(name, "").strip() or default
-
-    images = env_images("BERTH_POSTGRES_IMAGES", "15=postgres:15,17=postgres:17", environ)
-    default_version = text("BERTH_DEFAULT_POSTGRES_VERSION", "17")
-    if default_version not in images:
-        raise ImproperlyConfigured(
-            f"BERTH_DEFAULT_POSTGRES_VERSION={default_version} is not one of BERTH_POSTGRES_IMAGES ({', '.join(images)})"
-        )
-    default_api = text("BERTH_DEFAULT_API", "postgrest")
-    if default_api not in {"postgrest", "postgraphile"}:
-        raise ImproperlyConfigured(f"BERTH_DEFAULT_API must be postgrest or postgraphile, got {default_api!r}")
-    db_ports = env_port_range("BERTH_DB_PORTS", "6200-6999", environ)
-    api_ports = env_port_range("BERTH_API_PORTS", "7200-7999", environ)
-    if db_ports[0] <= api_ports[1] and api_ports[0] <= db_ports[1]:
-        raise ImproperlyConfigured(f"BERTH_DB_PORTS {db_ports} and BERTH_API_PORTS {api_ports} overlap")
-    return {
-        "BERTH_POSTGRES_IMAGES": images,
-        "BERTH_DEFAULT_POSTGRES_VERSION": default_version,
-        "BERTH_POSTGREST_IMAGE": text("BERTH_POSTGREST_IMAGE", "postgrest/postgrest:v12.2.8"),
-        "BERTH_POSTGRAPHILE_IMAGE": text("BERTH_POSTGRAPHILE_IMAGE", "graphile/postgraphile:4"),
-        "BERTH_DEFAULT_API": default_api,
-        "BERTH_PUBLISH_HOST": text("BERTH_PUBLISH_HOST", "127.0.0.1"),
-        "BERTH_PUBLIC_HOST": text("BERTH_PUBLIC_HOST", "localhost"),
-        "BERTH_DB_PORTS": db_ports,
-        "BERTH_API_PORTS": api_ports,
-        "BERTH_DELETE_RETENTION_DAYS": env_int("BERTH_DELETE_RETENTION_DAYS", 7, 0, environ),
-        # How long an operation waits for the db to answer a query and the api HTTP.
-        "BERTH_READY_TIMEOUT": env_int("BERTH_READY_TIMEOUT", 60, 1, environ),
-        # Memory limits per container, in the engine's notation.
-        "BERTH_DB_MEMORY": text("BERTH_DB_MEMORY", "512m"),
-        "BERTH_API_MEMORY": text("BERTH_API_MEMORY", "256m"),
-        # Pull a missing image from its registry before failing with ImageUnavailable.
-        "BERTH_PULL_IMAGES": env_bool("BERTH_PULL_IMAGES", True, environ),
-        # Extra labels on every object Berth creates (tests use `berth.test=<run>`
-        # to find and remove what they made).
-        "BERTH_EXTRA_LABELS": env_pairs("BERTH_EXTRA_LABELS", environ),
-        # Postgres server settings merged over the small-footprint defaults in
-        # projects/runtime/spec.py, e.g. `shared_buffers=128MB,max_connections=100`.
-        "BERTH_POSTGRES_SETTINGS": env_pairs("BERTH_POSTGRES_SETTINGS", environ),
-        # Secrets at rest: comma-separated Fernet keys, newest first (README,
-        # "Secrets"). Without one, a key is derived from SECRET_KEY.
-        "BERTH_SECRETS_KEYS": [k.strip() for k in environ.get("BERTH_SECRETS_KEY", "").split(",") if k.strip()],
-        "BERTH_WORKERS": env_int("BERTH_WORKERS", 4, 1, environ),
-        # The worker touches a running operation's heartbeat this often; one
-        # silent for BERTH_STALE_OPERATION_SECONDS belonged to a worker that died.
-        "BERTH_HEARTBEAT_SECONDS": env_int("BERTH_HEARTBEAT_SECONDS", 5, 1, environ),
-        "BERTH_STALE_OPERATION_SECONDS": env_int("BERTH_STALE_OPERATION_SECONDS", 60, 2, environ),
-        # Backups (README, "Backups"): dump files live in <dir>/<project id>/;
-        # a purge's final backup is kept this many days; a dump or restore
-        # command that sends nothing for BERTH_BACKUP_IDLE_TIMEOUT s is abandoned.
-        "BERTH_BACKUP_DIR": Path(text("BERTH_BACKUP_DIR", str(DATA_DIR / "backups"))),
-        "BERTH_PURGE_BACKUP_DAYS": env_int("BERTH_PURGE_BACKUP_DAYS", 30, 1, environ),
-        "BERTH_BACKUP_IDLE_TIMEOUT": env_int("BERTH_BACKUP_IDLE_TIMEOUT", 600, 10, environ),
-        # Berth is reached over HTTPS through a reverse proxy that terminates TLS
-        # and sets X-Forwarded-Proto (RELIABILITY.md, "Access"). Off by default:
-        # `up` serves plain HTTP on 127.0.0.1.
-        "BERTH_HTTPS": env_bool("BERTH_HTTPS", False, environ),
-        "BERTH_HSTS_SECONDS": env_int("BERTH_HSTS_SECONDS", 31_536_000, 0, environ),
-        "BERTH_HSTS_PRELOAD": env_bool("BERTH_HSTS_PRELOAD", False, environ),
-        # Sign-in: this many failures for one username from one address lock
-        # that pair out for BERTH_LOGIN_LOCKOUT_SECONDS (projects/services/login_limits.py).
-        "BERTH_LOGIN_ATTEMPTS": env_int("BERTH_LOGIN_ATTEMPTS", 5, 1, environ),
-        "BERTH_LOGIN_LOCKOUT_SECONDS": env_int("BERTH_LOGIN_LOCKOUT_SECONDS", 900, 1, environ),
-    }
-
-
-globals().update(berth_settings(ENV))
+BERTH_POSTGRES_IMAGES = env_images("BERTH_POSTGRES_IMAGES", "15=postgres:15,17=postgres:17")
+BERTH_DEFAULT_POSTGRES_VERSION = env_key("BERTH_DEFAULT_POSTGRES_VERSION", "17", BERTH_POSTGRES_IMAGES, of="BERTH_POSTGRES_IMAGES")
+BERTH_POSTGREST_IMAGE = env_text("BERTH_POSTGREST_IMAGE", "postgrest/postgrest:v12.2.8")
+BERTH_POSTGRAPHILE_IMAGE = env_text("BERTH_POSTGRAPHILE_IMAGE", "graphile/postgraphile:4")
+BERTH_DEFAULT_API = env_choice("BERTH_DEFAULT_API", "postgrest", ("postgrest", "postgraphile"))
+BERTH_PUBLISH_HOST = env_text("BERTH_PUBLISH_HOST", "127.0.0.1")
+BERTH_PUBLIC_HOST = env_text("BERTH_PUBLIC_HOST", "localhost")
+BERTH_DB_PORTS = env_port_range("BERTH_DB_PORTS", "6200-6999")
+BERTH_API_PORTS = env_port_range("BERTH_API_PORTS", "7200-7999", apart_from=("BERTH_DB_PORTS", BERTH_DB_PORTS))
+BERTH_DELETE_RETENTION_DAYS = env_int("BERTH_DELETE_RETENTION_DAYS", 7, 0)
+# How long an operation waits for the db to answer a query and the api HTTP.
+BERTH_READY_TIMEOUT = env_int("BERTH_READY_TIMEOUT", 60, 1)
+# Memory limits per container, in the engine's notation.
+BERTH_DB_MEMORY = env_text("BERTH_DB_MEMORY", "512m")
+BERTH_API_MEMORY = env_text("BERTH_API_MEMORY", "256m")
+# Pull a missing image from its registry before failing with ImageUnavailable.
+BERTH_PULL_IMAGES = env_bool("BERTH_PULL_IMAGES", True)
+# Extra labels on every object Berth creates (tests use `berth.test=<run>`
+# to find and remove what they made).
+BERTH_EXTRA_LABELS = env_pairs("BERTH_EXTRA_LABELS")
+# Postgres server settings merged over the small-footprint defaults in
+# projects/runtime/spec.py, e.g. `shared_buffers=128MB,max_connections=100`.
+BERTH_POSTGRES_SETTINGS = env_pairs("BERTH_POSTGRES_SETTINGS")
+# Secrets at rest: comma-separated Fernet keys, newest first (README,
+# "Secrets"). Without one, a key is derived from SECRET_KEY.
+BERTH_SECRETS_KEYS = env_list("BERTH_SECRETS_KEY")
+BERTH_WORKERS = env_int("BERTH_WORKERS", 4, 1)
+# The worker touches a running operation's heartbeat this often; one
+# silent for BERTH_STALE_OPERATION_SECONDS belonged to a worker that died.
+BERTH_HEARTBEAT_SECONDS = env_int("BERTH_HEARTBEAT_SECONDS", 5, 1)
+BERTH_STALE_OPERATION_SECONDS = env_int("BERTH_STALE_OPERATION_SECONDS", 60, 2)
+# Backups (README, "Backups"): dump files live in <dir>/<project id>/;
+# a purge's final backup is kept this many days; a dump or restore
+# command that sends nothing for BERTH_BACKUP_IDLE_TIMEOUT s is abandoned.
+BERTH_BACKUP_DIR = Path(env_text("BERTH_BACKUP_DIR", str(DATA_DIR / "backups")))
+BERTH_PURGE_BACKUP_DAYS = env_int("BERTH_PURGE_BACKUP_DAYS", 30, 1)
+BERTH_BACKUP_IDLE_TIMEOUT = env_int("BERTH_BACKUP_IDLE_TIMEOUT", 600, 10)
+# Berth is reached over HTTPS through a reverse proxy that terminates TLS
+# and sets X-Forwarded-Proto (RELIABILITY.md, "Access"). Off by default:
+# `up` serves plain HTTP on 127.0.0.1.
+BERTH_HTTPS = env_bool("BERTH_HTTPS", False)
+BERTH_HSTS_SECONDS = env_int("BERTH_HSTS_SECONDS", 31_536_000, 0)
+BERTH_HSTS_PRELOAD = env_bool("BERTH_HSTS_PRELOAD", False)
+# Sign-in: this many failures for one username from one address lock
+# that pair out for BERTH_LOGIN_LOCKOUT_SECONDS (projects/services/login_limits.py).
+BERTH_LOGIN_ATTEMPTS = env_int("BERTH_LOGIN_ATTEMPTS", 5, 1)
+BERTH_LOGIN_LOCKOUT_SECONDS = env_int("BERTH_LOGIN_LOCKOUT_SECONDS", 900, 1)
 
 # --- Security (RELIABILITY.md, "Access") ------------------------------------------
 
 # Cookies only over HTTPS, HSTS, and plain HTTP redirected, once Berth is served
 # over HTTPS. The proxy header is trusted then because `up` binds loopback: only
 # the proxy in front reaches the server.
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = BERTH_HTTPS  # noqa: F821
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BERTH_HTTPS else None  # noqa: F821
-SECURE_HSTS_SECONDS = BERTH_HSTS_SECONDS if BERTH_HTTPS else 0  # noqa: F821
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = BERTH_HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BERTH_HTTPS else None
+SECURE_HSTS_SECONDS = BERTH_HSTS_SECONDS if BERTH_HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = BERTH_HSTS_PRELOAD  # noqa: F821
+SECURE_HSTS_PRELOAD = BERTH_HSTS_PRELOAD
 # Preloading commits a whole domain for months: the domain owner's decision
 # (BERTH_HSTS_PRELOAD=1), never an application default; check --deploy says so once.
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]

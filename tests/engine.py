@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from controlplane.settings import berth_settings
+from tests.settings_env import berth_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = os.environ.get("BERTH_TEST_RUN") or secrets.token_hex(4)

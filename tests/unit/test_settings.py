@@ -1,7 +1,14 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.settings import berth_settings, database_from_url
+from controlplane.settings import database_from_url, env_bool, env_int, env_list, env_pairs, env_port_range
+from tests.settings_env import berth_settings
+
+
+@pytest.fixture
+def environ(tmp_path):
+    """An environment with no BERTH_* setting, whose generated files go to the test's directory."""
+    return {"BERTH_DATA_DIR": str(tmp_path), "SECRET_KEY": "test"}
 
 
 @pytest.mark.parametrize(
@@ -20,13 +27,13 @@ from controlplane.settings import berth_settings, database_from_url
         ("BERTH_EXTRA_LABELS", "no-equals-sign"),
     ],
 )
-def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):
+def test_a_bad_value_stops_start_up_naming_the_variable(environ, variable, value):
     with pytest.raises(ImproperlyConfigured, match=variable):
-        berth_settings({variable: value})
+        berth_settings({**environ, variable: value})
 
 
-def test_defaults_are_the_documented_ones():
-    s = berth_settings({})
+def test_defaults_are_the_documented_ones(environ, tmp_path):
+    s = berth_settings(environ)
     assert s["BERTH_POSTGRES_IMAGES"] == {"15": "postgres:15", "17": "postgres:17"}
     assert s["BERTH_DEFAULT_POSTGRES_VERSION"] == "17" and s["BERTH_DEFAULT_API"] == "postgrest"
     assert s["BERTH_POSTGRAPHILE_IMAGE"] == "graphile/postgraphile:4"
@@ -34,6 +41,35 @@ def test_defaults_are_the_documented_ones():
     assert (s["BERTH_PUBLISH_HOST"], s["BERTH_PUBLIC_HOST"]) == ("127.0.0.1", "localhost")
     assert (s["BERTH_DB_PORTS"], s["BERTH_API_PORTS"]) == ((6200, 6999), (7200, 7999))
     assert s["BERTH_DELETE_RETENTION_DAYS"] == 7
+    assert (s["BERTH_WORKERS"], s["BERTH_PULL_IMAGES"], s["BERTH_HTTPS"]) == (4, True, False)
+    assert s["BERTH_BACKUP_DIR"] == tmp_path / "backups"
+    assert (s["BERTH_EXTRA_LABELS"], s["BERTH_SECRETS_KEYS"]) == ({}, [])
+
+
+def test_each_variable_reaches_its_setting(environ):
+    s = berth_settings(
+        {**environ, "BERTH_DB_PORTS": "20000-20009", "BERTH_SECRETS_KEY": "new, old", "BERTH_EXTRA_LABELS": "a=1, b=2"}
+    )
+    assert s["BERTH_DB_PORTS"] == (20000, 20009)
+    assert s["BERTH_SECRETS_KEYS"] == ["new", "old"]  # the setting is plural, the variable is not
+    assert s["BERTH_EXTRA_LABELS"] == {"a": "1", "b": "2"}
+
+
+def test_overlapping_port_ranges_are_refused_naming_both():
+    with pytest.raises(ImproperlyConfigured, match=r"^BERTH_DB_PORTS \(6200, 6999\) and BERTH_API_PORTS \(6500, 6600\) overlap$"):
+        env_port_range("BERTH_API_PORTS", "7200-7999", apart_from=("BERTH_DB_PORTS", (6200, 6999)), environ={"BERTH_API_PORTS": "6500-6600"})
+
+
+def test_an_empty_value_means_the_default():
+    empty = {"X": ""}
+    assert env_int("X", 3, environ=empty) == 3 and env_bool("X", True, environ=empty) is True
+    assert env_port_range("X", "2000-2001", environ=empty) == (2000, 2001)
+    assert env_pairs("X", environ=empty) == {} and env_list("X", environ=empty) == []
+
+
+def test_a_number_below_its_minimum_says_the_minimum():
+    with pytest.raises(ImproperlyConfigured, match="^BERTH_WORKERS must be at least 1, got 0$"):
+        env_int("BERTH_WORKERS", 4, 1, environ={"BERTH_WORKERS": "0"})
 
 
 def test_database_url_switches_to_postgresql_with_decoded_credentials():
