@@ -223,11 +223,15 @@ def test_purge_without_the_confirmation_is_400_and_keeps_the_project(client, use
     assert Project.objects.get(public_id=pid).status == "deleted"
 
 
-def test_purge_of_a_live_project_is_409(client, user):
+def test_purge_of_a_live_project_is_409_and_queues_nothing(client, user, fake_runtime):
     headers = bearer(user)
     pid = create(client, headers)["project_id"]
+    operations, calls = list(Operation.objects.values_list("pk", "state")), dict(fake_runtime.calls)
     response = post(client, f"/v1/projects/{pid}/purge", {"confirm": pid}, headers)
-    assert response.status_code == 409
+    assert response.status_code == 409 and response.json()["error"]["code"] == "wrong_state"
+    assert list(Operation.objects.values_list("pk", "state")) == operations
+    assert dict(fake_runtime.calls) == calls
+    assert Project.objects.get(public_id=pid).status == "running"
 
 
 def test_an_exhausted_port_range_is_a_clear_error(client, user, settings):

@@ -1,5 +1,6 @@
 """Security settings, sign-in rate limiting and secret rotation."""
 
+import base64
 import json
 import os
 import re
@@ -227,7 +228,9 @@ def test_the_derived_key_printed_is_the_one_an_install_without_a_key_uses(user, 
 
 def test_generate_key_prints_a_usable_fernet_key(capsys):
     call_command("rotate_secrets", "--generate-key")
-    Fernet(capsys.readouterr().out.strip().encode())
+    key = capsys.readouterr().out.strip().encode()
+    assert len(base64.urlsafe_b64decode(key)) == 32  # Fernet's 256-bit key, url-safe base64
+    assert Fernet(key).decrypt(Fernet(key).encrypt(b"a secret")) == b"a secret"
 
 
 def test_secrets_are_never_stored_in_clear_and_tokens_only_as_hashes(user, client):
