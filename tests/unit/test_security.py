@@ -226,6 +226,16 @@ def test_the_derived_key_printed_is_the_one_an_install_without_a_key_uses(user, 
     assert len(project.db_password) >= 24
 
 
+def test_rotate_secrets_help_prints_the_steps_it_promises():
+    from projects.management.commands.rotate_secrets import Command
+
+    text = Command().create_parser("manage.py", "rotate_secrets").format_help()
+    assert "(the steps are below)" in text
+    # Numbered and on lines of their own, as in RELIABILITY.md, not folded into one paragraph.
+    for step in ("\n1. `manage.py rotate_secrets --generate-key`", "\n2. Put it first", "\n3. `manage.py rotate_secrets`", "\n4. Drop OLD"):
+        assert step in text
+
+
 def test_generate_key_prints_a_usable_fernet_key(capsys):
     call_command("rotate_secrets", "--generate-key")
     key = capsys.readouterr().out.strip().encode()

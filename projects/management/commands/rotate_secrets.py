@@ -14,9 +14,11 @@ This changes the key that protects the secrets at rest, not the secrets: each
 project's database password and JWT secret stay what they are.
 """
 
+import argparse
+
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import transaction
 
 from projects.crypto import derived_key, first_key, secret_rotate
@@ -24,10 +26,19 @@ from projects.models import Project
 
 ENCRYPTED = ("db_password_encrypted", "jwt_secret_encrypted")
 BATCH = 500
+# --help ends with the steps: this module's docstring after its first line.
+STEPS = __doc__.partition("\n\n")[2]
+
+
+class StepsHelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Django's order of options, with the steps' numbered lines kept as written."""
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt every project's stored secrets with the first key of BERTH_SECRETS_KEY (see --help for the steps)."
+    help = "Re-encrypt every project's stored secrets with the first key of\nBERTH_SECRETS_KEY (the steps are below)."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> argparse.ArgumentParser:
+        return super().create_parser(prog_name, subcommand, formatter_class=StepsHelpFormatter, epilog=STEPS, **kwargs)
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--generate-key", action="store_true", help="print a new Fernet key and change nothing")
