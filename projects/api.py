@@ -224,7 +224,8 @@ def projects_collection(request: HttpRequest) -> JsonResponse:
             page = page[:limit]
             query = request.GET.copy()
             query["offset"], query["limit"] = str(offset + limit), str(limit)
-            following = f"{request.path}?{query.urlencode()}"
+            # Absolute, so a client follows it as it is (behind a TLS proxy too: SECURE_PROXY_SSL_HEADER).
+            following = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
         return JsonResponse({"projects": [project_json(p, viewer=request.user) for p in page], "next": following})
     try:
         _wait_seconds(request)  # refuse a bad ?wait before anything is reserved

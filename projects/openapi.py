@@ -228,7 +228,7 @@ def openapi_document() -> dict:
                         "200": answer(
                             obj({
                                 "projects": {"type": "array", "items": ref("Project")},
-                                "next": {**STRING_OR_NULL, "description": "the URL of the next page, or null on the last"},
+                                "next": {**STRING_OR_NULL, "description": "the absolute URL of the next page, or null on the last"},
                             }),
                             "a page of the projects, newest first",
                         ),

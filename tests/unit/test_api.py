@@ -257,10 +257,20 @@ def test_the_list_is_paginated_newest_first_with_a_next_link(client, user):
     ids = [create(client, headers)["project_id"] for _ in range(5)]
     first = client.get("/v1/projects?limit=2", **headers).json()
     assert [p["project_id"] for p in first["projects"]] == ids[::-1][:2]
+    assert first["next"] == "http://testserver/v1/projects?limit=2&offset=2"
     second = client.get(first["next"], **headers).json()
     assert [p["project_id"] for p in second["projects"]] == ids[::-1][2:4]
     last = client.get(second["next"], **headers).json()
     assert [p["project_id"] for p in last["projects"]] == ids[:1] and last["next"] is None
+
+
+def test_the_next_link_is_https_when_berth_is_served_over_https(client, user, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # what BERTH_HTTPS=1 sets
+    headers = bearer(user)
+    for _ in range(2):
+        create(client, headers)
+    page = client.get("/v1/projects?limit=1", HTTP_HOST="testserver", HTTP_X_FORWARDED_PROTO="https", **headers).json()
+    assert page["next"] == "https://testserver/v1/projects?limit=1&offset=1"
 
 
 def test_the_list_keeps_its_filter_across_pages(client, user):
