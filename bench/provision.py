@@ -7,6 +7,7 @@ the compose way, interleaved in one run; N sequential, then N concurrent.
 """
 
 import argparse
+import secrets
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,8 @@ def berth_create(server: BerthServer) -> tuple[float, str]:
     from projects.runtime.docker import _api_answers, _db_answers
 
     timer = Timer()
-    code, body = server.request("POST", "/v1/projects?wait=120", {"name": "bench"})
+    # A name of its own: an owner's project names are unique, and creates run concurrently.
+    code, body = server.request("POST", "/v1/projects?wait=120", {"name": f"bench-{secrets.token_hex(4)}"})
     if code != 201 or body.get("status") != "running":
         raise RuntimeError(f"create did not settle running: {code} {body}")
     # The operation already probed; prove it from the outside, as the references do.

@@ -4,8 +4,7 @@ from django import forms
 from django.conf import settings
 
 from .models import ApiToken, Project
-
-NAME_MAX = Project._meta.get_field("name").max_length
+from .services.names import NAME_MAX
 
 
 class ProjectCreateForm(forms.Form):
@@ -13,7 +12,7 @@ class ProjectCreateForm(forms.Form):
 
     name = forms.CharField(
         max_length=NAME_MAX,
-        help_text="A label for you; you will type it to confirm a delete.",
+        help_text="A label for you, unique among your projects; you will type it to confirm a delete or a purge.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}),
     )
     postgres_version = forms.ChoiceField(label="PostgreSQL version")

@@ -16,6 +16,7 @@ from django.http import HttpRequest, JsonResponse
 
 from .api import methods
 from .models import Backup, Operation, Project
+from .services.names import NAME_MAX
 
 JSON = "application/json"
 ID = {"type": "string", "pattern": "^[0-9a-f]{12}$"}
@@ -99,9 +100,9 @@ ERROR = obj(
     {
         "error": obj(
             {
-                "code": {"type": "string", "description": "a stable word: invalid, unauthenticated, not_found, wrong_state, …"},
+                "code": {"type": "string", "description": "a stable word: invalid, name_taken, unauthenticated, not_found, wrong_state, …"},
                 "message": {"type": "string"},
-                "field": {"type": "string", "description": "the input at fault, with code invalid"},
+                "field": {"type": "string", "description": "the input at fault, with code invalid or name_taken"},
                 "operation": ref("Operation"),
             },
             optional=("field", "operation"),
@@ -110,7 +111,7 @@ ERROR = obj(
 )
 
 ERRORS = {
-    "400": "bad JSON, a bad field (named in `field`) or a bad ?wait",
+    "400": "bad JSON, a bad field (named in `field`; `name_taken` for a name the owner already uses) or a bad ?wait",
     "401": "no token, or not a valid one",
     "403": "not allowed for this user",
     "404": "no such thing, or it is not yours",
@@ -245,7 +246,12 @@ def openapi_document() -> dict:
                             JSON: {
                                 "schema": obj(
                                     {
-                                        "name": {"type": ["string", "null"], "maxLength": Project._meta.get_field("name").max_length},
+                                        "name": {
+                                            "type": ["string", "null"],
+                                            "maxLength": NAME_MAX,
+                                            "description": "trimmed; not empty, no control or bidirectional-formatting characters, "
+                                            "not the name of another of your projects that is not purged; left out: a generated name",
+                                        },
                                         "postgres_version": {
                                             "oneOf": [
                                                 {"type": "string", "enum": versions},

@@ -15,6 +15,12 @@ class InvalidInput(ServiceError):
         self.field = field
 
 
+class NameTaken(InvalidInput):
+    """The owner already has a project (not purged) with this name."""
+
+    code = "name_taken"
+
+
 class InvalidTransition(ServiceError):
     code = "wrong_state"
 

@@ -13,11 +13,11 @@ from projects.models import Backup, Operation, Project
 
 from .backups import backup_assert_cloneable
 from .errors import InvalidInput
+from .names import project_name_check_free, project_name_clean
 from .operations import operation_enqueue
 from .ports import project_insert_with_ports
 
 S = Project.Status
-NAME_MAX = Project._meta.get_field("name").max_length
 
 
 def project_create(
@@ -33,9 +33,8 @@ def project_create(
         raise InvalidInput("api", f"must be one of {', '.join(Project.Api.values)}")
     if from_backup is not None:
         backup_assert_cloneable(from_backup, postgres_version=version)
-    name = (name or "").strip()
-    if len(name) > NAME_MAX:
-        raise InvalidInput("name", f"must be at most {NAME_MAX} characters")
+    if name is not None:
+        name = project_name_clean(name=name)
 
     project = Project(owner=owner, name=name or "untitled", postgres_version=version, api_flavour=flavour)
     project.name = name or f"project-{project.public_id}"
@@ -43,6 +42,8 @@ def project_create(
     project.jwt_secret = secrets.token_urlsafe(48)  # PostgREST wants at least 32 characters
     with transaction.atomic():
         # One transaction: a project row never exists without its create operation.
+        if name is not None:
+            project_name_check_free(owner=owner, name=name)
         project_insert_with_ports(project)
         return operation_enqueue(
             project=project, kind="clone" if from_backup else "create", action="create", transitional=S.PROVISIONING,

@@ -68,6 +68,63 @@ def test_bad_input_is_400_naming_the_field_and_creates_nothing(client, user, raw
     assert Project.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("x" * 64, "at most 63 characters"),
+        ("bell\x07", "(found U+0007)"),
+        ("\x1b[31mred", "(found U+001B)"),
+        ("two\nlines", "(found U+000A)"),
+        ("gpj\u202eexe", "(found U+202E)"),
+        ("\u2066isolated", "(found U+2066)"),
+    ],
+)
+def test_a_name_berth_will_not_store_is_400_invalid_and_creates_nothing(client, user, name, why):
+    response = post(client, "/v1/projects", {"name": name}, bearer(user))
+    error = response.json()["error"]
+    assert response.status_code == 400 and (error["code"], error["field"]) == ("invalid", "name")
+    assert why in error["message"]
+    assert not Project.objects.exists() and not Operation.objects.exists()
+
+
+def test_a_name_is_stored_trimmed(client, user):
+    assert create(client, bearer(user), name="  shop \t")["name"] == "shop"
+    assert create(client, bearer(user), name=f" {'x' * 63} ")["name"] == "x" * 63  # the limit counts the trimmed name
+
+
+def test_a_name_the_owner_already_uses_is_400_name_taken_and_creates_nothing(client, user):
+    headers = bearer(user)
+    create(client, headers, name="shop")
+    for name in ("shop", " shop "):
+        response = post(client, "/v1/projects", {"name": name}, headers)
+        error = response.json()["error"]
+        assert response.status_code == 400 and (error["code"], error["field"]) == ("name_taken", "name")
+        assert "already have a project called 'shop'" in error["message"]
+    assert Project.objects.count() == Operation.objects.count() == 1
+
+
+def test_a_deleted_project_keeps_its_name_until_it_is_purged(client, user):
+    headers = bearer(user)
+    pid = create(client, headers, name="shop")["project_id"]
+    client.delete(f"/v1/projects/{pid}?wait=5", **headers)
+    assert post(client, "/v1/projects", {"name": "shop"}, headers).json()["error"]["code"] == "name_taken"
+    post(client, f"/v1/projects/{pid}/purge?wait=5", {"confirm": pid}, headers)
+    assert create(client, headers, name="shop")["name"] == "shop"
+
+
+def test_another_owner_may_use_the_same_name(client, user, other_user):
+    create(client, bearer(user), name="shop")
+    assert create(client, bearer(other_user), name="shop")["name"] == "shop"
+
+
+def test_a_project_without_a_name_gets_a_generated_one_each_time(client, user):
+    headers = bearer(user)
+    first, second = create(client, headers), create(client, headers, name=None)
+    assert first["name"] == f"project-{first['project_id']}" and second["name"] == f"project-{second['project_id']}"
+
+
 @pytest.mark.parametrize("wait", ["-1", "121", "soon"])
 def test_a_bad_wait_is_400_and_creates_nothing(client, user, wait):
     response = post(client, f"/v1/projects?wait={wait}", headers=bearer(user))

@@ -9,8 +9,8 @@ from projects.services.sync import projects_sync
 H = Project.Health
 
 
-def running_project(user) -> Project:
-    return Project.objects.get(pk=lifecycle.project_create(owner=user, name="s").project_id)
+def running_project(user, name: str = "s") -> Project:
+    return Project.objects.get(pk=lifecycle.project_create(owner=user, name=name).project_id)
 
 
 def test_a_healthy_stack_is_reported_healthy_without_drift(user, fake_runtime):
@@ -94,8 +94,8 @@ def test_containers_of_a_deleted_project_are_drift(user, fake_runtime):
 
 
 def test_one_pass_makes_one_engine_call_whatever_the_number_of_projects(user, fake_runtime):
-    for _ in range(5):
-        running_project(user)
+    for n in range(5):
+        running_project(user, f"s{n}")
     fake_runtime.calls.clear()
     projects_sync()
     assert sum(fake_runtime.calls.values()) == 1

@@ -217,6 +217,8 @@ def test_creating_with_htmx_redirects_the_browser_to_the_project(signed_in, user
         ({"name": "", "postgres_version": "17", "api": "postgrest"}, "name", "This field is required."),
         ({"name": "   ", "postgres_version": "17", "api": "postgrest"}, "name", "This field is required."),
         ({"name": "x" * 64, "postgres_version": "17", "api": "postgrest"}, "name", "at most 63 characters"),
+        ({"name": "\x1b[31mred", "postgres_version": "17", "api": "postgrest"}, "name", "(found U+001B)"),
+        ({"name": "gpj\u202eexe", "postgres_version": "17", "api": "postgrest"}, "name", "(found U+202E)"),
         ({"name": "shop", "postgres_version": "9", "api": "postgrest"}, "postgres_version", "Select a valid choice"),
         ({"name": "shop", "postgres_version": "17", "api": "mysql"}, "api", "Select a valid choice"),
     ],
@@ -228,6 +230,15 @@ def test_invalid_input_re_renders_the_form_with_the_field_error(signed_in, data,
         assert message in response.content.decode()
         assert field in response.context["form"].errors
     assert not Project.objects.exists()
+
+
+def test_a_name_the_owner_already_uses_is_a_form_error_and_creates_nothing(signed_in, user):
+    make_project(user, "shop")
+    for headers in ({}, HTMX):
+        response = signed_in.post("/projects/new", {"name": " shop ", "postgres_version": "17", "api": "postgrest"}, headers=headers)
+        assert response.status_code == 422 and "already have a project called" in response.content.decode()
+        assert "name" in response.context["form"].errors
+    assert Project.objects.count() == 1
 
 
 def test_running_out_of_ports_is_a_form_error_not_a_crash(signed_in, user, settings):
