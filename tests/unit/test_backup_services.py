@@ -417,9 +417,9 @@ def test_a_new_schedule_backs_up_on_the_next_pass_not_at_its_next_hour(project):
     now = timezone.now()
     next_hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=12)
     backups.backup_schedule_set(project=project, hour=next_hour.hour, keep=3)
-    assert len(backups.backups_run_due(now=now).queued) == 1
-    assert backups.backups_run_due(now=next_hour - timedelta(minutes=1)).queued == []  # not due again before its hour
-    assert len(backups.backups_run_due(now=next_hour).queued) == 1  # then daily, at its hour
+    assert len(backup_pass.backups_run_due(now=now).queued) == 1
+    assert backup_pass.backups_run_due(now=next_hour - timedelta(minutes=1)).queued == []  # not due again before its hour
+    assert len(backup_pass.backups_run_due(now=next_hour).queued) == 1  # then daily, at its hour
 
 
 def test_schedules_skip_disabled_ones_and_projects_that_are_not_live(project, user):
