@@ -302,6 +302,9 @@ class Backup(models.Model):
 class BackupSchedule(models.Model):
     """A project's daily backup: at `hour` (UTC), keeping the newest `keep` good scheduled backups."""
 
+    HOUR_MAX = 23
+    KEEP_MAX = 365  # a year of daily backups
+
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="backup_schedule")
     enabled = models.BooleanField(default=True)
     hour = models.PositiveSmallIntegerField(default=3)

@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
-from .api import methods
-from .models import Backup, Operation, Project
+from .api_common import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX, OPERATIONS_LISTED, WAIT_MAX_S, methods
+from .models import Backup, BackupSchedule, Operation, Project
 from .services.names import NAME_MAX
 
 JSON = "application/json"
@@ -93,7 +93,11 @@ BACKUP_FIELDS = {
 }
 
 SCHEDULE = obj(
-    {"enabled": {"type": "boolean"}, "hour": {"type": "integer", "minimum": 0, "maximum": 23}, "keep": {"type": "integer", "minimum": 1}}
+    {
+        "enabled": {"type": "boolean"},
+        "hour": {"type": "integer", "minimum": 0, "maximum": BackupSchedule.HOUR_MAX},
+        "keep": {"type": "integer", "minimum": 1},
+    }
 )
 
 ERROR = obj(
@@ -115,8 +119,12 @@ ERRORS = {
     "401": "no token, or not a valid one",
     "403": "not allowed for this user",
     "404": "no such thing, or it is not yours",
-    "409": "the project's status refuses this, or an operation is already in flight (named)",
+    "409": (
+        "the project's status refuses this, an operation is already in flight (named), "
+        "or the backup failed verification (its download needs ?force=1)"
+    ),
     "410": "the backup's file is gone",
+    "413": "the body is larger than the server accepts",
     "503": "no free port left to reserve",
 }
 
@@ -133,8 +141,8 @@ WAIT = {
     "name": "wait",
     "in": "query",
     "required": False,
-    "description": "seconds to wait for the operation to settle (0-120); the answer is then 200 (201 for a create) with the settled state",
-    "schema": {"type": "integer", "minimum": 0, "maximum": 120},
+    "description": f"seconds to wait for the operation to settle (0-{WAIT_MAX_S}); the answer is then 200 (201 for a create) with the settled state",
+    "schema": {"type": "integer", "minimum": 0, "maximum": WAIT_MAX_S},
 }
 
 
@@ -147,7 +155,7 @@ def any_body(description: str = "ignored; when sent it must be a JSON object") -
     return {"required": False, "description": description, "content": {JSON: {"schema": {"type": "object"}}}}
 
 
-def action(operation_id: str, summary: str, *, body: dict | None = None, response: str = "Project", codes=(400, 404, 409)) -> dict:
+def action(operation_id: str, summary: str, *, body: dict | None = None, response: str = "Project", codes=(400, 404, 409, 413)) -> dict:
     return {
         "operationId": operation_id,
         "summary": summary,
@@ -214,15 +222,15 @@ def openapi_document() -> dict:
                             "name": "limit",
                             "in": "query",
                             "required": False,
-                            "description": "projects per page (1-1000, default 100)",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "description": f"projects per page (1-{LIST_LIMIT_MAX}, default {LIST_LIMIT_DEFAULT})",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX},
                         },
                         {
                             "name": "offset",
                             "in": "query",
                             "required": False,
                             "description": "projects to skip (newest first)",
-                            "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
+                            "schema": {"type": "integer", "minimum": 0, "maximum": OFFSET_MAX},
                         },
                     ],
                     "responses": {
@@ -267,7 +275,7 @@ def openapi_document() -> dict:
                             }
                         },
                     },
-                    "responses": {"201": created, "202": queued, **error_responses(400, 503)},
+                    "responses": {"201": created, "202": queued, **error_responses(400, 413, 503)},
                 },
             },
             "/v1/projects/{project_id}": {
@@ -277,7 +285,10 @@ def openapi_document() -> dict:
                     "summary": "One project",
                     "responses": {"200": answer(ref("Project"), "the project"), **error_responses(404)},
                 },
-                "delete": {**action("deleteProject", "Delete (soft): containers go; volume and ports stay until purge"), "requestBody": any_body()},
+                "delete": {
+                    **action("deleteProject", "Delete (soft): containers go; volume and ports stay until purge", codes=(400, 404, 409)),
+                    "requestBody": any_body(),
+                },
             },
             "/v1/projects/{project_id}/stop": {"parameters": [path_id("project_id")], "post": action("stopProject", "Stop")},
             "/v1/projects/{project_id}/start": {
@@ -300,7 +311,7 @@ def openapi_document() -> dict:
                 "parameters": [path_id("project_id")],
                 "get": {
                     "operationId": "listOperations",
-                    "summary": "The project's last 100 operations, newest first",
+                    "summary": f"The project's last {OPERATIONS_LISTED} operations, newest first",
                     "responses": {"200": answer(obj({"operations": {"type": "array", "items": ref("Operation")}}), "the operations"), **error_responses(404)},
                 },
             },
@@ -333,7 +344,7 @@ def openapi_document() -> dict:
                     "responses": {
                         "201": answer(ref("Backup"), "taken within ?wait"),
                         "202": answer(ref("Backup"), "queued or running"),
-                        **error_responses(400, 404, 409),
+                        **error_responses(400, 404, 409, 413),
                     },
                 },
             },
@@ -353,8 +364,8 @@ def openapi_document() -> dict:
                             JSON: {
                                 "schema": obj(
                                     {
-                                        "hour": {"type": "integer", "minimum": 0, "maximum": 23},
-                                        "keep": {"type": "integer", "minimum": 1, "maximum": 365},
+                                        "hour": {"type": "integer", "minimum": 0, "maximum": BackupSchedule.HOUR_MAX},
+                                        "keep": {"type": "integer", "minimum": 1, "maximum": BackupSchedule.KEEP_MAX},
                                         "enabled": {"type": "boolean"},
                                     },
                                     optional=("enabled",),
@@ -362,7 +373,7 @@ def openapi_document() -> dict:
                             }
                         },
                     },
-                    "responses": {"200": answer(obj({"schedule": ref("Schedule")}), "the schedule"), **error_responses(400, 404)},
+                    "responses": {"200": answer(obj({"schedule": ref("Schedule")}), "the schedule"), **error_responses(400, 404, 413)},
                 },
             },
             "/v1/backups/{backup_id}": {
@@ -392,6 +403,18 @@ def openapi_document() -> dict:
                 "get": {
                     "operationId": "downloadBackup",
                     "summary": "The backup's pg_dump file (the project's owner only)",
+                    "parameters": [
+                        {
+                            "name": "force",
+                            "in": "query",
+                            "required": False,
+                            "description": (
+                                "1, true or yes to download a backup that failed verification (otherwise 409), "
+                                "with the Repr-Digest of the bytes served"
+                            ),
+                            "schema": {"type": "string"},
+                        }
+                    ],
                     "responses": {
                         "200": {
                             "description": "the dump, with a Repr-Digest header to check it against",

@@ -10,6 +10,7 @@ projects/services/engine.py, and never while rendering a list.
 """
 
 import ipaddress
+from http import HTTPStatus
 import shlex
 from collections.abc import Callable
 from functools import wraps
@@ -29,13 +30,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
+from .downloads import BackupUnverified
+from .downloads import backup_download as backup_file_download
 from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm
-from .api_backups import backup_file_response
 from .models import Backup, Operation, Project
 from .selectors import backup_for_user, backup_schedule_for, project_for_user, projects_for_user
 from .services import backups, lifecycle
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
-from .services.errors import InvalidInput, InvalidTransition, OperationInFlight, PortsExhausted, ServiceError
+from .services.errors import EngineUnreachable, FileGone, Forbidden, InvalidInput, ServiceError
 from .services.tokens import api_token_create, api_token_revoke
 
 PAGE_SIZE = 50
@@ -65,6 +67,36 @@ def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
 def _partial(request: HttpRequest, template: str, partial: str) -> str:
     return f"{template}#{partial}" if request.htmx else template
+
+
+def _refusal(run: Callable[[], object]) -> ServiceError | None:
+    """Run one service that queues engine work; None when it was queued, else the refusal (nothing changed)."""
+    # Asked fresh (not the banner's cache): queueing work for an engine that
+    # is gone would only turn the project to failed.
+    if error := engine_error(max_age_s=0):
+        return EngineUnreachable(f"the Docker Engine cannot be reached. {error}")
+    try:
+        run()
+    except ServiceError as exc:
+        return exc
+    return None
+
+
+def _shown(refusal: ServiceError) -> tuple[int, str]:
+    """The status and the sentence the dashboard answers a refusal with.
+
+    The status is the error class's, as in the API, except that input the
+    server will not take is 422 on every form (the API says 400).
+    """
+    status = HTTPStatus.UNPROCESSABLE_CONTENT if refusal.status == HTTPStatus.BAD_REQUEST else refusal.status
+    return status, f"Nothing was changed: {str(refusal).rstrip('.')}."
+
+
+def _attempt(run: Callable[[], object]) -> tuple[int, str]:
+    """Run one service; (200, "") when it was queued, else the status and the sentence to show."""
+    if refused := _refusal(run):
+        return _shown(refused)
+    return HTTPStatus.OK, ""
 
 
 def _visible(request: HttpRequest, project_id: str) -> Project:
@@ -111,18 +143,18 @@ def project_row(request: HttpRequest, project_id: str) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def project_create(request: HttpRequest) -> HttpResponse:
     form = ProjectCreateForm(request.POST if request.method == "POST" else None)
+    status = HTTPStatus.OK
     if form.is_bound and form.is_valid():
-        try:
-            operation = lifecycle.project_create(owner=request.user, **form.cleaned_data)
-        except InvalidInput as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        except ServiceError as exc:  # ports exhausted: nothing was reserved
-            form.add_error(None, str(exc))
+        created: list[Operation] = []
+        if refused := _refusal(lambda: created.append(lifecycle.project_create(owner=request.user, **form.cleaned_data))):
+            status, message = _shown(refused)
+            form.add_error(refused.field if refused.field in form.fields else None, message)
         else:
             # The project page polls while the project comes up.
-            url = reverse("project-detail", args=[operation.project.public_id])
+            url = reverse("project-detail", args=[created[0].project.public_id])
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    status = 422 if form.errors else 200
+    elif form.errors:
+        status = HTTPStatus.UNPROCESSABLE_CONTENT
     return TemplateResponse(request, _partial(request, CREATE, "form"), {"form": form}, status=status)
 
 
@@ -252,32 +284,20 @@ ACTIONS: dict[str, Callable[..., Operation]] = {
 CONFIRMED_BY_NAME = {"delete", "purge"}
 
 
-def _action_refusal(request: HttpRequest, project: Project, action: str) -> tuple[int, str]:
-    """Run the action; (200, "") when it was queued, else the status and the sentence to show."""
-    if action in CONFIRMED_BY_NAME:
-        confirm = ConfirmNameForm(request.POST, project=project)
-        if not confirm.is_valid():
-            return 422, " ".join(confirm.errors["confirm"])
-    # Asked fresh (not the banner's cache): queueing work for an engine that
-    # is gone would only turn the project to failed.
-    if error := engine_error(max_age_s=0):
-        return 503, f"Nothing was changed: the Docker Engine cannot be reached. {error}"
-    try:
-        ACTIONS[action](project=project, requested_by=request.user)
-    except (InvalidTransition, OperationInFlight) as exc:
-        return 409, f"Nothing was changed: {exc}."
-    except PortsExhausted as exc:
-        return 503, str(exc)
-    except ServiceError as exc:
-        return 400, str(exc)
-    return 200, ""
+def _confirm_error(request: HttpRequest, project: Project) -> str:
+    """Why the typed name does not confirm a delete, purge or restore; "" when it does."""
+    confirm = ConfirmNameForm(request.POST, project=project)
+    return "" if confirm.is_valid() else " ".join(confirm.errors["confirm"])
 
 
 @login_required
 @require_POST
 def project_action(request: HttpRequest, project_id: str, action: str) -> HttpResponse:
     project = _visible(request, project_id)
-    status, error = _action_refusal(request, project, action)
+    if action in CONFIRMED_BY_NAME and (error := _confirm_error(request, project)):
+        status = HTTPStatus.UNPROCESSABLE_CONTENT
+    else:
+        status, error = _attempt(lambda: ACTIONS[action](project=project, requested_by=request.user))
     project.refresh_from_db()
     if request.htmx:
         context = _panel_context(project, action_error=error, failed_action=action if error else "")
@@ -396,19 +416,6 @@ def _backup_visible(request: HttpRequest, backup_id: str) -> Backup:
     return backup
 
 
-def _backup_refusal(run: Callable[[], object]) -> tuple[int, str]:
-    """Run one backup service; (200, "") when it was queued, else the status and the sentence to show."""
-    if error := engine_error(max_age_s=0):
-        return 503, f"Nothing was changed: the Docker Engine cannot be reached. {error}"
-    try:
-        run()
-    except (InvalidTransition, OperationInFlight) as exc:
-        return 409, f"Nothing was changed: {exc}."
-    except ServiceError as exc:
-        return 422, str(exc)
-    return 200, ""
-
-
 def _backup_answer(request: HttpRequest, project: Project, status: int, error: str, *, failed: str = "", notice: str = "") -> HttpResponse:
     if not error and not request.htmx:
         return redirect(reverse("project-backups", args=[project.public_id]) + "#backups")
@@ -427,7 +434,7 @@ def project_backups(request: HttpRequest, project_id: str) -> HttpResponse:
 @require_POST
 def project_backup_create(request: HttpRequest, project_id: str) -> HttpResponse:
     project = _visible(request, project_id)
-    status, error = _backup_refusal(lambda: backups.project_backup(project=project, requested_by=request.user))
+    status, error = _attempt(lambda: backups.project_backup(project=project, requested_by=request.user))
     notice = "Backup queued: it is dumped, then restored into a throwaway database and checked."
     return _backup_answer(request, project, status, error, notice=notice)
 
@@ -436,7 +443,7 @@ def project_backup_create(request: HttpRequest, project_id: str) -> HttpResponse
 @require_POST
 def backup_verify(request: HttpRequest, backup_id: str) -> HttpResponse:
     backup = _backup_visible(request, backup_id)
-    status, error = _backup_refusal(lambda: backups.backup_verify(backup=backup, requested_by=request.user))
+    status, error = _attempt(lambda: backups.backup_verify(backup=backup, requested_by=request.user))
     return _backup_answer(request, backup.project, status, error, notice=f"Verification of backup {backup.public_id} queued.")
 
 
@@ -445,13 +452,12 @@ def backup_verify(request: HttpRequest, backup_id: str) -> HttpResponse:
 def backup_restore(request: HttpRequest, backup_id: str) -> HttpResponse:
     backup = _backup_visible(request, backup_id)
     project = backup.project
-    confirm = ConfirmNameForm(request.POST, project=project)
-    if not confirm.is_valid():
-        status, error = 422, " ".join(confirm.errors["confirm"])
+    if error := _confirm_error(request, project):
+        status = HTTPStatus.UNPROCESSABLE_CONTENT
     else:
         # The person typed the name; the service's own guard wants the id.
         restore = lambda: backups.project_restore_backup(backup=backup, confirm=project.public_id, requested_by=request.user)  # noqa: E731
-        status, error = _backup_refusal(restore)
+        status, error = _attempt(restore)
     notice = f"Restore of backup {backup.public_id} queued: a safety backup first, then the database is replaced."
     return _backup_answer(request, project, status, error, failed=backup.public_id if error else "", notice=notice)
 
@@ -459,12 +465,16 @@ def backup_restore(request: HttpRequest, backup_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def backup_download(request: HttpRequest, backup_id: str) -> HttpResponse:
+    """The file, the owner's alone; a backup that failed verification only with ?force=1."""
     backup = _backup_visible(request, backup_id)
-    if backup.project.owner_id != request.user.pk:
-        raise PermissionDenied("Only the project's owner can download its backups: they hold every row.")
     try:
-        return backup_file_response(backup)
-    except FileNotFoundError:
+        return backup_file_download(backup=backup, user=request.user, force=request.GET.get("force") == "1")
+    except Forbidden:
+        raise PermissionDenied("Only the project's owner can download its backups: they hold every row.") from None
+    except BackupUnverified as exc:
+        # Shown where the Download link was, with the way to insist.
+        return _backups_response(request, backup.project, status=HTTPStatus.CONFLICT, error=f"Not downloaded: {exc}.")
+    except (ServiceError, FileGone):
         raise Http404("This backup has no file (it failed, or its file is gone from the backup directory).") from None
 
 
@@ -476,11 +486,11 @@ def project_backup_schedule(request: HttpRequest, project_id: str) -> HttpRespon
         hour, keep = int(request.POST.get("hour", "")), int(request.POST.get("keep", ""))
         backups.backup_schedule_set(project=project, hour=hour, keep=keep, enabled=request.POST.get("enabled") == "on")
     except ValueError:
-        status, error = 422, "The hour and the number of backups to keep must be whole numbers."
-    except InvalidInput as exc:
-        status, error = 422, str(exc)
+        status, error = HTTPStatus.UNPROCESSABLE_CONTENT, "The hour and the number of backups to keep must be whole numbers."
+    except ServiceError as exc:
+        status, error = _shown(exc)
     else:
-        status, error = 200, ""
+        status, error = HTTPStatus.OK, ""
     return _backup_answer(request, project, status, error, notice="Schedule saved.")
 
 

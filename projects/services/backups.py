@@ -77,7 +77,7 @@ def backup_delete(*, backup: Backup) -> None:
 
 def backup_schedule_set(*, project: Project, hour: int, keep: int, enabled: bool = True) -> BackupSchedule:
     """Daily backups of `project` at `hour` (UTC), keeping the newest `keep` good ones."""
-    for name, value, low, high in (("hour", hour, 0, 23), ("keep", keep, 1, 365)):
+    for name, value, low, high in (("hour", hour, 0, BackupSchedule.HOUR_MAX), ("keep", keep, 1, BackupSchedule.KEEP_MAX)):
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise InvalidInput(name, f"must be a whole number from {low} to {high}")
     if not isinstance(enabled, bool):

@@ -1,10 +1,20 @@
-"""Errors a service raises when it refuses a request; nothing has changed when one is raised."""
+"""Errors a service raises when it refuses a request; nothing has changed when one is raised.
+
+Each class carries the HTTP status and the machine-readable code the JSON API
+answers with, so an edge never maps errors to statuses itself (the dashboard
+reads the same status: see views.py's `_shown`).
+"""
+
+from http import HTTPStatus
 
 
 class ServiceError(Exception):
     """Base: `code` is a stable machine-readable word, str() a sentence for a person."""
 
     code = "error"
+    status = HTTPStatus.BAD_REQUEST
+    field: str | None = None  # the input at fault, when one is
+    operation = None  # the Operation in the way, when one is
 
 
 class InvalidInput(ServiceError):
@@ -21,12 +31,31 @@ class NameTaken(InvalidInput):
     code = "name_taken"
 
 
+class BodyTooLarge(InvalidInput):
+    code = "too_large"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class NotFound(ServiceError):
+    """No such thing, or the requester may not see it: the same answer for both."""
+
+    code = "not_found"
+    status = HTTPStatus.NOT_FOUND
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+    status = HTTPStatus.FORBIDDEN
+
+
 class InvalidTransition(ServiceError):
     code = "wrong_state"
+    status = HTTPStatus.CONFLICT
 
 
 class OperationInFlight(ServiceError):
     code = "operation_in_flight"
+    status = HTTPStatus.CONFLICT
 
     def __init__(self, operation) -> None:
         super().__init__(
@@ -35,5 +64,18 @@ class OperationInFlight(ServiceError):
         self.operation = operation
 
 
+class FileGone(ServiceError):
+    code = "gone"
+    status = HTTPStatus.GONE
+
+
 class PortsExhausted(ServiceError):
     code = "ports_exhausted"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class EngineUnreachable(ServiceError):
+    """The dashboard asks the engine before it queues work that would only fail without it."""
+
+    code = "engine_unreachable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE

@@ -1,0 +1,252 @@
+"""What every /v1 view shares: the token wrapper, input parsing, look-ups, and JSON answers.
+
+A view raises a ServiceError (services/errors.py) to refuse; `token_required`
+renders it once, with the status and code the error class carries, as
+{"error": {"code", "message", "field"?, "operation"?}}. No view builds an
+error answer itself, and none checks whether a helper returned a response.
+"""
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from .models import ApiToken, Backup, Operation, Project, is_public_id, token_hash
+from .selectors import backup_for_user, project_for_user
+from .services.errors import BodyTooLarge, InvalidInput, NotFound, ServiceError
+from .services.operations import operation_wait
+
+WAIT_MAX_S = 120
+# A list answer is bounded: a page of projects, and `next` for the following one.
+LIST_LIMIT_DEFAULT = 100
+LIST_LIMIT_MAX = 1000
+OFFSET_MAX = 10**9
+OPERATIONS_LISTED = 100
+# No field of ours nests: a deeper body is refused before anything walks it.
+BODY_DEPTH_MAX = 32
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+# --- answers ---------------------------------------------------------------------
+
+
+def error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def refusal(exc: ServiceError) -> JsonResponse:
+    """The one rendering of a service's refusal: its class says the status and the code."""
+    extra: dict = {}
+    if exc.field is not None:
+        extra["field"] = exc.field
+    if exc.operation is not None:
+        extra["operation"] = operation_json(exc.operation)
+    return error(exc.status, exc.code, str(exc), **extra)
+
+
+def time_json(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def operation_json(op: Operation) -> dict:
+    return {
+        "operation_id": op.public_id,
+        "project_id": op.project.public_id,
+        "kind": op.kind,
+        "state": op.state,
+        "requested_by": op.requested_by.username if op.requested_by else None,
+        "created_at": time_json(op.created_at),
+        "started_at": time_json(op.started_at),
+        "finished_at": time_json(op.finished_at),
+        "error": op.error or None,
+    }
+
+
+def project_json(project: Project, *, viewer, operation: Operation | None = None) -> dict:
+    data = {
+        "project_id": project.public_id,
+        "name": project.name,
+        "owner": project.owner.username,
+        "status": project.status,
+        "health": project.health,
+        "observed_at": time_json(project.observed_at),
+        "postgres_version": project.postgres_version,
+        "api": project.api_flavour,
+        "api_url": project.api_url,
+        # The password is the owner's alone; staff see the URL with it masked.
+        "db_url": project.db_url(reveal=viewer.pk == project.owner_id),
+        "created_at": time_json(project.created_at),
+        "deleted_at": time_json(project.deleted_at),
+        "purge_after": time_json(project.purge_after),
+    }
+    if operation is not None:
+        data["operation"] = operation_json(operation)
+    return data
+
+
+# --- wrappers --------------------------------------------------------------------
+
+
+def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Bearer-token authentication, the only way into /v1 (no sessions, so no CSRF); renders raised refusals."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return error(401, "unauthenticated", "send an API token as 'Authorization: Bearer <token>'")
+        api_token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(token.strip())).first()
+        if api_token is None or not api_token.user.is_active:
+            return error(401, "unauthenticated", "the API token is not valid (revoked or mistyped)")
+        now = timezone.now()
+        if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
+        request.user = api_token.user
+        try:
+            _query_parsed(request)
+            return view(request, *args, **kwargs)
+        except ServiceError as exc:
+            return refusal(exc)
+
+    return wrapper
+
+
+def methods(*allowed: str) -> Callable:
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in allowed:
+                response = error(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(allowed)}")
+                response["Allow"] = ", ".join(allowed)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+# --- input -----------------------------------------------------------------------
+
+
+def _query_parsed(request: HttpRequest) -> None:
+    # Parsed here, once, so that a query Django refuses is our JSON 400, not its HTML page.
+    try:
+        request.GET
+    except TooManyFieldsSent:
+        raise InvalidInput("query", f"has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters") from None
+
+
+def json_body(request: HttpRequest) -> dict:
+    """The request's JSON object ({} for an empty body); InvalidInput naming what is wrong with it."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise BodyTooLarge("body", f"is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes") from None
+    return body_parse(raw)
+
+
+def body_parse(raw: bytes) -> dict:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        # The decoder recurses per level: 100,000 brackets exhaust the stack before they are JSON.
+        raise InvalidInput("body", f"is nested deeper than {BODY_DEPTH_MAX} levels") from None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("body", "is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    _refuse_unstorable(body)
+    return body
+
+
+def _refuse_unstorable(body: dict) -> None:
+    """Every string (keys too) storable as UTF-8 without NUL, and no deep nesting; walked without recursion."""
+    pending: list[tuple[object, str, int]] = [(body, "body", 1)]
+    while pending:
+        value, where, depth = pending.pop()
+        if depth > BODY_DEPTH_MAX:
+            raise InvalidInput("body", f"is nested deeper than {BODY_DEPTH_MAX} levels")
+        if isinstance(value, str):
+            _refuse_text(value, where)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _refuse_text(key, where)
+                pending.append((item, key if where == "body" else where, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, where, depth + 1) for item in value)
+
+
+def _refuse_text(value: str, where: str) -> None:
+    # PostgreSQL cannot store NUL, and no field of ours needs one.
+    if "\x00" in value:
+        raise InvalidInput(where, "must not contain NUL (\\u0000) characters")
+    # JSON may escape a lone UTF-16 surrogate ("\ud800"), which no database encoding can store.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(where, "must be valid Unicode (a lone surrogate such as \\ud800 is not)") from None
+
+
+def query_int(request: HttpRequest, name: str, *, default: int, low: int, high: int, unit: str = "") -> int:
+    """?name=N as an int in [low, high]; only ASCII digits are a number (not '²', '１' or '٣')."""
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    digits = raw.lstrip("0") or "0"
+    # Length first: int() refuses strings over 4,300 digits with a ValueError of its own.
+    if not (raw.isascii() and raw.isdigit()) or len(digits) > len(str(high)) or not low <= int(digits) <= high:
+        raise InvalidInput(name, f"must be a whole number{unit} from {low} to {high}")
+    return int(digits)
+
+
+def query_flag(request: HttpRequest, name: str) -> bool:
+    return request.GET.get(name) in {"1", "true", "yes"}
+
+
+def wait_seconds(request: HttpRequest) -> int:
+    return query_int(request, "wait", default=0, low=0, high=WAIT_MAX_S, unit=" of seconds")
+
+
+def settled(request: HttpRequest, operation: Operation) -> tuple[Operation, bool]:
+    """The operation after ?wait=N (fresh from the database), and whether the answer is final."""
+    wait = wait_seconds(request)
+    if wait:
+        operation = operation_wait(operation, timeout_s=wait)
+    operation = Operation.objects.select_related("project__owner", "requested_by", "backup__project").get(pk=operation.pk)
+    return operation, bool(wait) and operation.is_settled
+
+
+# --- look-ups: the thing, or NotFound (the same for a typo and for someone else's) ---
+
+
+def project_visible(request: HttpRequest, project_id: str) -> Project:
+    project = project_for_user(request.user, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id!r} (or it is not yours)")
+    return project
+
+
+def backup_visible(request: HttpRequest, backup_id: str) -> Backup:
+    backup = backup_for_user(request.user, backup_id)
+    if backup is None:
+        raise NotFound(f"no backup {backup_id!r} (or it is not yours)")
+    return backup
+
+
+def operation_visible(request: HttpRequest, operation_id: str) -> Operation:
+    operation = None
+    if is_public_id(operation_id):
+        operation = Operation.objects.select_related("project", "requested_by").filter(public_id=operation_id).first()
+    if operation is None or project_for_user(request.user, operation.project.public_id) is None:
+        raise NotFound(f"no operation {operation_id!r} (or it is not yours)")
+    return operation
