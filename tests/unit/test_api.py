@@ -125,11 +125,50 @@ def test_a_project_without_a_name_gets_a_generated_one_each_time(client, user):
     assert first["name"] == f"project-{first['project_id']}" and second["name"] == f"project-{second['project_id']}"
 
 
-@pytest.mark.parametrize("wait", ["-1", "121", "soon"])
+@pytest.mark.parametrize("wait", ["-1", "121", "soon", "²", "１", "٣"])
 def test_a_bad_wait_is_400_and_creates_nothing(client, user, wait):
     response = post(client, f"/v1/projects?wait={wait}", headers=bearer(user))
     assert response.status_code == 400 and response.json()["error"]["field"] == "wait"
     assert Project.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ('{"name": "\\ud800"}', "name"),
+        ('{"name": "shop", "\\udfff": 1}', "body"),
+        ('{"name": ' + "[" * 1_000 + "]" * 1_000 + "}", "body"),
+        ('{"name": ' + "[" * 100_000 + "]" * 100_000 + "}", "body"),
+    ],
+)
+def test_a_body_the_database_cannot_store_is_400_naming_the_problem_and_creates_nothing(client, user, raw, field):
+    response = post(client, "/v1/projects", headers=bearer(user), raw=raw)
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert response.json()["error"]["field"] == field
+    assert Project.objects.count() == 0
+
+
+def test_a_body_over_the_size_limit_is_a_json_413_and_creates_nothing(client, user, settings):
+    raw = json.dumps({"name": "x" * (10 * 1024 * 1024)})
+    response = post(client, "/v1/projects", headers=bearer(user), raw=raw)
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("too_large", "body")
+    assert f"larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes" in error["message"]
+    assert Project.objects.count() == 0
+
+
+@pytest.mark.parametrize("name", ["limit", "offset"])
+@pytest.mark.parametrize("raw", ["²", "１", "٣", "9" * 5000])
+def test_a_list_page_takes_only_ascii_digits(client, user, name, raw):
+    response = client.get("/v1/projects", {name: raw}, **bearer(user))
+    assert response.status_code == 400 and response.json()["error"]["field"] == name
+
+
+def test_a_query_with_more_parameters_than_django_parses_is_a_json_400(client, user, settings):
+    query = "&".join(f"p{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = client.get(f"/v1/projects?{query}", **bearer(user))
+    assert response.status_code == 400 and response.json()["error"]["field"] == "query"
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer not-a-token", "Token abc", "Basic YTpi"])

@@ -178,6 +178,42 @@ def test_download_of_a_backup_without_a_file_is_409_and_of_a_lost_file_410(clien
     assert client.get(f"/v1/backups/{made['backup_id']}/download", **headers).status_code == 409
 
 
+def _altered(made: dict) -> Backup:
+    """The backup's file with one byte flipped, as its verification found it: verify_failed."""
+    backup = Backup.objects.get(public_id=made["backup_id"])
+    path = backups.backup_path(backup)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    backups.backup_check(backup)  # raises BackupRefused after recording the verdict
+    return backup
+
+
+def test_download_of_a_backup_that_failed_verification_is_409_naming_the_mismatch(client, user, project):
+    made = take(client, bearer(user), project["project_id"])
+    with pytest.raises(backups.BackupRefused):
+        _altered(made)
+    response = client.get(f"/v1/backups/{made['backup_id']}/download", **bearer(user))
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "verify_failed"
+    assert f"but {made['sha256']} was recorded at dump time" in error["message"] and "?force=1" in error["message"]
+
+
+def test_a_forced_download_of_an_unverified_backup_carries_the_files_actual_digest(client, user, staff, project):
+    made = take(client, bearer(user), project["project_id"])
+    with pytest.raises(backups.BackupRefused):
+        _altered(made)
+    path = f"/v1/backups/{made['backup_id']}/download?force=1"
+    response = client.get(path, **bearer(user))
+    assert response.status_code == 200
+    content = b"".join(response.streaming_content)
+    actual = hashlib.sha256(content).digest()
+    assert actual.hex() != made["sha256"]
+    assert response["Repr-Digest"] == f"sha-256=:{base64.b64encode(actual).decode()}:"
+    assert client.get(path, **bearer(staff)).status_code == 403  # force is the owner's, like the file
+
+
 def test_delete_removes_the_backup_and_its_file(client, user, project):
     headers = bearer(user)
     made = take(client, headers, project["project_id"])

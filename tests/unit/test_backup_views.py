@@ -1,5 +1,6 @@
 """The dashboard's backups section, against FakeRuntime with tasks run inline: full page and HTMX partial."""
 
+import base64
 import hashlib
 
 import pytest
@@ -109,6 +110,19 @@ def test_download_is_the_owners_alone(client, signed_in, project, made, staff, o
     client.force_login(other_user)
     assert client.get(f"/backups/{made.public_id}/download").status_code == 404
     assert client.get(f"/projects/{project.public_id}/backups", headers=HTMX).status_code == 404
+
+
+def test_a_backup_that_failed_verification_is_downloaded_only_when_forced(signed_in, project, made):
+    path = backups.backup_path(made)
+    path.write_bytes(path.read_bytes()[:-1] + b"?")
+    page = signed_in.post(f"/backups/{made.public_id}/verify", headers=HTMX).content.decode()
+    assert f"/backups/{made.public_id}/download?force=1" in page and "Download anyway" in page
+    refused = signed_in.get(f"/backups/{made.public_id}/download")
+    assert refused.status_code == 409 and "failed verification" in refused.content.decode()
+    assert f"but {made.sha256} was recorded at dump time" in refused.content.decode()
+    forced = signed_in.get(f"/backups/{made.public_id}/download?force=1")
+    actual = hashlib.sha256(b"".join(forced.streaming_content)).digest()
+    assert forced.status_code == 200 and forced["Repr-Digest"] == f"sha-256=:{base64.b64encode(actual).decode()}:"
 
 
 def test_the_schedule_form_saves_and_validates(signed_in, project):

@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from projects.models import Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable
+from projects import views
 from projects.services import lifecycle
+from projects.services.errors import InvalidInput
 
 S = Project.Status
 HTMX = {"HX-Request": "true"}
@@ -249,6 +251,15 @@ def test_running_out_of_ports_is_a_form_error_not_a_crash(signed_in, user, setti
     assert response.status_code == 503
     assert "no free port left in BERTH_DB_PORTS" in response.content.decode()
     assert Project.objects.count() == 1
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_an_unreachable_engine_refuses_the_create_and_reserves_nothing(signed_in, fake_runtime, headers):
+    fake_runtime.fail_with("ping", RuntimeUnavailable("Docker Engine unreachable at unix:///var/run/docker.sock: gone"))
+    response = signed_in.post("/projects/new", {"name": "shop", "postgres_version": "17", "api": "postgrest"}, headers=headers)
+    assert response.status_code == 503
+    assert "Nothing was changed: the Docker Engine cannot be reached" in response.content.decode()
+    assert not Project.objects.exists() and not Operation.objects.exists()
 
 
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
@@ -506,6 +517,17 @@ def test_an_error_without_javascript_renders_the_page_with_the_error(signed_in, 
     response = signed_in.post(f"/projects/{project.public_id}/restore")
     assert response.status_code == 409 and is_full_page(response)
     assert "cannot restore a project that is running" in response.content.decode()
+
+
+def test_an_input_refusal_from_a_service_is_422_like_any_form_error(signed_in, user, monkeypatch):
+    project = make_project(user, "shop", status=S.DELETED, deleted_at=timezone.now())
+
+    def refuse(**kwargs):
+        raise InvalidInput("confirm", "must be the project's id")
+
+    monkeypatch.setitem(views.ACTIONS, "purge", refuse)
+    response = signed_in.post(f"/projects/{project.public_id}/purge", {"confirm": "shop"}, headers=HTMX)
+    assert response.status_code == 422 and "confirm: must be the project&#x27;s id" in response.content.decode()
 
 
 def test_an_unreachable_engine_refuses_the_action_inline_and_queues_nothing(signed_in, project, fake_runtime):
