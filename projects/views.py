@@ -37,7 +37,7 @@ from .models import Backup, Operation, Project
 from .selectors import backup_for_user, backup_schedule_for, project_for_user, projects_for_user
 from .services import backups, lifecycle
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
-from .services.errors import EngineUnreachable, FileGone, Forbidden, InvalidInput, ServiceError
+from .services.errors import EngineUnreachable, Forbidden, ServiceError
 from .services.tokens import api_token_create, api_token_revoke
 
 PAGE_SIZE = 50
@@ -474,7 +474,7 @@ def backup_download(request: HttpRequest, backup_id: str) -> HttpResponse:
     except BackupUnverified as exc:
         # Shown where the Download link was, with the way to insist.
         return _backups_response(request, backup.project, status=HTTPStatus.CONFLICT, error=f"Not downloaded: {exc}.")
-    except (ServiceError, FileGone):
+    except ServiceError:  # no file (a failed backup), or a lost one
         raise Http404("This backup has no file (it failed, or its file is gone from the backup directory).") from None
 
 
