@@ -10,10 +10,10 @@ projects/services/engine.py, and never while rendering a list.
 """
 
 import ipaddress
-from http import HTTPStatus
 import shlex
 from collections.abc import Callable
 from functools import wraps
+from http import HTTPStatus
 from urllib.parse import quote
 
 from django.conf import settings
@@ -69,17 +69,13 @@ def _partial(request: HttpRequest, template: str, partial: str) -> str:
     return f"{template}#{partial}" if request.htmx else template
 
 
-def _refusal(run: Callable[[], object]) -> ServiceError | None:
-    """Run one service that queues engine work; None when it was queued, else the refusal (nothing changed)."""
+def _queue[T](run: Callable[[], T]) -> T:
+    """Run one service that queues engine work, once the engine answers; a refusal is raised (nothing changed)."""
     # Asked fresh (not the banner's cache): queueing work for an engine that
     # is gone would only turn the project to failed.
     if error := engine_error(max_age_s=0):
-        return EngineUnreachable(f"the Docker Engine cannot be reached. {error}")
-    try:
-        run()
-    except ServiceError as exc:
-        return exc
-    return None
+        raise EngineUnreachable(f"the Docker Engine cannot be reached. {error}")
+    return run()
 
 
 def _shown(refusal: ServiceError) -> tuple[int, str]:
@@ -94,7 +90,9 @@ def _shown(refusal: ServiceError) -> tuple[int, str]:
 
 def _attempt(run: Callable[[], object]) -> tuple[int, str]:
     """Run one service; (200, "") when it was queued, else the status and the sentence to show."""
-    if refused := _refusal(run):
+    try:
+        _queue(run)
+    except ServiceError as refused:
         return _shown(refused)
     return HTTPStatus.OK, ""
 
@@ -145,13 +143,14 @@ def project_create(request: HttpRequest) -> HttpResponse:
     form = ProjectCreateForm(request.POST if request.method == "POST" else None)
     status = HTTPStatus.OK
     if form.is_bound and form.is_valid():
-        created: list[Operation] = []
-        if refused := _refusal(lambda: created.append(lifecycle.project_create(owner=request.user, **form.cleaned_data))):
+        try:
+            operation = _queue(lambda: lifecycle.project_create(owner=request.user, **form.cleaned_data))
+        except ServiceError as refused:
             status, message = _shown(refused)
             form.add_error(refused.field if refused.field in form.fields else None, message)
         else:
             # The project page polls while the project comes up.
-            url = reverse("project-detail", args=[created[0].project.public_id])
+            url = reverse("project-detail", args=[operation.project.public_id])
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     elif form.errors:
         status = HTTPStatus.UNPROCESSABLE_CONTENT
