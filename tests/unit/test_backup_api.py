@@ -7,7 +7,7 @@ import json
 import pytest
 
 from projects.models import Backup, Project
-from projects.services import backups
+from projects.services import backups, steps
 from tests.conftest import bearer
 
 
@@ -185,13 +185,13 @@ def _altered(made: dict) -> Backup:
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    backups.backup_check(backup)  # raises BackupRefused after recording the verdict
+    steps.backup_verify_run(backup)  # raises BackupRefused after recording the verdict
     return backup
 
 
 def test_download_of_a_backup_that_failed_verification_is_409_naming_the_mismatch(client, user, project):
     made = take(client, bearer(user), project["project_id"])
-    with pytest.raises(backups.BackupRefused):
+    with pytest.raises(steps.BackupRefused):
         _altered(made)
     response = client.get(f"/v1/backups/{made['backup_id']}/download", **bearer(user))
     assert response.status_code == 409
@@ -202,7 +202,7 @@ def test_download_of_a_backup_that_failed_verification_is_409_naming_the_mismatc
 
 def test_a_forced_download_of_an_unverified_backup_carries_the_files_actual_digest(client, user, staff, project):
     made = take(client, bearer(user), project["project_id"])
-    with pytest.raises(backups.BackupRefused):
+    with pytest.raises(steps.BackupRefused):
         _altered(made)
     path = f"/v1/backups/{made['backup_id']}/download?force=1"
     response = client.get(path, **bearer(user))
