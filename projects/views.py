@@ -28,7 +28,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
 
 from .downloads import BackupUnverified
 from .downloads import backup_download as backup_file_download
@@ -48,6 +48,10 @@ LIST = "projects/project_list.html"
 CREATE = "projects/project_create.html"
 DETAIL = "projects/project_detail.html"
 TOKENS = "projects/token_list.html"
+# The HTMX event a panel answer sends when it shows the project settled: the
+# project page's other sections (backups, logs, connection) listen for it with
+# hx-trigger="settled from:body" and ask for themselves again.
+SETTLED_EVENT = "settled"
 
 
 def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -261,10 +265,15 @@ def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
     project = _visible(request, project_id)
     if not request.htmx:
         return _page(request, project)
+    if request.htmx.target == "connection":  # the connection section, asking again on the settled event
+        return TemplateResponse(request, f"{DETAIL}#connection", _connection_context(request, project))
     # HTMX asks for the panel only while the project is changing (it polls);
-    # once settled it gets the final panel and the polling stops.
+    # once settled it gets the final panel, the polling stops and the other
+    # sections hear that they are out of date.
     html = render_to_string(f"{DETAIL}#panel", _panel_context(project), request=request)
-    return HttpResponseStopPolling(html) if project.is_settled else HttpResponse(html)
+    if not project.is_settled:
+        return HttpResponse(html)
+    return trigger_client_event(HttpResponseStopPolling(html), SETTLED_EVENT)
 
 
 def _purge(*, project: Project, requested_by) -> Operation:
@@ -300,7 +309,9 @@ def project_action(request: HttpRequest, project_id: str, action: str) -> HttpRe
     project.refresh_from_db()
     if request.htmx:
         context = _panel_context(project, action_error=error, failed_action=action if error else "")
-        return TemplateResponse(request, f"{DETAIL}#panel", context, status=status)
+        response = TemplateResponse(request, f"{DETAIL}#panel", context, status=status)
+        # An operation that finished before this answer (a fast engine) leaves no poll to say so.
+        return trigger_client_event(response, SETTLED_EVENT) if not error and project.is_settled else response
     if error:
         return _page(request, project, status=status, action_error=error, failed_action=action)
     return redirect("project-detail", project_id=project.public_id)

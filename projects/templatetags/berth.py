@@ -17,3 +17,51 @@ def ago(value: datetime | None) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"  # timesince would say "0 minutes"
     return f"{timesince(value, depth=1)} ago"
+
+
+# What the engine shows while an operation is still making or removing a
+# project's containers is the work in progress, not a fault: these statuses
+# name it instead of the alarming word the bare observation would give.
+_MAKING = {"provisioning": "starting", "starting": "starting", "restoring": "pending"}
+_REMOVING = {"deleting", "purging"}
+_REMOVED = {"deleted", "purged"}
+
+
+@register.filter
+def health_shown(project) -> tuple[str, str]:
+    """The health badge as (css modifier, word): the observed health, read in the light of the status.
+
+    On the way up it says "starting" until the operation has proved the
+    project answers (a healthcheck still in its start period, a container not
+    made yet); a deleted project's absent containers are "removed"; a failed or
+    settled project shows what the engine saw, alarming or not.
+    """
+    status, health = project.status, project.health
+    # "unknown" once observed means the engine did not answer: that stays said.
+    if health == "healthy" or (health == "unknown" and project.observed_at is not None):
+        return health, project.get_health_display()
+    if status in _MAKING:
+        return "pending", _MAKING[status]
+    if status == "stopping" and health != "down":
+        return "pending", "stopping"
+    if status in _REMOVING:
+        return "pending", "removing"
+    if status in _REMOVED and health == "missing":
+        return "removed", "removed"
+    return health, project.get_health_display()
+
+
+@register.filter
+def absent_container(project) -> str:
+    """The word for a stack container the engine does not have, given the project's status."""
+    if project.status in _MAKING:
+        return "pending"
+    if project.status in _REMOVING or project.status in _REMOVED:
+        return "removed"
+    return "missing"
+
+
+@register.filter
+def has_containers(stack) -> bool:
+    """True when the engine has any of the stack's containers (a StackReport from services/engine.py)."""
+    return any(row.state is not None for row in stack.containers)

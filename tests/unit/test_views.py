@@ -4,6 +4,8 @@ Each view is pinned for a full page and for its HTMX partial, for who may see
 it, for the methods it refuses, and for the errors it shows in place.
 """
 
+import json
+
 import pytest
 from django.utils import timezone
 
@@ -99,15 +101,15 @@ def test_staff_see_every_project_with_its_owner(client, staff, user, other_user)
     client.force_login(staff)
     content = client.get("/").content.decode()
     assert "alices-db" in content and "bobs-db" in content
-    assert ">Owner</th>" in content and "<td>bob</td>" in content
+    assert ">Owner</th>" in content and '<td data-label="Owner">bob</td>' in content
 
 
 def test_list_row_shows_name_id_badges_version_flavour_and_created(signed_in, project):
     content = signed_in.get("/").content.decode()
     assert f"/projects/{project.public_id}" in content and project.public_id in content
     assert 'class="badge status status-running"' in content and 'class="badge health health-healthy"' in content
-    assert f"<td>{project.postgres_version}</td>" in content
-    assert f"<td>{project.get_api_flavour_display()}</td>" in content
+    assert f'<td data-label="PostgreSQL">{project.postgres_version}</td>' in content
+    assert f'<td data-label="API">{project.get_api_flavour_display()}</td>' in content
     assert project.created_at.strftime("%Y-%m-%d") in content
 
 
@@ -355,6 +357,99 @@ def test_htmx_poll_of_a_settled_project_stops_polling(signed_in, project):
     assert b"status-running" in response.content and b"every 2s" not in response.content
 
 
+def test_the_settled_answer_to_a_poll_tells_the_other_sections(signed_in, project):
+    # Backups, logs and connection listen for it (hx-trigger="settled from:body").
+    response = signed_in.get(f"/projects/{project.public_id}", headers=HTMX)
+    assert response.status_code == 286 and json.loads(response["HX-Trigger"]) == {"settled": {}}
+
+
+def test_a_poll_of_a_changing_project_tells_nothing_yet(signed_in, user):
+    changing = make_project(user, "changing", status=S.STARTING)
+    assert "HX-Trigger" not in signed_in.get(f"/projects/{changing.public_id}", headers=HTMX)
+
+
+def test_an_action_that_settled_before_the_answer_tells_the_other_sections(signed_in, project):
+    # Tasks run inline here, as on a fast engine: no poll would follow to say it.
+    response = signed_in.post(f"/projects/{project.public_id}/stop", headers=HTMX)
+    assert response.status_code == 200 and json.loads(response["HX-Trigger"]) == {"settled": {}}
+
+
+def test_a_refused_action_tells_nothing(signed_in, project):
+    response = signed_in.post(f"/projects/{project.public_id}/restore", headers=HTMX)
+    assert response.status_code == 409 and "HX-Trigger" not in response
+
+
+def test_the_sections_that_depend_on_the_state_listen_for_the_settled_event(signed_in, user):
+    changing = make_project(user, "changing", status=S.PROVISIONING)
+    content = signed_in.get(f"/projects/{changing.public_id}").content.decode()
+    logs = f'<section id="logs" class="card" aria-labelledby="logs-title" hx-get="/projects/{changing.public_id}/logs" hx-trigger="settled from:body"'
+    connection = f'<section id="connection" class="card" aria-labelledby="connection-title" hx-get="/projects/{changing.public_id}" hx-trigger="settled from:body"'
+    assert logs in content and connection in content
+    backups = signed_in.get(f"/projects/{changing.public_id}/backups", headers=HTMX).content.decode()
+    assert 'hx-trigger="settled from:body"' in backups
+
+
+def test_the_connection_section_asks_for_itself_and_gets_itself(signed_in, project):
+    response = signed_in.get(f"/projects/{project.public_id}", headers={**HTMX, "HX-Target": "connection"})
+    content = response.content.decode()
+    assert response.status_code == 200 and content.lstrip().startswith('<section id="connection"')
+    assert f'value="{project.api_url}"' in content and "HX-Trigger" not in response
+
+
+def test_a_revealed_password_is_not_replaced_when_the_project_settles(signed_in, project):
+    content = signed_in.post(f"/projects/{project.public_id}/reveal", headers=HTMX).content.decode()
+    assert project.db_password in content and "settled from:body" not in content
+
+
+def test_containers_not_made_yet_are_pending_while_the_project_comes_up(signed_in, user, fake_runtime):
+    coming = make_project(user, "coming", status=S.PROVISIONING, health=Project.Health.MISSING, observed_at=timezone.now())
+    del fake_runtime.containers_by_name[f"project_{coming.public_id}_api"]
+    content = signed_in.get(f"/projects/{coming.public_id}").content.decode()
+    assert 'class="badge engine-pending">pending' in content and "engine-missing" not in content
+    assert "health-missing" not in content and ">Starting</span>" in content
+
+
+@pytest.mark.parametrize("health", ["unhealthy", "down", "missing"])
+@pytest.mark.parametrize("status", [S.PROVISIONING, S.STARTING])
+def test_the_health_badge_says_starting_on_the_way_up(signed_in, user, status, health):
+    coming = make_project(user, "coming", status=status, health=health, observed_at=timezone.now())
+    for page in (f"/projects/{coming.public_id}", "/"):
+        content = signed_in.get(page).content.decode()
+        assert 'class="badge health health-pending"' in content and ">Starting</span>" in content
+        assert f"health-{health}" not in content
+
+
+def test_a_never_observed_project_coming_up_is_starting_not_unknown(signed_in, user):
+    coming = make_project(user, "coming", status=S.PROVISIONING, health=Project.Health.UNKNOWN, observed_at=None)
+    assert ">Starting</span>" in signed_in.get(f"/projects/{coming.public_id}").content.decode()
+
+
+def test_a_settled_project_shows_its_alarming_health_as_it_is(signed_in, user):
+    failing = make_project(user, "failing", health=Project.Health.UNHEALTHY)
+    content = signed_in.get(f"/projects/{failing.public_id}").content.decode()
+    assert 'class="badge health health-unhealthy"' in content and ">Unhealthy</span>" in content
+
+
+def test_a_deleted_projects_stack_is_removed_keeping_its_volume(signed_in, project):
+    signed_in.post(f"/projects/{project.public_id}/delete", {"confirm": "shop"})
+    project.refresh_from_db()
+    assert project.status == S.DELETED
+    content = signed_in.get(f"/projects/{project.public_id}").content.decode()
+    assert '<span class="badge engine-removed">removed</span>' in content and "(kept: data volume)" in content
+    assert 'class="badge health health-removed"' in content
+    assert "engine-missing" not in content and "health-missing" not in content and ">Missing<" not in content
+    assert "The containers were removed with the project, and their logs with them." in content
+
+
+def test_logs_of_containers_not_made_yet_say_they_come_when_it_settles(signed_in, user, fake_runtime):
+    coming = make_project(user, "coming", status=S.PROVISIONING)
+    for service in ("db", "api"):
+        del fake_runtime.containers_by_name[f"project_{coming.public_id}_{service}"]
+    content = signed_in.get(f"/projects/{coming.public_id}/logs", headers=HTMX).content.decode()
+    assert "Nothing yet: this section is read again when the project settles." in content
+    assert "(no output)" not in content
+
+
 def test_a_settled_project_page_does_not_poll(signed_in, project):
     assert b"every 2s" not in signed_in.get(f"/projects/{project.public_id}").content
 
@@ -365,7 +460,7 @@ def test_operations_timeline_shows_kind_state_who_duration_and_error(signed_in, 
     content = signed_in.get(f"/projects/{project.public_id}").content.decode()
     assert '<th scope="row">Create</th>' in content and '<th scope="row">Stop</th>' in content
     assert "op-succeeded" in content and "op-failed" in content
-    assert "<td>alice</td>" in content
+    assert '<td data-label="By">alice</td>' in content
     assert " s</td>" in content  # durations
     assert "the engine refused: boom" in content
 
