@@ -92,3 +92,50 @@ def browser_page(chromium, live_server, request):
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-last.png"), full_page=True)
     finally:
         context.close()
+
+
+# The answers htmx swaps in on purpose (base.html's responseHandling): a refusal
+# shown in place is the page working, not failing.
+REFUSALS = frozenset({400, 403, 409, 422, 503})
+
+
+class ConsoleWatch:
+    """Every console error, uncaught exception and failed request of one page, with the step it happened in.
+
+    Chromium writes "Failed to load resource" to the console for every 4xx
+    answer, including the refusals the dashboard sends to HTMX on purpose (a
+    wrong name typed to confirm a delete is a 422 shown in the panel): those
+    are left out, and only those.
+    """
+
+    def __init__(self, page) -> None:
+        self.step = "loading"
+        self.errors: list[str] = []
+        self._console: list[tuple[str, str, str]] = []  # (step, text, url)
+        self._refused: set[str] = set()
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.errors.append(f"[{self.step}] uncaught: {error}"))
+        page.on("response", self._on_response)
+
+    def _on_console(self, message) -> None:
+        if message.type == "error":
+            self._console.append((self.step, message.text, (message.location or {}).get("url", "")))
+
+    def _on_response(self, response) -> None:
+        if response.status < 400:
+            return
+        if response.status in REFUSALS and response.request.headers.get("hx-request") == "true":
+            self._refused.add(response.url)
+        else:
+            self.errors.append(f"[{self.step}] {response.status} {response.request.method} {response.url}")
+
+    def problems(self) -> list[str]:
+        console = [
+            f"[{step}] console: {text}"
+            for step, text, url in self._console
+            if not (text.startswith("Failed to load resource") and url in self._refused)
+        ]
+        return self.errors + console
+
+    def assert_clean(self) -> None:
+        assert self.problems() == [], "\n".join(self.problems())
