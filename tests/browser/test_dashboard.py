@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from projects.models import Project
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, ConsoleWatch
 from tests.engine import TEST_LABEL
 
 pytestmark = pytest.mark.browser
@@ -22,6 +22,16 @@ pytestmark = pytest.mark.browser
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # Operations on the real engine: create runs initdb and starts PostGraphile.
 SETTLE_MS = 120_000
+
+
+# Every word the panel's health badge shows, one per swap of the polling panel.
+HEALTH_SEEN = """
+window.__healthSeen = [document.querySelector("#panel .badge.health").textContent.trim()];
+document.addEventListener("htmx:afterSettle", () => {
+  const badge = document.querySelector("#panel .badge.health");
+  if (badge) window.__healthSeen.push(badge.textContent.trim());
+});
+"""
 
 
 def expect_status(page, label: str) -> None:
@@ -43,8 +53,26 @@ def confirm_by_name(page, action: str, typed: str) -> None:
     details.get_by_role("button", name={"delete": "Delete project", "purge": "Purge for good"}[action]).click()
 
 
+def phone_screenshots(page, project: Project) -> None:
+    """The list and the project page as a 390-px-wide phone shows them, signed in as the same person."""
+    phone = page.context.browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, base_url=page.url.split("/projects/")[0],
+        storage_state=page.context.storage_state(),
+    )  # fmt: skip
+    try:
+        shot = phone.new_page()
+        shot.goto("/")
+        shot.screenshot(path=str(ARTIFACTS / "project-list-phone.png"))
+        shot.goto(f"/projects/{project.public_id}")
+        shot.locator("#backups").get_by_role("button", name="Back up now").wait_for()
+        shot.screenshot(path=str(ARTIFACTS / "project-page-phone.png"))
+    finally:
+        phone.close()
+
+
 def test_a_project_from_sign_in_to_purge(browser_page, live_server, workers, user, engine):
     page = browser_page
+    watch = ConsoleWatch(page)
     from playwright.sync_api import expect
 
     # Signing in: every page sends a stranger to the login form first.
@@ -66,16 +94,23 @@ def test_a_project_from_sign_in_to_purge(browser_page, live_server, workers, use
 
     # It comes up while the page polls: a marker set now would vanish with a reload.
     page.evaluate("window.__sameDocument = true")
+    page.evaluate(HEALTH_SEEN)
     expect_status(page, "Running")
     assert page.evaluate("window.__sameDocument") is True
+    # On the way up the health badge says "Starting", never a red word.
+    assert {"Unhealthy", "Missing", "Down"}.isdisjoint(page.evaluate("window.__healthSeen")), page.evaluate("window.__healthSeen")
     expect(page.locator("#panel .badge.health")).to_have_text("Healthy")
     expect(page.locator("#panel")).to_contain_text(f"project_{project.public_id}_db")
-    page.get_by_role("link", name="Refresh logs").click()
+    # The sections rendered while it was provisioning read themselves again when it
+    # settled: the containers' own lines, and a backup that can now be taken.
     expect(page.locator("#logs pre.log").first).to_contain_text("database system is ready to accept connections")
+    expect(page.locator("#logs pre.log")).to_have_count(2)
+    expect(page.locator("#backups").get_by_role("button", name="Back up now")).to_be_visible()
 
-    # The picture for the README and the CI artifacts, before any secret is on screen.
+    # The pictures for the README and the CI artifacts, before any secret is on screen.
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "project-page.png"), full_page=True)
+    phone_screenshots(page, project)
     assert project.db_password not in page.content()
 
     # Copy the database URL: masked until the owner reveals the password, complete after.
@@ -118,7 +153,10 @@ def test_a_project_from_sign_in_to_purge(browser_page, live_server, workers, use
     leftovers += [v.name for v in engine.volumes.list(filters=label)]
     assert leftovers == []
 
-    # Keep the docs' screenshot in step with the page when asked to (BERTH_UPDATE_DOCS=1).
+    watch.assert_clean()  # every page and swap of the whole life, on the real engine
+
+    # Keep the docs' screenshots in step with the page when asked to (BERTH_UPDATE_DOCS=1).
     if os.environ.get("BERTH_UPDATE_DOCS") == "1":
         DOCS.mkdir(exist_ok=True)
-        shutil.copyfile(ARTIFACTS / "project-page.png", DOCS / "project-page.png")
+        for name in ("project-page.png", "project-list-phone.png", "project-page-phone.png"):
+            shutil.copyfile(ARTIFACTS / name, DOCS / name)
