@@ -50,12 +50,12 @@ def test_no_page_and_no_swap_logs_a_console_error(browser_page, live_server, use
     settle(page, watch, "save schedule", lambda: page.locator("#backups").get_by_role("button", name="Save").click())
     expect(page.locator("#backups")).to_contain_text("Schedule saved.")
 
-    def wrong_delete():
+    def delete(typed: str):
         panel.locator("summary", has_text="Delete…").click()
-        page.fill("#confirm-delete", "not-console")
+        page.fill("#confirm-delete", typed)
         panel.get_by_role("button", name="Delete project").click()
 
-    settle(page, watch, "delete refused (422)", wrong_delete)
+    settle(page, watch, "delete refused (422)", lambda: delete("not-console"))
     expect(panel.locator("[role=alert]")).to_contain_text("That is not the project's name")
     settle(page, watch, "stop (settles: sections refresh)", lambda: panel.get_by_role("button", name="Stop", exact=True).click())
     expect(panel.locator(".badge.status")).to_have_text("Stopped")
@@ -66,12 +66,7 @@ def test_no_page_and_no_swap_logs_a_console_error(browser_page, live_server, use
     ))  # fmt: skip
     expect(panel.locator("[role=alert]")).to_contain_text("cannot restore")
 
-    def delete():
-        panel.locator("summary", has_text="Delete…").click()
-        page.fill("#confirm-delete", "console")
-        panel.get_by_role("button", name="Delete project").click()
-
-    settle(page, watch, "delete", delete)
+    settle(page, watch, "delete", lambda: delete("console"))
     expect(panel.locator(".badge.status")).to_have_text("Deleted")
     settle(page, watch, "restore", lambda: panel.get_by_role("button", name="Restore").click())
     expect(panel.locator(".badge.status")).to_have_text("Stopped")
