@@ -702,3 +702,27 @@ def test_styles_and_scripts_are_served_from_berth_itself(signed_in):
         response = signed_in.get(asset)  # whitenoise, from the finders
         assert response.status_code == 200, asset
         response.close()
+
+
+def test_htmx_is_configured_to_need_no_inline_style_and_to_log_no_refusal(signed_in):
+    import html
+    import re
+
+    page = signed_in.get("/").content.decode()
+    config = json.loads(html.unescape(re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", page).group(1)))
+    # The CSP allows no inline style: no indicator <style>, no style attribute copied while settling.
+    assert config["includeIndicatorStyles"] is False and "style" not in config["attributesToSettle"]
+    refusals = next(rule for rule in config["responseHandling"] if "422" in rule["code"])
+    assert refusals["swap"] is True and refusals["error"] is False  # shown in place, not logged as a failure
+
+
+def test_the_dashboard_and_the_admin_name_an_icon_berth_serves(signed_in):
+    from django.test import Client
+
+    # Without a <link rel="icon"> the browser asks for /favicon.ico, which is a 404.
+    icon = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+    assert icon in signed_in.get("/").content.decode()
+    assert icon in Client().get("/admin/login/").content.decode()
+    response = signed_in.get("/static/favicon.svg")
+    assert response.status_code == 200
+    response.close()
