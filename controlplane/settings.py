@@ -295,6 +295,9 @@ BERTH_DB_MEMORY = env_text("BERTH_DB_MEMORY", "512m")
 BERTH_API_MEMORY = env_text("BERTH_API_MEMORY", "256m")
 # Pull a missing image from its registry before failing with ImageUnavailable.
 BERTH_PULL_IMAGES = env_bool("BERTH_PULL_IMAGES", True)
+# What `up` does about an image it cannot pull: auto builds Berth's own
+# equivalent from images/ (berth/postgres:17, …); pull only warns.
+BERTH_IMAGES = env_choice("BERTH_IMAGES", "auto", ("auto", "pull"))
 # Extra labels on every object Berth creates (tests use `berth.test=<run>`
 # to find and remove what they made).
 BERTH_EXTRA_LABELS = env_pairs("BERTH_EXTRA_LABELS")

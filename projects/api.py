@@ -5,6 +5,8 @@ status the README's API table gives, rendered by api_common.token_required
 from the refusal a view or a service raises.
 """
 
+from collections.abc import Callable
+
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 
@@ -103,6 +105,20 @@ ACTIONS = {
     "start": lifecycle.project_start,
     "restore": lifecycle.project_restore,
 }
+# The fields an action's body may carry, each with its parser; the service gets
+# the ones sent as keyword arguments. Start's retry a failed create with other choices.
+ACTION_FIELDS: dict[str, dict[str, Callable[[dict, str], object]]] = {
+    "start": {"postgres_version": _string_field, "api": _string_field},
+}
+
+
+def _action_fields(action: str, body: dict) -> dict[str, object]:
+    parsers = ACTION_FIELDS.get(action)
+    if parsers is None:
+        return {}  # the other actions take no fields and ignore a body, as before
+    if unknown := set(body) - set(parsers):
+        raise InvalidInput(sorted(unknown)[0], f"is not a field of {action} ({', '.join(parsers)})")
+    return {name: parse(body, name) for name, parse in parsers.items() if body.get(name) is not None}
 
 
 @token_required
@@ -115,7 +131,7 @@ def project_action(request: HttpRequest, project_id: str, action: str) -> JsonRe
         confirm = body.get("confirm")
         operation = lifecycle.project_purge(project=project, confirm=confirm if isinstance(confirm, str) else None, requested_by=request.user)
     else:
-        operation = ACTIONS[action](project=project, requested_by=request.user)
+        operation = ACTIONS[action](project=project, requested_by=request.user, **_action_fields(action, body))
     return _answer(request, operation)
 
 

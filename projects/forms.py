@@ -1,9 +1,9 @@
 """Dashboard forms: they parse and check input; the services decide everything else."""
 
 from django import forms
-from django.conf import settings
 
 from .models import ApiToken, Project
+from .runtime.images import needs, offer
 from .services.names import NAME_MAX
 
 
@@ -20,11 +20,37 @@ class ProjectCreateForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Read at each use, not at import: the images are settings.
-        versions = sorted(settings.BERTH_POSTGRES_IMAGES, key=int, reverse=True)
-        self.fields["postgres_version"].choices = [(v, f"PostgreSQL {v}") for v in versions]
-        self.fields["postgres_version"].initial = settings.BERTH_DEFAULT_POSTGRES_VERSION
-        self.fields["api"].initial = settings.BERTH_DEFAULT_API
+        offer_choices(self)
+
+
+def offer_choices(form: forms.Form) -> None:
+    """Only what this installation can run (its image could be had), read at each use: `up` may have changed it."""
+    offered = offer()
+    versions = sorted(offered.postgres, key=int, reverse=True)
+    form.fields["postgres_version"].choices = [(v, f"PostgreSQL {v}") for v in versions]
+    form.fields["postgres_version"].initial = offered.default_postgres_version
+    form.fields["api"].choices = [(value, label) for value, label in Project.Api.choices if value in offered.api]
+    form.fields["api"].initial = offered.default_api
+    # Shown on the form: a person sees why a choice is absent, not just that it is.
+    form.not_offered = [need.label for need in needs() if need.key in offered.missing]
+
+
+class ProjectRetryForm(forms.Form):
+    """Retry a failed create with other choices (the start action's optional fields)."""
+
+    postgres_version = forms.ChoiceField(label="PostgreSQL version")
+    api = forms.ChoiceField(label="API", widget=forms.RadioSelect)
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "retry_%s")  # beside the page's other forms
+        super().__init__(*args, **kwargs)
+        offer_choices(self)
+        # What failed is preselected only if it can run now (its image may have been built since).
+        offered = offer()
+        if project.postgres_version in offered.postgres:
+            self.fields["postgres_version"].initial = project.postgres_version
+        if project.api_flavour in offered.api:
+            self.fields["api"].initial = project.api_flavour
 
 
 class ConfirmNameForm(forms.Form):

@@ -5,17 +5,17 @@ every API response the unit tests see is validated against it
 (tests/openapi_check.py), and schemathesis throws generated requests at a live
 server and fails on any 500 or any answer outside it. The document is public,
 like any API reference: it is served without a token and holds no data. A few
-values are read from the settings when it is served (the Postgres versions on
-offer), so the document describes this installation.
+values are read when it is served (the Postgres versions and API flavours on
+offer: projects/runtime/images.py), so the document describes this installation.
 """
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
 from .api_common import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX, OPERATIONS_LISTED, WAIT_MAX_S, methods
 from .models import Backup, BackupSchedule, Operation, Project
+from .runtime.images import offer
 from .services.names import NAME_MAX
 
 JSON = "application/json"
@@ -169,8 +169,25 @@ def action(operation_id: str, summary: str, *, body: dict | None = None, respons
     }
 
 
+def offered_fields() -> dict[str, dict]:
+    """postgres_version and api as this installation offers them (a create's and a retry's body)."""
+    offered = offer()
+    versions = sorted(offered.postgres, key=int)
+    return {
+        "postgres_version": {
+            "oneOf": [
+                {"type": "string", "enum": versions},
+                {"type": "integer", "enum": [int(v) for v in versions]},
+                {"type": "null"},
+            ],
+            "description": "a version this installation offers (its image could be had)",
+        },
+        "api": {"enum": [*sorted(offered.api), None], "description": "an API flavour this installation offers"},
+    }
+
+
 def openapi_document() -> dict:
-    versions = sorted(settings.BERTH_POSTGRES_IMAGES)
+    choices = offered_fields()
     project_links = {
         name: {"operationId": op, "parameters": {"project_id": "$response.body#/project_id"}}
         for name, op in [
@@ -260,14 +277,7 @@ def openapi_document() -> dict:
                                             "description": "trimmed; not empty, no control or bidirectional-formatting characters, "
                                             "not the name of another of your projects that is not purged; left out: a generated name",
                                         },
-                                        "postgres_version": {
-                                            "oneOf": [
-                                                {"type": "string", "enum": versions},
-                                                {"type": "integer", "enum": [int(v) for v in versions]},
-                                                {"type": "null"},
-                                            ]
-                                        },
-                                        "api": {"enum": [*Project.Api.values, None]},
+                                        **choices,
                                         "from_backup": {**STRING_OR_NULL, "description": "clone from this backup of one of your projects"},
                                     },
                                     optional=("name", "postgres_version", "api", "from_backup"),
@@ -293,7 +303,14 @@ def openapi_document() -> dict:
             "/v1/projects/{project_id}/stop": {"parameters": [path_id("project_id")], "post": action("stopProject", "Stop")},
             "/v1/projects/{project_id}/start": {
                 "parameters": [path_id("project_id")],
-                "post": action("startProject", "Start (and repair a running project whose containers went)"),
+                "post": action(
+                    "startProject",
+                    "Start (and repair a running project whose containers went); a project whose create failed can be retried with another version or API",
+                    body={
+                        "required": False,
+                        "content": {JSON: {"schema": obj(choices, optional=tuple(choices), description="only for a project whose create failed")}},
+                    },
+                ),
             },
             "/v1/projects/{project_id}/restore": {
                 "parameters": [path_id("project_id")],

@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from .models import Backup, BackupSchedule, Project, is_public_id
+from .models import Backup, BackupSchedule, Operation, Project, is_public_id
 
 
 def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Project]:
@@ -36,3 +36,16 @@ def backup_for_user(user, public_id: str) -> Backup | None:
 def backup_schedule_for(project: Project) -> BackupSchedule | None:
     """The project's daily backup schedule, or None when it has none."""
     return BackupSchedule.objects.filter(project=project).first()
+
+
+def project_never_succeeded(project: Project) -> bool:
+    """A created project (not a clone: its backup decides its version) none of whose operations ever succeeded."""
+    return (
+        project.operations.filter(kind=Operation.Kind.CREATE).exists()
+        and not project.operations.filter(state=Operation.State.SUCCEEDED).exists()
+    )
+
+
+def project_never_ran(project: Project) -> bool:
+    """Failed without ever reaching running: its create failed (and every retry since). It holds nobody's data."""
+    return project.status == Project.Status.FAILED and not project.is_deleted and project_never_succeeded(project)

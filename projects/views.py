@@ -32,12 +32,12 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from .downloads import BackupUnverified
 from .downloads import backup_download as backup_file_download
-from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm
+from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm, ProjectRetryForm
 from .models import Backup, Operation, Project
-from .selectors import backup_for_user, backup_schedule_for, project_for_user, projects_for_user
+from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_never_ran, projects_for_user
 from .services import backups, lifecycle
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
-from .services.errors import EngineUnreachable, Forbidden, ServiceError
+from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
 from .services.tokens import api_token_create, api_token_revoke
 
 PAGE_SIZE = 50
@@ -221,6 +221,8 @@ def _panel_context(project: Project, *, action_error: str = "", failed_action: s
         "action_error": action_error,
         "failed_action": failed_action,
         "retention_days": settings.BERTH_DELETE_RETENTION_DAYS,
+        # A create that failed can be retried with another version or flavour.
+        "retry_form": ProjectRetryForm(project=project) if project_never_ran(project) else None,
     }
 
 
@@ -298,6 +300,17 @@ def _confirm_error(request: HttpRequest, project: Project) -> str:
     return "" if confirm.is_valid() else " ".join(confirm.errors["confirm"])
 
 
+def _retry_choices(request: HttpRequest, project: Project) -> dict[str, str]:
+    """The other version or flavour a retried create asked for ("Retry with…"); InvalidInput when not offered."""
+    if not {"postgres_version", "api"} & set(request.POST):
+        return {}
+    retry = ProjectRetryForm(request.POST, project=project)
+    if not retry.is_valid():
+        field, errors = next(iter(retry.errors.items()))
+        raise InvalidInput(field, " ".join(errors))
+    return retry.cleaned_data
+
+
 @login_required
 @require_POST
 def project_action(request: HttpRequest, project_id: str, action: str) -> HttpResponse:
@@ -305,7 +318,8 @@ def project_action(request: HttpRequest, project_id: str, action: str) -> HttpRe
     if action in CONFIRMED_BY_NAME and (error := _confirm_error(request, project)):
         status = HTTPStatus.UNPROCESSABLE_CONTENT
     else:
-        status, error = _attempt(lambda: ACTIONS[action](project=project, requested_by=request.user))
+        choices = lambda: _retry_choices(request, project) if action == "start" else {}  # noqa: E731
+        status, error = _attempt(lambda: ACTIONS[action](project=project, requested_by=request.user, **choices()))
     project.refresh_from_db()
     if request.htmx:
         context = _panel_context(project, action_error=error, failed_action=action if error else "")

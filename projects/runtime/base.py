@@ -8,6 +8,7 @@ errors below, whose messages a person can act on.
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 MANAGED_LABEL = "berth.managed"
@@ -317,3 +318,12 @@ class Runtime(Protocol):
 
     def scratch_remove(self, name: str) -> None:
         """Remove a throwaway container, its network and its own volume; nothing there is fine."""
+
+    def images_present(self, images: Iterable[str]) -> set[str]:
+        """Which of `images` the engine has (one call)."""
+
+    def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
+        """Pull `image`, reporting progress lines; ImageUnavailable when it cannot be pulled."""
+
+    def image_build(self, context: Path, tag: str, *, buildargs: dict[str, str], progress: Callable[[str], None]) -> None:
+        """Build the Dockerfile in `context` as `tag`, reporting progress lines; RuntimeFailure when it fails."""

@@ -13,8 +13,9 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -141,11 +142,48 @@ class DockerRuntime:
                 pass
             if not self.pull_images:
                 raise ImageUnavailable(f"image {image} is not on the engine (pulling is off: BERTH_PULL_IMAGES=0)")
+            self.image_pull(image, progress=lambda line: logger.info("%s", line))
+
+    # --- images (manage.py images, up) ----------------------------------------
+
+    def images_present(self, images: Iterable[str]) -> set[str]:
+        wanted = set(images)
+        with self._engine("listing images"):
+            tags = {tag for image in self.api.images() for tag in image.get("RepoTags") or ()}
+        # The engine lists "postgres:17" for "postgres:17" and "docker.io/library/postgres:17" alike.
+        return {w for w in wanted if w in tags or (":" not in w.rpartition("/")[2] and f"{w}:latest" in tags)}
+
+    def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
+        repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+        with self._engine(f"pulling {image}"):
             try:
-                repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-                self.api.pull(repository, tag=tag)
+                done: set[str] = set()
+                for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
+                    if "error" in event:
+                        raise ImageUnavailable(f"image {image} is not on the engine and could not be pulled: {event['error']}")
+                    # One line per layer as it completes, not every byte count.
+                    status, layer = event.get("status", ""), event.get("id", "")
+                    if status in {"Pull complete", "Already exists"} and layer not in done:
+                        done.add(layer)
+                        progress(f"{image}: layer {layer} {status.lower()} ({len(done)} so far)")
+                    elif status.startswith(("Digest:", "Status:")):
+                        progress(f"{image}: {status}")
             except docker.errors.DockerException as exc:
                 raise ImageUnavailable(f"image {image} is not on the engine and could not be pulled: {_reason(exc)}") from None
+
+    def image_build(self, context: Path, tag: str, *, buildargs: dict[str, str], progress: Callable[[str], None]) -> None:
+        with self._engine(f"building {tag}"):
+            # A build of minutes must not hit the client's 30 s read timeout between two lines.
+            client = docker.from_env(timeout=3600).api
+            try:
+                for event in client.build(path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True, decode=True):
+                    if "error" in event:
+                        raise RuntimeFailure(f"building {tag} failed: {event['error'].strip()}")
+                    if line := (event.get("stream") or "").strip():
+                        if line.startswith("Step "):
+                            progress(f"{tag}: {line}")
+            finally:
+                client.close()
 
     def _container_ensure(self, spec: StackSpec, c: ContainerSpec) -> None:
         with self._engine(f"creating {c.name}"):

@@ -38,9 +38,11 @@ ExecHandler = Callable[["FakeRuntime", str, list[str], dict[str, str]], ExecAnsw
 
 
 class FakeRuntime:
-    def __init__(self, *, images: set[str] | None = None) -> None:
-        # None means every image is present.
+    def __init__(self, *, images: set[str] | None = None, pullable: set[str] | None = None) -> None:
+        # None means every image is present; `pullable` are those a pull fetches.
         self.images = images
+        self.pullable = pullable or set()
+        self.built: list[tuple[str, dict[str, str]]] = []  # (tag, buildargs) of image_build
         self.containers_by_name: dict[str, ContainerState] = {}
         self.networks: dict[str, str] = {}
         self.volumes: dict[str, str] = {}
@@ -201,6 +203,25 @@ class FakeRuntime:
         self.mounts.pop(name, None)
         for key in [k for k in self.files if k[0] == name]:
             del self.files[key]
+
+    def images_present(self, images: Iterable[str]) -> set[str]:
+        self._call("images_present")
+        return set(images) if self.images is None else set(images) & self.images
+
+    def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
+        self._call("image_pull")
+        if image not in self.pullable:
+            raise ImageUnavailable(f"image {image} could not be pulled: no registry answers")
+        progress(f"{image}: pulled")
+        if self.images is not None:
+            self.images.add(image)
+
+    def image_build(self, context, tag: str, *, buildargs: dict[str, str], progress: Callable[[str], None]) -> None:
+        self._call("image_build")
+        progress(f"{tag}: built")
+        self.built.append((tag, buildargs))
+        if self.images is not None:
+            self.images.add(tag)
 
 
 FAKE_DUMP_MAGIC = b"PGDMP-fake "

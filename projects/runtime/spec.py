@@ -1,7 +1,8 @@
 """Project → StackSpec: everything the engine needs to run one project, as pure data.
 
-No I/O here, so the whole container contract (names, labels, environment,
-commands, limits, probes) is unit-tested without an engine.
+No engine here, so the whole container contract (names, labels, environment,
+commands, limits, probes) is unit-tested without one. The images are the
+offered ones (runtime/images.py: what `up` found on the engine).
 """
 
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from .base import (
     StackSpec,
     object_names,
 )
+from .images import api_image, postgres_image
 
 if TYPE_CHECKING:
     from projects.models import Project
@@ -71,14 +73,6 @@ CREATE EVENT TRIGGER berth_pgrst_reload ON ddl_command_end EXECUTE PROCEDURE ber
 
 def project_labels(project_id: str) -> dict[str, str]:
     return {**settings.BERTH_EXTRA_LABELS, MANAGED_LABEL: "true", PROJECT_LABEL: project_id}
-
-
-def postgres_image(version: str) -> str:
-    return settings.BERTH_POSTGRES_IMAGES[str(version)]
-
-
-def api_image(flavour: str) -> str:
-    return settings.BERTH_POSTGRAPHILE_IMAGE if flavour == "postgraphile" else settings.BERTH_POSTGREST_IMAGE
 
 
 def postgres_settings() -> dict[str, str]:

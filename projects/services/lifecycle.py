@@ -10,9 +10,11 @@ from django.conf import settings
 from django.db import transaction
 
 from projects.models import Backup, Operation, Project
+from projects.runtime.images import offer
+from projects.selectors import project_never_ran
 
 from .backups import backup_assert_cloneable
-from .errors import InvalidInput
+from .errors import InvalidInput, InvalidTransition
 from .names import project_name_check_free, project_name_clean
 from .operations import operation_enqueue
 from .ports import project_insert_with_ports
@@ -25,12 +27,10 @@ def project_create(
 ) -> Operation:
     """Reserve ports and secrets for a new project and queue its creation; `from_backup` clones that backup's rows into it."""
     source = from_backup.project if from_backup is not None else None
-    version = str(postgres_version or (from_backup.postgres_version if from_backup else "") or settings.BERTH_DEFAULT_POSTGRES_VERSION)
-    if version not in settings.BERTH_POSTGRES_IMAGES:
-        raise InvalidInput("postgres_version", f"must be one of {', '.join(sorted(settings.BERTH_POSTGRES_IMAGES))}")
-    flavour = api or (source.api_flavour if source else "") or settings.BERTH_DEFAULT_API
-    if flavour not in Project.Api.values:
-        raise InvalidInput("api", f"must be one of {', '.join(Project.Api.values)}")
+    offered = offer()
+    version = str(postgres_version or (from_backup.postgres_version if from_backup else "") or offered.default_postgres_version or "")
+    flavour = api or (source.api_flavour if source else "") or offered.default_api or ""
+    project_check_offered(postgres_version=version, api=flavour)
     if from_backup is not None:
         backup_assert_cloneable(from_backup, postgres_version=version)
     if name is not None:
@@ -51,12 +51,44 @@ def project_create(
         )
 
 
+def project_check_offered(*, postgres_version: str, api: str) -> None:
+    """Refuse a version or flavour this installation cannot run (its image could not be had when `up` checked)."""
+    offered = offer()
+    if postgres_version not in offered.postgres:
+        why = offered.missing.get(f"postgres:{postgres_version}")
+        choices = ", ".join(sorted(offered.postgres, key=int)) or "none (see `manage.py images`)"
+        raise InvalidInput(
+            "postgres_version",
+            (f"PostgreSQL {postgres_version} cannot run here ({why}); " if why else "") + f"must be one of {choices}",
+        )
+    if api not in offered.api:
+        why = offered.missing.get(f"api:{api}") if api in Project.Api.values else None
+        choices = ", ".join(sorted(offered.api)) or "none (see `manage.py images`)"
+        raise InvalidInput("api", (f"{Project.Api(api).label} cannot run here ({why}); " if why else "") + f"must be one of {choices}")
+
+
 def project_stop(*, project: Project, requested_by=None) -> Operation:
     return operation_enqueue(project=project, kind="stop", action="stop", transitional=S.STOPPING, requested_by=requested_by)
 
 
-def project_start(*, project: Project, requested_by=None) -> Operation:
-    return operation_enqueue(project=project, kind="start", action="start", transitional=S.STARTING, requested_by=requested_by)
+def project_start(
+    *, project: Project, requested_by=None, postgres_version: str | None = None, api: str | None = None
+) -> Operation:
+    """Start (or repair) a project. `postgres_version`/`api` retry a create that failed with other choices."""
+    if postgres_version is None and api is None:
+        return operation_enqueue(project=project, kind="start", action="start", transitional=S.STARTING, requested_by=requested_by)
+    version, flavour = str(postgres_version or project.postgres_version), api or project.api_flavour
+    project_check_offered(postgres_version=version, api=flavour)
+    with transaction.atomic():
+        # Checked under the project's lock with the enqueue: no create of it may have succeeded in between.
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        if not project_never_ran(locked):
+            raise InvalidTransition(
+                "only a project whose create failed can be retried with another postgres_version or api; "
+                f"this one is {locked.status} and has run"
+            )
+        Project.objects.filter(pk=project.pk).update(postgres_version=version, api_flavour=flavour)
+        return operation_enqueue(project=locked, kind="start", action="start", transitional=S.STARTING, requested_by=requested_by)
 
 
 def project_delete(*, project: Project, requested_by=None) -> Operation:

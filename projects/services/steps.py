@@ -21,8 +21,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
-from projects.runtime import Runtime, RuntimeFailure, StackSpec, get_runtime
+from projects.runtime import Runtime, RuntimeFailure, RuntimeUnavailable, StackSpec, get_runtime
 from projects.runtime.spec import stack_spec
+from projects.selectors import project_never_succeeded
 
 from .backup_engine import backup_dump, backup_restore_into, backup_restore_test, db_env, project_db
 from .backup_files import BackupFailed, FileAltered, backup_file_problem
@@ -74,6 +75,34 @@ def _running() -> StepResult:
 def _step_up(project: Project) -> StepResult:
     _stack_up_ready(project, get_runtime())
     return _running()
+
+
+CREATE_FAILED_HINT = (
+    " — retry it, with another postgres_version or api if need be (POST /v1/projects/{id}/start with "
+    '{{"postgres_version", "api"}}, or "Retry with…" on its page), or delete and purge it'
+)
+
+
+def _step_create(project: Project) -> StepResult:
+    try:
+        return _step_up(project)
+    except RuntimeUnavailable:
+        raise  # the engine went away: a plain retry is the answer, said by the error itself
+    except RuntimeFailure as exc:
+        # The operation's error says what to do next, not only what went wrong.
+        raise type(exc)(f"{exc}{CREATE_FAILED_HINT.format(id=project.public_id)}") from None
+
+
+def _step_start(project: Project) -> StepResult:
+    if project_never_succeeded(project):
+        # A retry, perhaps with another version or flavour: what the failed
+        # attempt made (an initdb of another major, an api of another image)
+        # goes, so the stack is made afresh. It never ran: nobody's data is there.
+        runtime = get_runtime()
+        wanted = {c.service: c.image for c in stack_spec(project).containers}
+        if any(c.image != wanted.get(c.service, c.image) for c in runtime.stack_state(project.public_id).containers):
+            runtime.stack_purge(project.public_id)
+    return _step_up(project)
 
 
 def _step_stop(project: Project) -> StepResult:
@@ -260,8 +289,8 @@ def _step_clone(project: Project) -> StepResult:
 K = Operation.Kind
 # Operation.kind → its step: every kind has one.
 STEPS: dict[str, Step] = {
-    K.CREATE: _step_up,
-    K.START: _step_up,
+    K.CREATE: _step_create,
+    K.START: _step_start,
     K.STOP: _step_stop,
     K.DELETE: _step_delete,
     K.RESTORE: _step_restore,

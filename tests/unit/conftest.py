@@ -18,6 +18,13 @@ def _backup_dir(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _data_dir(settings, tmp_path):
+    # The images `up` recorded on this machine (var/images.json) are no unit test's business.
+    settings.DATA_DIR = tmp_path / "data"
+    settings.DATA_DIR.mkdir()
+
+
+@pytest.fixture(autouse=True)
 def fake_runtime():
     runtime = FakeRuntime()
     use_runtime(runtime)

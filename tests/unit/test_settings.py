@@ -23,6 +23,7 @@ def environ(tmp_path):
         ("BERTH_DELETE_RETENTION_DAYS", "a week"),
         ("BERTH_DELETE_RETENTION_DAYS", "-1"),
         ("BERTH_PULL_IMAGES", "maybe"),
+        ("BERTH_IMAGES", "always"),
         ("BERTH_WORKERS", "0"),
         ("BERTH_EXTRA_LABELS", "no-equals-sign"),
     ],
@@ -42,6 +43,7 @@ def test_defaults_are_the_documented_ones(environ, tmp_path):
     assert (s["BERTH_DB_PORTS"], s["BERTH_API_PORTS"]) == ((6200, 6999), (7200, 7999))
     assert s["BERTH_DELETE_RETENTION_DAYS"] == 7
     assert (s["BERTH_WORKERS"], s["BERTH_PULL_IMAGES"], s["BERTH_HTTPS"]) == (4, True, False)
+    assert s["BERTH_IMAGES"] == "auto"
     assert s["BERTH_BACKUP_DIR"] == tmp_path / "backups"
     assert (s["BERTH_EXTRA_LABELS"], s["BERTH_SECRETS_KEYS"]) == ({}, [])
 

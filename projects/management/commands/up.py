@@ -6,8 +6,17 @@ workers (django-tasks-db's db_worker runs one task at a time, so operations on
 different projects run in parallel only with several), the sync watcher and
 the backup pass (`backup_projects --watch`: schedules and retention).
 Ctrl-C (or SIGTERM) stops them all.
+
+Before it serves, it checks the images of every offered version and flavour
+(services/images.py: present, pulled, or built) and records what can run.
+The children die with `up`, even with `kill -9` (a parent-death signal), and a
+lock in the data directory keeps a second `up` out while one runs; processes
+a killed `up` left behind are stopped before the next one starts its own.
 """
 
+import ctypes
+import fcntl
+import json
 import os
 import secrets
 import signal
@@ -15,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -23,7 +33,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from projects.runtime import RuntimeFailure
+from projects.runtime.images import API_LABELS, offer
+from projects.services.images import images_ensure
+
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
+PR_SET_PDEATHSIG = 1
 
 
 class Command(BaseCommand):
@@ -39,12 +54,17 @@ class Command(BaseCommand):
         host, sep, port = bind.rpartition(":")
         if not sep or not port.isdigit():
             raise CommandError(f"--bind must be HOST:PORT, got {bind!r}")
+        roles = [role for role, off in (("web", no_web), ("workers", no_worker)) if not off]
+        locks = [self._lock(role) for role in roles]  # held until this process ends
+        for role in roles:
+            self._stop_survivors(role)
         if no_web:
             # compose runs web and worker side by side: web migrates, the worker waits.
             self._wait_for_migrations()
         else:
             call_command("migrate", interactive=False, verbosity=0)
             self._ensure_admin()
+            self._check_images()
 
         commands: dict[str, list[str]] = {}
         if not no_web:
@@ -65,7 +85,8 @@ class Command(BaseCommand):
             commands["sync"] = [sys.executable, MANAGE, "sync_projects", "--watch"]
             # Scheduled backups and retention: django-tasks has no cron, so a pass every minute.
             commands["backups"] = [sys.executable, MANAGE, "backup_projects", "--watch"]
-        self._supervise(commands, bind if not no_web else None)
+        self._supervise(commands, bind if not no_web else None, roles)
+        del locks
 
     def _wait_for_migrations(self) -> None:
         while True:
@@ -87,7 +108,73 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Created the superuser 'admin' with password: {password}"))
         self.stdout.write("It is shown this once; change it in the admin or with `manage.py changepassword admin`.")
 
-    def _supervise(self, commands: dict[str, list[str]], bind: str | None) -> None:
+    def _check_images(self) -> None:
+        """Make the images of every offering available if they can be had, and say what is offered."""
+        say = lambda line: self.stdout.write(f"  {line}")  # noqa: E731
+        self.stdout.write("Checking the images of every PostgreSQL version and API flavour…")
+        try:
+            current = images_ensure(say=say)
+        except RuntimeFailure as exc:
+            # Never a reason not to start: the dashboard says the engine is down.
+            self.stderr.write(f"warning: the images could not be checked ({exc}); offering what the last check found")
+            return
+        versions = ", ".join(sorted(current.postgres, key=int)) or "none"
+        flavours = ", ".join(API_LABELS[a] for a in sorted(current.api)) or "none"
+        self.stdout.write(f"Offering PostgreSQL {versions} with {flavours}.")
+        wanted_api = settings.BERTH_DEFAULT_API
+        if current.default_api and current.default_api != wanted_api:
+            self.stdout.write(
+                f"{API_LABELS[wanted_api]} cannot be had here: new projects default to {API_LABELS[current.default_api]}."
+            )
+        wanted_version = settings.BERTH_DEFAULT_POSTGRES_VERSION
+        if current.default_postgres_version and current.default_postgres_version != wanted_version:
+            self.stdout.write(
+                f"PostgreSQL {wanted_version} cannot be had here: new projects default to PostgreSQL {current.default_postgres_version}."
+            )
+
+    # --- one `up` per data directory, and nothing left behind ---------------------------
+
+    def _lock(self, role: str) -> IO:
+        """Hold `up-<role>.lock` in the data directory for this process's life; refuse if another `up` holds it."""
+        path = Path(settings.DATA_DIR) / f"up-{role}.lock"
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise CommandError(
+                f"another `manage.py up` (pid {holder}) runs the {role} with this data directory ({settings.DATA_DIR}); stop it first"
+            ) from None
+        # The kernel releases a flock when its holder dies, kill -9 included: no stale lock to clean up.
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+    def _stop_survivors(self, role: str) -> None:
+        """Stop what a previous `up` of this role left running (it was killed before it could); say so."""
+        path = _children_file(role)
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid, started in recorded.get("children", []) if _process_started(pid) == started]
+        if not alive:
+            path.unlink(missing_ok=True)
+            return
+        self.stderr.write(
+            f"A previous `up` (pid {recorded.get('up')}) left {len(alive)} process(es) of the {role} running: stopping them"
+        )
+        _kill_groups(alive, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_process_started(pid) is not None for pid in alive):
+            time.sleep(0.2)
+        _kill_groups(alive, signal.SIGKILL)
+        path.unlink(missing_ok=True)
+
+    def _supervise(self, commands: dict[str, list[str]], bind: str | None, roles: list[str]) -> None:
         stopping = False
 
         def stop(*_) -> None:
@@ -101,9 +188,22 @@ class Command(BaseCommand):
             # Each child leads its own process group: a terminal's Ctrl-C reaches
             # only `up`, which then stops every child once, in order, and can
             # kill a child's whole group (gunicorn's workers too) if it hangs.
-            return subprocess.Popen(commands[name], start_new_session=True)
+            # And dies with `up`, however `up` ends (kill -9 included): the kernel
+            # sends it SIGTERM when its parent goes (Linux's parent-death signal).
+            child = subprocess.Popen(commands[name], start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+            return child
+
+        def record() -> None:
+            # Whatever outlives us anyway (another OS, a child that ignores SIGTERM) the next `up` stops.
+            for role in roles:
+                mine = [c for name, c in children.items() if _role(name) == role]
+                children_file = _children_file(role)
+                tmp = children_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"up": os.getpid(), "children": [[c.pid, _process_started(c.pid)] for c in mine]}))
+                os.replace(tmp, children_file)
 
         children = {name: spawn(name) for name in commands}
+        record()
         started = {name: time.monotonic() for name in commands}
         if bind:
             self.stdout.write(f"Berth is up: http://{bind}/ (Ctrl-C stops it)")
@@ -123,6 +223,7 @@ class Command(BaseCommand):
                     # operation it was running is settled as stale by sync.
                     self.stderr.write(f"{name} exited with {child.returncode}; restarting it")
                     children[name], started[name] = spawn(name), time.monotonic()
+                    record()
         finally:
             for child in children.values():
                 if child.poll() is None:
@@ -133,6 +234,50 @@ class Command(BaseCommand):
                     child.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     os.killpg(child.pid, signal.SIGKILL)
+            for role in roles:
+                _children_file(role).unlink(missing_ok=True)
             self.stdout.write("Berth stopped.")
         if failed:
             raise CommandError(failed)
+
+
+def _role(name: str) -> str:
+    return "web" if name == "web" else "workers"
+
+
+def _children_file(role: str) -> Path:
+    return Path(settings.DATA_DIR) / f"up-{role}.children"
+
+
+def _die_with_parent(parent: int):
+    """A preexec_fn: ask the kernel for SIGTERM when the parent dies (Linux); elsewhere the children file covers it."""
+
+    def preexec() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died between fork and prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec if sys.platform == "linux" else None
+
+
+def _process_started(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (None if it is gone): a pid plus this names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22, counted after the command name, which is in parentheses and may hold spaces.
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+def _kill_groups(pids: list[int], sig: signal.Signals) -> None:
+    # Each child leads its own group (start_new_session): its own children (gunicorn's workers) go too.
+    for pid in pids:
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
