@@ -23,15 +23,16 @@ from tests.settings_env import berth_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = os.environ.get("BERTH_TEST_RUN") or secrets.token_hex(4)
-IMAGES = ("offline/postgres:15", "offline/postgres:17", "offline/postgraphile:4")
+# Berth's own images (images/ in the repository; `manage.py images build` makes them).
+IMAGES = ("berth/postgres:15", "berth/postgres:17", "berth/postgraphile:4")
 
-# The environment of a Berth that runs on the offline images. Port ranges sit
+# The environment of a Berth that runs on its own images. Port ranges sit
 # away from a development Berth's; parallel runs choose their own with
 # BERTH_TEST_DB_PORTS / BERTH_TEST_API_PORTS.
 ENGINE_ENV = {
-    "BERTH_POSTGRES_IMAGES": "15=offline/postgres:15,17=offline/postgres:17",
+    "BERTH_POSTGRES_IMAGES": "15=berth/postgres:15,17=berth/postgres:17",
     "BERTH_DEFAULT_POSTGRES_VERSION": "17",
-    "BERTH_POSTGRAPHILE_IMAGE": "offline/postgraphile:4",
+    "BERTH_POSTGRAPHILE_IMAGE": "berth/postgraphile:4",
     "BERTH_DEFAULT_API": "postgraphile",
     "BERTH_DB_PORTS": os.environ.get("BERTH_TEST_DB_PORTS", "16200-16399"),
     "BERTH_API_PORTS": os.environ.get("BERTH_TEST_API_PORTS", "17200-17399"),
@@ -48,7 +49,7 @@ def unavailable(reason: str) -> None:
     """Skip with the reason locally; under CI=true an engine test may never skip."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: integration tests must run; .ci/run starts the engine and builds the images)")
-    pytest.skip(f"{reason}: run ../shared/docker/ensure-engine and ../shared/docker/build-images")
+    pytest.skip(f"{reason}: run ../shared/docker/ensure-engine and `uv run manage.py images build`")
 
 
 def docker_client() -> docker.DockerClient:
@@ -59,7 +60,7 @@ def docker_client() -> docker.DockerClient:
         unavailable(f"no Docker Engine answers ({exc})")
     missing = [image for image in IMAGES if not client.images.list(name=image)]
     if missing:
-        unavailable(f"offline images missing: {', '.join(missing)}")
+        unavailable(f"Berth's images missing: {', '.join(missing)}")
     return client
 
 

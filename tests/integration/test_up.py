@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.engine import ROOT, subprocess_env, wait_for
+from tests.engine import ENGINE_ENV, ROOT, RUN_ID, engine_cleanup, subprocess_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +93,88 @@ def test_up_serves_a_running_project_from_curl_and_stops_everything_on_ctrl_c(tm
     time.sleep(0.5)
     assert not answers(f"{base}/accounts/login/")  # the web server went with it
     assert processes_with_env(f"BERTH_DATA_DIR={tmp_path}") == [], "children of up outlived it"
+
+
+def start_up(env: dict, port: int, log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "up", "--bind", f"127.0.0.1:{port}"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def api_token(env: dict) -> str:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "create_api_token", "admin"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.strip().splitlines()[-1]  # fmt: skip
+
+
+def test_up_the_readme_way_without_the_public_images_offers_what_it_can_build_and_a_project_runs(tmp_path, docker_engine):
+    """No image settings, no registry: `up` finds or builds Berth's own images, and the first create runs."""
+    public = [i for i in ("postgres:17", "postgrest/postgrest:v12.2.8", "graphile/postgraphile:4") if docker_engine.images.list(name=i)]
+    if public:
+        pytest.skip(f"this engine has public images ({', '.join(public)}): the README way would not need Berth's own")
+    label = f"berth.test={RUN_ID}-readme"  # a label scope of its own: cleaned up below, whatever happens
+    env = {k: v for k, v in subprocess_env().items() if not k.startswith("BERTH_") and k != "DATABASE_URL"}
+    env.update(
+        BERTH_DATA_DIR=str(tmp_path), BERTH_WORKERS="2", BERTH_EXTRA_LABELS=label, BERTH_PUBLIC_HOST="127.0.0.1",
+        BERTH_DB_PORTS=ENGINE_ENV["BERTH_DB_PORTS"], BERTH_API_PORTS=ENGINE_ENV["BERTH_API_PORTS"],
+    )  # fmt: skip
+    port = free_local_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "up.log", "w+")
+    up = start_up(env, port, log)
+    try:
+        # Building the images, when they are missing, takes minutes (once).
+        wait_for(lambda: answers(f"{base}/accounts/login/"), timeout_s=900, what="up to check the images and serve", interval_s=1)
+        log.seek(0)
+        output = log.read()
+        assert "PostgREST cannot be had here: new projects default to PostGraphile." in output, output[-3000:]
+        assert "Offering PostgreSQL 15, 17 with PostGraphile." in output, output[-3000:]
+        token = api_token(env)
+        code, project = call(base, "POST", "/v1/projects?wait=90", token, {"name": "readme"})
+        assert (code, project["status"], project["api"], project["postgres_version"]) == (201, "running", "postgraphile", "17"), project
+        with psycopg.connect(project["db_url"], connect_timeout=3) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        code, refused = call(base, "POST", "/v1/projects", token, {"api": "postgrest"})
+        assert (code, refused["error"]["field"]) == (400, "api"), refused
+        images = {c.image.tags[0] for c in docker_engine.containers.list(filters={"label": label}) if c.image.tags}
+        assert images == {"berth/postgres:17", "berth/postgraphile:4"}
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+        engine_cleanup(docker_engine, label)
+    assert up.returncode == 0
+
+
+def test_up_killed_with_kill_9_takes_its_children_along_and_starts_again_cleanly(tmp_path):
+    env = subprocess_env(BERTH_DATA_DIR=str(tmp_path), BERTH_WORKERS="2")
+    env.pop("DATABASE_URL")
+    port = free_local_port()
+    base = f"http://127.0.0.1:{port}"
+    marker = f"BERTH_DATA_DIR={tmp_path}"
+    log = open(tmp_path / "up.log", "w+")
+    up = start_up(env, port, log)
+    try:
+        wait_for(lambda: answers(f"{base}/accounts/login/"), timeout_s=120, what="the web server to answer")
+        children = set(processes_with_env(marker)) - {up.pid}
+        assert len(children) >= 5  # gunicorn (and its workers), 2 workers, the watcher, the backup pass
+        up.kill()  # kill -9: no chance to stop anything itself
+        up.wait()
+        wait_for(lambda: not processes_with_env(marker), timeout_s=40, what="up's children to die with it")
+
+        up = start_up(env, port, log)
+        wait_for(lambda: answers(f"{base}/accounts/login/"), timeout_s=120, what="the restarted web server to answer")
+        code, project = call(base, "POST", "/v1/projects?wait=60", api_token(env), {"name": "after-kill"})
+        assert (code, project["status"]) == (201, "running"), project
+        time.sleep(3)  # a child that failed on a port in use would have exited by now
+        assert up.poll() is None
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+            up.wait(timeout=40)
+    log.seek(0)
+    output = log.read()
+    assert "right after starting" not in output and "Address already in use" not in output, output[-3000:]
+    time.sleep(0.5)
+    assert processes_with_env(marker) == [], "children of up outlived it"
