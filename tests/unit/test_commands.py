@@ -40,3 +40,40 @@ def test_purge_deleted_purges_only_projects_past_their_retention(user):
 def test_up_refuses_a_bind_that_is_not_host_and_port(db, bind):
     with pytest.raises(CommandError, match="--bind must be HOST:PORT"):
         call_command("up", "--bind", bind)
+
+
+def test_up_refuses_to_run_beside_another_up_with_the_same_data_directory(db):
+    from projects.management.commands.up import Command
+
+    held = Command()._lock("web")
+    try:
+        with pytest.raises(CommandError, match=r"another `manage.py up` \(pid \d+\) runs the web"):
+            call_command("up", "--no-worker")
+    finally:
+        held.close()
+
+
+def test_up_stops_what_a_killed_up_left_running_and_only_that(settings):
+    import json
+    import subprocess
+    import sys
+
+    from projects.management.commands.up import Command, _children_file, _process_started
+
+    survivor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        started = _process_started(survivor.pid)
+        # The bystander's pid with another start time: a pid reused since, never ours to stop.
+        children = [[survivor.pid, started], [bystander.pid, _process_started(bystander.pid) + 1]]
+        _children_file("workers").write_text(json.dumps({"up": 1, "children": children}))
+        err = StringIO()
+        Command(stderr=err)._stop_survivors("workers")
+        assert survivor.wait(timeout=5) is not None
+        assert bystander.poll() is None
+        assert "left 1 process(es) of the workers running: stopping them" in err.getvalue()
+        assert not _children_file("workers").exists()
+    finally:
+        for process in (survivor, bystander):
+            process.kill()
+            process.wait()

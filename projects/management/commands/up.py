@@ -190,8 +190,7 @@ class Command(BaseCommand):
             # kill a child's whole group (gunicorn's workers too) if it hangs.
             # And dies with `up`, however `up` ends (kill -9 included): the kernel
             # sends it SIGTERM when its parent goes (Linux's parent-death signal).
-            child = subprocess.Popen(commands[name], start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
-            return child
+            return subprocess.Popen(commands[name], start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
 
         def record() -> None:
             # Whatever outlives us anyway (another OS, a child that ignores SIGTERM) the next `up` stops.
@@ -270,8 +269,10 @@ def _process_started(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # Field 22, counted after the command name, which is in parentheses and may hold spaces.
-    return int(stat.rpartition(")")[2].split()[19])
+    # Fields counted after the command name, which is in parentheses and may hold spaces:
+    # the state (a zombie has ended: only its parent's wait is missing), then field 22.
+    fields = stat.rpartition(")")[2].split()
+    return None if fields[0] in {"Z", "X"} else int(fields[19])
 
 
 def _kill_groups(pids: list[int], sig: signal.Signals) -> None:
