@@ -10,6 +10,8 @@ from .services.names import NAME_MAX
 class ProjectCreateForm(forms.Form):
     """Field names are the service's (InvalidInput.field), so its refusals land on the right field."""
 
+    not_offered: list[str]  # offerings this installation cannot run, said on the form
+
     name = forms.CharField(
         max_length=NAME_MAX,
         help_text="A label for you, unique among your projects; you will type it to confirm a delete or a purge.",
@@ -23,7 +25,7 @@ class ProjectCreateForm(forms.Form):
         offer_choices(self)
 
 
-def offer_choices(form: forms.Form) -> None:
+def offer_choices(form: "ProjectCreateForm | ProjectRetryForm") -> None:
     """Only what this installation can run (its image could be had), read at each use: `up` may have changed it."""
     offered = offer()
     versions = sorted(offered.postgres, key=int, reverse=True)
@@ -37,6 +39,8 @@ def offer_choices(form: forms.Form) -> None:
 
 class ProjectRetryForm(forms.Form):
     """Retry a failed create with other choices (the start action's optional fields)."""
+
+    not_offered: list[str]
 
     postgres_version = forms.ChoiceField(label="PostgreSQL version")
     api = forms.ChoiceField(label="API", widget=forms.RadioSelect)

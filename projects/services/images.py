@@ -106,13 +106,14 @@ def image_build(*, image: str, say: Say) -> float:
 # --- what `up` runs --------------------------------------------------------------------
 
 
-def images_ensure(*, say: Say, mode: str | None = None) -> Offer:
+def images_ensure(*, say: Say, mode: str | None = None, fetch: bool = True) -> Offer:
     """Make every offering's image available if it can be had, record the offer, and return it.
 
     Present → used. Pullable (BERTH_PULL_IMAGES) → pulled. Neither → with
     BERTH_IMAGES=auto Berth's own equivalent is built; with `pull` it is only
     said. What still cannot be had is not offered. Never raises over an image:
-    `up` serves whatever can run.
+    `up` serves whatever can run. `fetch=False` only looks (after a build by
+    hand: the offer grows without a restart).
     """
     mode = mode or settings.BERTH_IMAGES
     runtime = get_runtime()
@@ -126,6 +127,9 @@ def images_ensure(*, say: Say, mode: str | None = None) -> Offer:
             chosen[need.key] = have
             continue
         reasons = [f"{need.configured} is not on the engine"]
+        if not fetch:
+            missing[need.key] = reasons[0] + (f" nor {need.own}" if need.own else "")
+            continue
         if settings.BERTH_PULL_IMAGES:
             say(f"{need.label}: pulling {need.configured}")
             started = time.monotonic()

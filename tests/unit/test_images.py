@@ -299,3 +299,14 @@ def test_up_says_in_one_line_when_postgrest_cannot_be_had(configured, fake_runti
     command._check_images()
     assert "PostgREST cannot be had here: new projects default to PostGraphile." in out.getvalue()
     assert "Offering PostgreSQL 15, 17 with PostGraphile." in out.getvalue()
+
+
+def test_images_build_by_hand_grows_the_offer_that_up_recorded_without_a_restart(configured, fake_runtime, builds):
+    fake_runtime.images = {"postgres:17", "graphile/postgraphile:4"}
+    ensure(mode="pull")
+    assert "15" not in offer().postgres
+    fake_runtime.images.add("berth/postgres:15")  # what `images build berth/postgres:15` leaves
+    out = io.StringIO()
+    call_command("images", "build", "berth/postgres:15", stdout=out)
+    assert offer().postgres["15"] == "berth/postgres:15"
+    assert "Offered now: PostgreSQL 15, 17" in out.getvalue()

@@ -8,8 +8,8 @@ progress and the time each took.
 from django.core.management.base import BaseCommand, CommandError
 
 from projects.runtime import RuntimeFailure
-from projects.runtime.images import offer, own_images, own_recipe
-from projects.services.images import BuildImpossible, build_requirements, image_build, images_listing
+from projects.runtime.images import offer, own_images, own_recipe, record_path
+from projects.services.images import BuildImpossible, build_requirements, image_build, images_ensure, images_listing
 
 
 class Command(BaseCommand):
@@ -62,6 +62,10 @@ class Command(BaseCommand):
             except (BuildImpossible, RuntimeFailure) as exc:
                 failed.append(name)
                 self.stderr.write(f"{name}: {exc}")
+        if record_path().exists():
+            # `up` recorded what it could run: what was just built is offered at once, no restart needed.
+            current = images_ensure(say=self.stdout.write, fetch=False)
+            self.stdout.write(f"Offered now: PostgreSQL {', '.join(sorted(current.postgres, key=int)) or 'none'}; APIs {', '.join(sorted(current.api)) or 'none'}.")
         if failed:
             raise CommandError(f"not built: {', '.join(failed)}")
 
