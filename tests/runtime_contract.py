@@ -91,6 +91,16 @@ class RuntimeContract:
         state = runtime.stack_state(spec.project_id)
         assert state.containers == () and not state.network and not state.volume
 
+    def test_images_present_names_only_the_images_the_engine_has(self, runtime, make_spec):
+        spec = make_spec()
+        assert runtime.images_present({spec.db.image, "offline/does-not-exist:1"}) == {spec.db.image}
+
+    def test_pulling_an_image_no_registry_has_is_image_unavailable_naming_it(self, runtime):
+        lines: list[str] = []
+        with pytest.raises(ImageUnavailable, match="offline/does-not-exist:1"):
+            runtime.image_pull("offline/does-not-exist:1", progress=lines.append)
+        assert runtime.images_present({"offline/does-not-exist:1"}) == set()
+
     def test_taken_host_port_fails_with_port_unavailable(self, runtime, make_spec, hold_port):
         spec = make_spec()
         hold_port(spec.db.host_port)
