@@ -165,8 +165,9 @@ def test_up_killed_with_kill_9_takes_its_children_along_and_starts_again_cleanly
 
         up = start_up(env, port, log)
         wait_for(lambda: answers(f"{base}/accounts/login/"), timeout_s=120, what="the restarted web server to answer")
-        code, project = call(base, "POST", "/v1/projects?wait=60", api_token(env), {"name": "after-kill"})
-        assert (code, project["status"]) == (201, "running"), project
+        code, project = call(base, "POST", "/v1/projects?wait=120", api_token(env), {"name": "after-kill"})
+        log.seek(0)
+        assert (code, project["status"]) == (201, "running"), (project, log.read()[-4000:])
         time.sleep(3)  # a child that failed on a port in use would have exited by now
         assert up.poll() is None
     finally:
