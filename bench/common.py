@@ -20,12 +20,12 @@ RESULTS = ROOT / "bench" / "results"
 RUN_ID = secrets.token_hex(3)
 LABEL = f"berth.bench={RUN_ID}"
 
-# A Berth on the offline images, on ports away from a development Berth's and the tests'.
+# A Berth on its own images (`manage.py images build`), on ports away from a development Berth's and the tests'.
 BENCH_ENV = {
     "BERTH_DATA_DIR": f"/tmp/berth-bench-{RUN_ID}",
-    "BERTH_POSTGRES_IMAGES": "15=offline/postgres:15,17=offline/postgres:17",
+    "BERTH_POSTGRES_IMAGES": "15=berth/postgres:15,17=berth/postgres:17",
     "BERTH_DEFAULT_POSTGRES_VERSION": "17",
-    "BERTH_POSTGRAPHILE_IMAGE": "offline/postgraphile:4",
+    "BERTH_POSTGRAPHILE_IMAGE": "berth/postgraphile:4",
     "BERTH_DEFAULT_API": "postgraphile",
     "BERTH_PUBLIC_HOST": "127.0.0.1",
     "BERTH_DB_PORTS": "19000-19249",  # the references (bench/references.py) use 19250-19499
