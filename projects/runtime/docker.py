@@ -45,6 +45,7 @@ from .base import (
     network_name,
     volume_name,
 )
+from .images import own_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,9 @@ class DockerRuntime:
                 pass
             if not self.pull_images:
                 raise ImageUnavailable(f"image {image} is not on the engine (pulling is off: BERTH_PULL_IMAGES=0)")
+            if own_recipe(image) is not None:
+                # Never pulled: a registry's image of that name is someone else's.
+                raise ImageUnavailable(f"image {image} is not on the engine: `manage.py images build {image}` builds it")
             self.image_pull(image, progress=lambda line: logger.info("%s", line))
 
     # --- images (manage.py images, up) ----------------------------------------

@@ -130,7 +130,8 @@ def images_ensure(*, say: Say, mode: str | None = None, fetch: bool = True) -> O
         if not fetch:
             missing[need.key] = reasons[0] + (f" nor {need.own}" if need.own else "")
             continue
-        if settings.BERTH_PULL_IMAGES:
+        # Berth's own names are never pulled: a registry's image of that name is someone else's.
+        if settings.BERTH_PULL_IMAGES and own_recipe(need.configured) is None:
             say(f"{need.label}: pulling {need.configured}")
             started = time.monotonic()
             try:

@@ -310,3 +310,12 @@ def test_images_build_by_hand_grows_the_offer_that_up_recorded_without_a_restart
     call_command("images", "build", "berth/postgres:15", stdout=out)
     assert offer().postgres["15"] == "berth/postgres:15"
     assert "Offered now: PostgreSQL 15, 17" in out.getvalue()
+
+
+def test_berths_own_names_are_built_never_pulled(configured, settings, fake_runtime, builds):
+    # A registry's "berth/postgres" would be someone else's image under Berth's name.
+    settings.BERTH_POSTGRES_IMAGES = {"17": "berth/postgres:17"}
+    fake_runtime.images = {"graphile/postgraphile:4"}
+    fake_runtime.pullable = {"berth/postgres:17"}
+    ensure()
+    assert builds == ["berth/postgres:17"]  # pulled, it would not have been built
