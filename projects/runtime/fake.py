@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from .base import (
     PROJECT_LABEL,
@@ -216,7 +217,7 @@ class FakeRuntime:
         if self.images is not None:
             self.images.add(image)
 
-    def image_build(self, context, tag: str, *, buildargs: dict[str, str], progress: Callable[[str], None]) -> None:
+    def image_build(self, context: Path, tag: str, *, buildargs: dict[str, str], progress: Callable[[str], None]) -> None:
         self._call("image_build")
         progress(f"{tag}: built")
         self.built.append((tag, buildargs))

@@ -41,7 +41,7 @@ def builds(monkeypatch, fake_runtime):
 
     def image_build(*, image, say):
         built.append(image)
-        fake_runtime.image_build(None, image, buildargs={}, progress=say)
+        fake_runtime.image_build(image_services.RECIPES, image, buildargs={}, progress=say)
         return 1.0
 
     monkeypatch.setattr(image_services, "image_build", image_build)
