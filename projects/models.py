@@ -9,7 +9,7 @@ import secrets
 from urllib.parse import quote
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
 from .crypto import secret_decrypt, secret_encrypt
@@ -23,6 +23,46 @@ def is_public_id(value: str) -> bool:
     """Whether `value` has the shape of a public id. Anything else is not found
     without a query (and PostgreSQL refuses NUL characters in one)."""
     return len(value) == 12 and all(c in "0123456789abcdef" for c in value)
+
+
+class InstallationManager(models.Manager["Installation"]):
+    def current(self) -> "Installation":
+        """This Berth's row, made the first time it is asked for (by whichever process asks first)."""
+        found = self.filter(pk=Installation.PK).first()
+        if found is not None:
+            return found
+        try:
+            with transaction.atomic():
+                return self.create(pk=Installation.PK)
+        except IntegrityError:
+            return self.get(pk=Installation.PK)  # another process made it a moment ago
+
+
+class Installation(models.Model):
+    """This Berth, as opposed to another on the same engine: one row, made once.
+
+    `install_id` labels every engine object Berth makes (`berth.install`), so
+    two Berths sharing an engine never take each other's objects for orphans.
+    The row is also the lock every allocation (ports, subnets) takes, so
+    concurrent creates choose one after another instead of colliding.
+    """
+
+    PK = 1
+
+    install_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InstallationManager()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="installation_is_one_row")]
+
+    def __str__(self) -> str:
+        return f"installation {self.install_id}"
+
+
+def installation_id() -> str:
+    return Installation.objects.current().install_id
 
 
 class Project(models.Model):

@@ -1,4 +1,11 @@
-"""Host ports: allocated from the configured ranges, unique by constraint, skipping ports in use."""
+"""Host ports: allocated from the configured ranges, unique by constraint, skipping ports in use.
+
+Allocations take one lock first (the installation's row), so concurrent
+creates choose one after another. Without it, on PostgreSQL every create
+chose the same lowest free port, all but one lost it to the unique
+constraint, and they did so again round after round until they gave up with
+ports to spare.
+"""
 
 import errno
 import socket
@@ -6,11 +13,22 @@ import socket
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from projects.models import Project
+from projects.models import Installation, Project
 
 from .errors import PortsExhausted
 
 ATTEMPTS = 8
+
+
+def allocation_lock() -> None:
+    """Serialise allocations until the caller's transaction ends (call inside one).
+
+    PostgreSQL: a row lock, held to commit, so the next allocator reads what
+    this one reserved. SQLite: its IMMEDIATE transactions already run one at a time.
+    """
+    if not Installation.objects.select_for_update().filter(pk=Installation.PK).values_list("pk", flat=True):
+        Installation.objects.current()  # the first allocation ever: make the row, then lock it
+        list(Installation.objects.select_for_update().filter(pk=Installation.PK).values_list("pk", flat=True))
 
 
 def port_is_free_on_host(port: int) -> bool:
@@ -38,19 +56,25 @@ def _first_free(low: int, high: int, reserved: set[int], variable: str) -> int:
 
 
 def project_insert_with_ports(project: Project) -> Project:
-    """Save a new project with a free db and api port, retrying when another create wins a port."""
-    for _ in range(ATTEMPTS):
-        reserved = set(Project.objects.filter(db_port__isnull=False).values_list("db_port", flat=True))
-        reserved |= set(Project.objects.filter(api_port__isnull=False).values_list("api_port", flat=True))
-        project.db_port = _first_free(*settings.BERTH_DB_PORTS, reserved, "BERTH_DB_PORTS")
-        project.api_port = _first_free(*settings.BERTH_API_PORTS, reserved, "BERTH_API_PORTS")
-        try:
-            with transaction.atomic():
-                project.save(force_insert=True)
-            return project
-        except IntegrityError:
-            # Another create took one of these ports between our read and our
-            # insert; the unique constraint caught it. Read again and retry.
-            project.pk = None
-            continue
-    raise PortsExhausted("could not reserve ports: too many projects were created at the same moment; try again")
+    """Save a new project with a free db and api port; PortsExhausted only when a range has none left.
+
+    Call it inside the create's transaction: the lock is held until that commits.
+    """
+    with transaction.atomic():
+        allocation_lock()
+        for _ in range(ATTEMPTS):
+            reserved = set(Project.objects.filter(db_port__isnull=False).values_list("db_port", flat=True))
+            reserved |= set(Project.objects.filter(api_port__isnull=False).values_list("api_port", flat=True))
+            project.db_port = _first_free(*settings.BERTH_DB_PORTS, reserved, "BERTH_DB_PORTS")
+            project.api_port = _first_free(*settings.BERTH_API_PORTS, reserved, "BERTH_API_PORTS")
+            try:
+                with transaction.atomic():
+                    project.save(force_insert=True)
+                return project
+            except IntegrityError:
+                # Under the lock only a writer that skips it (a hand edit in the
+                # admin) can take a port between our read and our insert; the
+                # unique constraint caught it. Read again and retry.
+                project.pk = None
+                continue
+    raise PortsExhausted("could not reserve ports: they were taken as fast as they were chosen; try again")

@@ -1,4 +1,5 @@
 import socket
+import threading
 
 import pytest
 
@@ -44,3 +45,41 @@ def test_deleted_projects_keep_their_ports(user, narrow_ranges):
         lifecycle.project_delete(project=project)
     with pytest.raises(PortsExhausted):
         lifecycle.project_create(owner=user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_all_get_ports_while_ports_are_free(settings):
+    """Many requests creating at the same moment, on real threads and real connections.
+
+    Each create commits its ports with its operation; a port another create holds
+    uncommitted must not make this one give up while free ports remain.
+    """
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    # Operations are queued, not run: only the allocation is under test.
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    settings.BERTH_DB_PORTS = (16900, 16999)
+    settings.BERTH_API_PORTS = (17900, 17999)
+    owner = get_user_model().objects.create_user("racer", password="racer-password-1")
+    threads_n = 16
+    barrier = threading.Barrier(threads_n)
+    outcomes: list[object] = []
+
+    def create() -> None:
+        try:
+            barrier.wait(timeout=30)
+            outcomes.append(lifecycle.project_create(owner=owner).project.db_port)
+        except Exception as exc:
+            outcomes.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=create) for _ in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    failures = [o for o in outcomes if isinstance(o, Exception)]
+    assert not failures, f"{len(failures)} of {threads_n} creates failed with free ports left: {failures[:3]}"
+    assert len(set(outcomes)) == threads_n
