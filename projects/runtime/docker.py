@@ -265,12 +265,24 @@ class DockerRuntime:
         # One list call (not stack_state's three): delete is on the path a person waits on.
         with self._engine(f"listing project {project_id}'s containers"):
             found = self.api.containers(all=True, filters={"label": _label_filter(project_id)})
-        for c in map(_container_state, found):
-            with self._engine(f"removing {c.name}"):
-                try:
-                    self.api.remove_container(c.name, force=True)
-                except docker.errors.NotFound:
-                    pass
+        states = list(map(_container_state, found))
+        # The api first: it holds nothing, so it is removed at once, and the
+        # database's shutdown then has no client to end.
+        for c in sorted(states, key=lambda c: c.service == "db"):
+            self._stop_then_remove(c.name, running=c.running and c.service != "api")
+
+    def _stop_then_remove(self, name: str, *, running: bool) -> None:
+        # A forced removal SIGKILLs: a postgres killed so must recover on its
+        # next start ("not properly shut down"). A running server is stopped
+        # first, with the container's own stop timeout (what the engine uses
+        # when none is given), so it checkpoints and exits cleanly.
+        with self._engine(f"stopping {name}"):
+            try:
+                if running:
+                    self.api.stop(name)
+                self.api.remove_container(name, force=True)
+            except docker.errors.NotFound:
+                pass
 
     def stack_purge(self, project_id: str) -> None:
         self.stack_remove_containers(project_id)
@@ -444,7 +456,9 @@ class DockerRuntime:
                 self.api.create_network(spec.network, driver="bridge", internal=True, labels=spec.labels)
         with self._engine(f"creating {spec.name}"):
             try:
-                self.api.remove_container(spec.name, force=True)  # a leftover of an attempt that died
+                # A leftover of an attempt that died, perhaps still serving the project's data.
+                self.api.stop(spec.name)
+                self.api.remove_container(spec.name, force=True)
             except docker.errors.NotFound:
                 pass
             host_config = self.api.create_host_config(
@@ -468,7 +482,11 @@ class DockerRuntime:
         # Only what carries Berth's label: a same-named object someone else made is left alone.
         with self._engine(f"removing {name}"):
             try:
-                if _managed(self.api.inspect_container(name)["Config"].get("Labels")):
+                info = self.api.inspect_container(name)
+                if _managed(info["Config"].get("Labels")):
+                    # A dump's throwaway runs a server on the project's own data directory: stop it cleanly too.
+                    if (info.get("State") or {}).get("Running"):
+                        self.api.stop(name)
                     self.api.remove_container(name, force=True, v=True)
             except docker.errors.NotFound:
                 pass
