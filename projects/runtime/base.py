@@ -14,6 +14,9 @@ from typing import Protocol
 MANAGED_LABEL = "berth.managed"
 PROJECT_LABEL = "berth.project"
 SERVICE_LABEL = "berth.service"
+# Which Berth made the object (its Installation's id): another Berth on the same
+# engine carries another, and is neither reported nor touched.
+INSTALL_LABEL = "berth.install"
 
 
 # --- names of engine objects ------------------------------------------------
@@ -156,6 +159,7 @@ class ContainerState:
     health: str | None = None  # healthy, unhealthy, starting, or None without a healthcheck
     image: str = ""
     host_ports: tuple[int, ...] = ()
+    install: str = ""  # its berth.install label; "" on objects made before installations were labelled
 
     @property
     def running(self) -> bool:
@@ -180,6 +184,7 @@ class EngineInventory:
     containers: tuple[ContainerState, ...] = ()
     networks: dict[str, str] = field(default_factory=dict)  # name -> project id
     volumes: dict[str, str] = field(default_factory=dict)  # name -> project id
+    installs: dict[str, str] = field(default_factory=dict)  # network or volume name -> its berth.install label, if any
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import psycopg
 import requests.exceptions
 
 from .base import (
+    INSTALL_LABEL,
     MANAGED_LABEL,
     PROJECT_LABEL,
     SERVICE_LABEL,
@@ -318,12 +319,12 @@ class DockerRuntime:
         label = f"{MANAGED_LABEL}=true"
         with self._engine("listing Berth's objects"):
             containers = self.containers()
-            networks = {n["Name"]: (n.get("Labels") or {}).get(PROJECT_LABEL, "") for n in self.api.networks(filters={"label": label})}
-            volumes = {
-                v["Name"]: (v.get("Labels") or {}).get(PROJECT_LABEL, "")
-                for v in self.api.volumes(filters={"label": label}).get("Volumes") or []
-            }
-        return EngineInventory(containers=containers, networks=networks, volumes=volumes)
+            found_networks = self.api.networks(filters={"label": label})
+            found_volumes = self.api.volumes(filters={"label": label}).get("Volumes") or []
+        networks = {n["Name"]: (n.get("Labels") or {}).get(PROJECT_LABEL, "") for n in found_networks}
+        volumes = {v["Name"]: (v.get("Labels") or {}).get(PROJECT_LABEL, "") for v in found_volumes}
+        installs = {o["Name"]: (o.get("Labels") or {}).get(INSTALL_LABEL, "") for o in [*found_networks, *found_volumes]}
+        return EngineInventory(containers=containers, networks=networks, volumes=volumes, installs=installs)
 
     def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str:
         name = container_name(project_id, service)
@@ -587,6 +588,7 @@ def _container_state(c: dict) -> ContainerState:
         status=c.get("State") or "unknown",
         health=health,
         image=c.get("Image") or "",
+        install=labels.get(INSTALL_LABEL, ""),
         host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or [] if p.get("PublicPort")})),
     )
 

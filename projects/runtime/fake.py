@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .base import (
+    INSTALL_LABEL,
     PROJECT_LABEL,
     SERVICE_LABEL,
     ContainerState,
@@ -47,6 +48,7 @@ class FakeRuntime:
         self.containers_by_name: dict[str, ContainerState] = {}
         self.networks: dict[str, str] = {}
         self.volumes: dict[str, str] = {}
+        self.installs: dict[str, str] = {}  # network or volume name -> its berth.install label
         self.taken_ports: set[int] = set()  # ports something outside Berth holds
         self.calls: Counter[str] = Counter()
         self.pending_events: list[EngineEvent] = []
@@ -94,13 +96,15 @@ class FakeRuntime:
                 raise ImageUnavailable(f"image {c.image} is not on the engine and could not be pulled")
         self.networks.setdefault(spec.network, spec.project_id)
         self.volumes.setdefault(spec.volume, spec.project_id)
+        for name in (spec.network, spec.volume):
+            self.installs.setdefault(name, spec.labels.get(INSTALL_LABEL, ""))
         for c in spec.containers:
             if c.volume_mount:
                 self.mounts[c.name] = spec.volume
             if c.name not in self.containers_by_name:
                 self.containers_by_name[c.name] = ContainerState(
                     name=c.name, project_id=spec.project_id, service=c.service, status="created",
-                    image=c.image, host_ports=(c.host_port,),
+                    image=c.image, host_ports=(c.host_port,), install=c.labels.get(INSTALL_LABEL, ""),
                 )  # fmt: skip
         if start:
             for c in spec.containers:
@@ -145,8 +149,9 @@ class FakeRuntime:
     def inventory(self) -> EngineInventory:
         self._call("inventory")
         return EngineInventory(
-            containers=tuple(self.containers_by_name.values()), networks=dict(self.networks), volumes=dict(self.volumes)
-        )
+            containers=tuple(self.containers_by_name.values()), networks=dict(self.networks), volumes=dict(self.volumes),
+            installs={name: self.installs.get(name, "") for name in [*self.networks, *self.volumes]},
+        )  # fmt: skip
 
     def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str:
         self._call("container_logs")
@@ -192,8 +197,9 @@ class FakeRuntime:
         self.networks.setdefault(spec.network, project_id)
         self.mounts[spec.name] = spec.volume_name
         self.containers_by_name[spec.name] = ContainerState(
-            name=spec.name, project_id=project_id, service=spec.labels.get(SERVICE_LABEL, ""), status="running", image=spec.image
-        )
+            name=spec.name, project_id=project_id, service=spec.labels.get(SERVICE_LABEL, ""), status="running", image=spec.image,
+            install=spec.labels.get(INSTALL_LABEL, ""),
+        )  # fmt: skip
 
     def scratch_remove(self, name: str) -> None:
         self._call("scratch_remove")

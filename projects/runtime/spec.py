@@ -1,7 +1,8 @@
 """Project → StackSpec: everything the engine needs to run one project, as pure data.
 
 No engine here, so the whole container contract (names, labels, environment,
-commands, limits, probes) is unit-tested without one. The images are the
+commands, limits, probes) is unit-tested without one; the one database read
+is the installation's id, for the `berth.install` label. The images are the
 offered ones (runtime/images.py: what `up` found on the engine).
 """
 
@@ -10,7 +11,10 @@ from urllib.parse import quote
 
 from django.conf import settings
 
+from projects.models import installation_id
+
 from .base import (
+    INSTALL_LABEL,
     MANAGED_LABEL,
     PROJECT_LABEL,
     SERVICE_LABEL,
@@ -72,7 +76,7 @@ CREATE EVENT TRIGGER berth_pgrst_reload ON ddl_command_end EXECUTE PROCEDURE ber
 
 
 def project_labels(project_id: str) -> dict[str, str]:
-    return {**settings.BERTH_EXTRA_LABELS, MANAGED_LABEL: "true", PROJECT_LABEL: project_id}
+    return {**settings.BERTH_EXTRA_LABELS, MANAGED_LABEL: "true", PROJECT_LABEL: project_id, INSTALL_LABEL: installation_id()}
 
 
 def postgres_settings() -> dict[str, str]:

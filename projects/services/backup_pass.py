@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
-from projects.models import Backup, BackupSchedule, Operation, Project
+from projects.models import Backup, BackupSchedule, Operation, Project, installation_id
 from projects.runtime import Runtime, RuntimeFailure, get_runtime
 
 from .backup_engine import SCRATCH_SERVICES
@@ -98,7 +98,8 @@ def backups_settle_orphans(*, runtime: Runtime | None = None, report: BackupsRep
             partial.unlink(missing_ok=True)
             report.cleaned.append(str(partial))
     try:
-        scratch = [c for c in runtime.containers() if c.service in SCRATCH_SERVICES]
+        # Another installation's throwaways (berth.install) are its own business.
+        scratch = [c for c in runtime.containers() if c.service in SCRATCH_SERVICES and c.install in (installation_id(), "")]
         # Read after the listing: a throwaway listed while its operation ran is
         # never taken for a leftover, even if that operation started just now.
         idle = set(

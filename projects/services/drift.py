@@ -9,11 +9,11 @@ person, because Berth never removes what it cannot account for).
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from projects.models import Project
+from projects.models import Project, installation_id
 from projects.runtime import ContainerState, EngineInventory, Runtime, RuntimeFailure, get_runtime
 from projects.runtime.base import object_names, object_prefix
 
-from .sync import DriftKind, observed_health, project_drift
+from .sync import DriftKind, belongs_here, observed_health, project_drift
 
 S = Project.Status
 # Statuses whose project has a data volume on the engine (or is about to).
@@ -50,7 +50,7 @@ def _orphan(kind: str, name: str, project_id: str, remove: str) -> DriftEntry:
 
 
 def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
-    """Compare every Berth-labelled object with every project; three engine calls, two queries."""
+    """Compare every object of this installation with every project; three engine calls, three queries."""
     runtime = runtime or get_runtime()
     report = DriftReport()
     try:
@@ -58,20 +58,28 @@ def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
     except RuntimeFailure as exc:
         report.engine_error = str(exc)
         return report
-    report.objects_checked = len(inventory.containers) + len(inventory.networks) + len(inventory.volumes)
+    projects = {p.public_id: p for p in Project.objects.only("id", "public_id", "status", "health", "db_port", "api_port")}
+    report.projects_checked = len(projects)
+    # Only this installation's objects (and unlabelled ones of its projects):
+    # another Berth on the same engine is not drift, and never an orphan.
+    this_install = installation_id()
+
+    def ours(install: str, project_id: str) -> bool:
+        return belongs_here(install, project_id, mine=this_install, projects=projects)
 
     containers: dict[str, list[ContainerState]] = defaultdict(list)
     for c in inventory.containers:
-        containers[c.project_id].append(c)
+        if ours(c.install, c.project_id):
+            containers[c.project_id].append(c)
     networks: dict[str, list[str]] = defaultdict(list)
     for name, project_id in inventory.networks.items():
-        networks[project_id].append(name)
+        if ours(inventory.installs.get(name, ""), project_id):
+            networks[project_id].append(name)
     volumes: dict[str, list[str]] = defaultdict(list)
     for name, project_id in inventory.volumes.items():
-        volumes[project_id].append(name)
-
-    projects = {p.public_id: p for p in Project.objects.only("id", "public_id", "status", "health", "db_port", "api_port")}
-    report.projects_checked = len(projects)
+        if ours(inventory.installs.get(name, ""), project_id):
+            volumes[project_id].append(name)
+    report.objects_checked = sum(map(len, containers.values())) + sum(map(len, networks.values())) + sum(map(len, volumes.values()))
     for project_id, project in sorted(projects.items()):
         report.entries.extend(_project_entries(project, containers[project_id], volumes[project_id], networks[project_id]))
 

@@ -9,14 +9,14 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from django.db import close_old_connections
 from django.utils import timezone
 
-from projects.models import Project
+from projects.models import Project, installation_id
 from projects.runtime import ContainerState, EngineEvent, Runtime, RuntimeFailure, get_runtime
 
 from .operations import operation_recover_stale
@@ -82,6 +82,17 @@ def observed_health(containers: Iterable[ContainerState], *, previous: str | Non
     return H.UNHEALTHY
 
 
+def belongs_here(install: str, project_id: str, *, mine: str, projects: Container[str]) -> bool:
+    """Whether an engine object labelled `install` is this installation's.
+
+    Its own label says so; an object without one (made before installations
+    were labelled) is adopted when its project is one of ours, and gets the
+    label when it is recreated. Anything else is another Berth's: never
+    reported, never touched.
+    """
+    return install == mine or (install == "" and project_id in projects)
+
+
 def project_drift(project: Project, health: str, containers: list[ContainerState]) -> Drift | None:
     """How observation contradicts the project's status, and the action that repairs it."""
     status = project.status
@@ -140,9 +151,11 @@ def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
         logger.warning("sync: %s; every project's health is now unknown", exc)
         return report
 
+    mine = installation_id()
     by_project: dict[str, list[ContainerState]] = defaultdict(list)
     for c in containers:
-        by_project[c.project_id].append(c)
+        if c.install in (mine, ""):  # "": adopted below if its project is ours
+            by_project[c.project_id].append(c)
 
     changed: list[Project] = []
     known: set[str] = set()
@@ -152,22 +165,23 @@ def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
         if project.status == S.PURGED and project.public_id not in by_project:
             continue
         report.checked += 1
-        mine = by_project.get(project.public_id, [])
-        health = observed_health(mine, previous=project.health)
+        stack = by_project.get(project.public_id, [])
+        health = observed_health(stack, previous=project.health)
         if health != project.health:
             project.health = health
             project.observed_at = now
             changed.append(project)
-        if drift := project_drift(project, health, mine):
+        if drift := project_drift(project, health, stack):
             report.drift.append(drift)
     Project.objects.bulk_update(changed, ["health", "observed_at"], batch_size=500)
     # Every other row was observed now too, and did not change: one statement.
     live.update(observed_at=now)
     report.changed = len(changed)
 
-    for project_id, mine in sorted(by_project.items()):
-        if project_id not in known:
-            names = ", ".join(sorted(c.name for c in mine))
+    for project_id, stack in sorted(by_project.items()):
+        ours = [c for c in stack if belongs_here(c.install, project_id, mine=mine, projects=known)]
+        if project_id not in known and ours:
+            names = ", ".join(sorted(c.name for c in ours))
             report.drift.append(
                 Drift(project_id or "?", f"Berth-labelled containers without a project: {names}", "none automatic: inspect, then remove by hand")
             )

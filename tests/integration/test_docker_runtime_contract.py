@@ -8,6 +8,9 @@ from projects.services.ports import port_is_free_on_host
 from tests.runtime_contract import RuntimeContract
 from tests.unit.test_runtime_contract import spec_for_new_project
 
+# The spec reads the installation id (berth.install) from Berth's database.
+pytestmark = pytest.mark.django_db
+
 
 def free_ports(low: int, high: int):
     for port in range(low, high + 1):

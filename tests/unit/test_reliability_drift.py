@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 from django.core.management import call_command
 
-from projects.models import Project
+from projects.models import Installation, Project, installation_id
 from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import ContainerState
 from projects.services import lifecycle
@@ -38,13 +38,20 @@ def test_a_healthy_stack_has_no_drift_and_the_command_exits_0(user, fake_runtime
     assert "1 project(s) and 4 engine object(s) checked, 0 drift; nothing was changed" in capsys.readouterr().out
 
 
-def test_objects_without_a_project_are_listed_each_with_a_manual_fix_and_kept(user, fake_runtime, capsys):
-    fake_runtime.containers_by_name[f"project_{STRAY}_db"] = ContainerState(
-        name=f"project_{STRAY}_db", project_id=STRAY, service="db", status="running"
+def stray_objects(fake_runtime, install: str, project_id: str = STRAY) -> None:
+    """A db container, a network and a volume of `project_id`, labelled as made by `install`."""
+    fake_runtime.containers_by_name[f"project_{project_id}_db"] = ContainerState(
+        name=f"project_{project_id}_db", project_id=project_id, service="db", status="running", install=install
     )
-    fake_runtime.networks[f"project_{STRAY}_net"] = STRAY
-    fake_runtime.volumes[f"project_{STRAY}_data"] = STRAY
+    fake_runtime.networks[f"project_{project_id}_net"] = project_id
+    fake_runtime.volumes[f"project_{project_id}_data"] = project_id
+    fake_runtime.installs[f"project_{project_id}_net"] = fake_runtime.installs[f"project_{project_id}_data"] = install
+
+
+def test_objects_without_a_project_are_listed_each_with_a_manual_fix_and_kept(user, fake_runtime, capsys):
+    stray_objects(fake_runtime, installation_id())
     fake_runtime.volumes["berth_unlabelled_data"] = ""
+    fake_runtime.installs["berth_unlabelled_data"] = installation_id()
 
     entries = drift_report().entries
 
@@ -62,6 +69,53 @@ def test_objects_without_a_project_are_listed_each_with_a_manual_fix_and_kept(us
     assert code == 1 and f"orphan: project_{STRAY}_net:" in out and "4 drift; nothing was changed" in out
     assert f"project_{STRAY}_data" in fake_runtime.volumes
     assert_nothing_removed(fake_runtime)
+
+
+def test_another_installations_objects_are_neither_drift_nor_orphans_nor_touched(user, fake_runtime, capsys):
+    project = running_project(user)
+    stray_objects(fake_runtime, "0ther0install")
+    # Even one carrying a project id this installation knows: the label decides.
+    fake_runtime.containers_by_name["project_x_dump_y"] = ContainerState(
+        name="project_x_dump_y", project_id=project.public_id, service="backup-dump", status="running", install="0ther0install"
+    )
+
+    report = drift_report()
+    assert report.entries == [] and report.objects_checked == 4
+    assert lifecycle_sync().drift == []
+    from projects.services.backups import backups_settle_orphans
+
+    assert backups_settle_orphans().cleaned == []
+    assert "project_x_dump_y" in fake_runtime.containers_by_name and f"project_{STRAY}_db" in fake_runtime.containers_by_name
+    assert_nothing_removed(fake_runtime)
+
+
+def test_unlabelled_objects_of_this_installations_projects_are_adopted_and_others_left_unreported(user, fake_runtime):
+    project = running_project(user)
+    # Made before installations were labelled: the project's stack, and a stray of a project nobody here knows.
+    for name, state in list(fake_runtime.containers_by_name.items()):
+        fake_runtime.containers_by_name[name] = replace(state, install="")
+    for name in fake_runtime.installs:
+        fake_runtime.installs[name] = ""
+    stray_objects(fake_runtime, "")
+
+    assert drift_report().entries == []
+    assert lifecycle_sync().drift == []
+    project.refresh_from_db()
+    assert project.health == Project.Health.HEALTHY
+
+
+def test_the_installation_id_is_made_once_and_labels_every_object(user, fake_runtime):
+    running_project(user)
+    install_id = installation_id()
+    assert Installation.objects.count() == 1 and installation_id() == install_id
+    assert {c.install for c in fake_runtime.containers_by_name.values()} == {install_id}
+    assert set(fake_runtime.installs.values()) == {install_id}
+
+
+def lifecycle_sync():
+    from projects.services.sync import projects_sync
+
+    return projects_sync()
 
 
 def test_a_running_project_whose_containers_vanished_is_fixed_by_start(user, fake_runtime):
@@ -141,6 +195,7 @@ def test_the_staff_page_lists_each_entry_with_its_fix_and_changes_nothing(user, 
     project = running_project(user)
     fake_runtime.stack_remove_containers(project.public_id)
     fake_runtime.volumes[f"project_{STRAY}_data"] = STRAY
+    fake_runtime.installs[f"project_{STRAY}_data"] = installation_id()
     fake_runtime.calls.clear()
     client.force_login(django_user_model.objects.create_user("ops", password="ops-password-1", is_staff=True))
     page = client.get("/drift").content.decode()

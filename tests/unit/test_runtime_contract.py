@@ -8,6 +8,9 @@ from projects.runtime.fake import FakeRuntime
 from projects.runtime.spec import stack_spec
 from tests.runtime_contract import RuntimeContract
 
+# The spec reads the installation id (berth.install) from Berth's database.
+pytestmark = pytest.mark.django_db
+
 
 def spec_for_new_project(db_port: int, api_port: int, api_image: str | None = None):
     project = Project(public_id=secrets.token_hex(6), name="contract", postgres_version="17", api_flavour="postgraphile",

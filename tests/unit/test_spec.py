@@ -6,6 +6,9 @@ from projects.models import Project
 from projects.runtime.base import MANAGED_LABEL, PROJECT_LABEL, SERVICE_LABEL
 from projects.runtime.spec import stack_spec
 
+# The spec reads the installation id (berth.install) from Berth's database.
+pytestmark = pytest.mark.django_db
+
 
 def make_project(api="postgrest", version="17", password="s3cret/with:odd@chars%") -> Project:
     project = Project(public_id="0123456789ab", name="demo", postgres_version=version, api_flavour=api, db_port=6201, api_port=7201)

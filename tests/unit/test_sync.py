@@ -1,6 +1,6 @@
 """Sync against FakeRuntime: health follows the engine, drift is reported, nothing is removed."""
 
-from projects.models import Project
+from projects.models import Project, installation_id
 from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import ContainerState
 from projects.services import lifecycle
@@ -75,7 +75,7 @@ def test_a_stopped_project_with_stopped_containers_is_not_drift(user, fake_runti
 
 
 def test_an_unknown_berth_container_is_reported_and_never_removed(user, fake_runtime):
-    stray = ContainerState(name="project_ffffffffffff_db", project_id="ffffffffffff", service="db", status="running")
+    stray = ContainerState(name="project_ffffffffffff_db", project_id="ffffffffffff", service="db", status="running", install=installation_id())
     fake_runtime.containers_by_name[stray.name] = stray
     report = projects_sync()
     [drift] = report.drift
