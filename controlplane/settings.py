@@ -5,6 +5,7 @@ ImproperlyConfigured naming the variable, so a typo never turns into a strange
 failure half-way through provisioning a project.
 """
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -83,6 +84,21 @@ def env_port_range(
         if other_low <= high and low <= other_high:
             raise ImproperlyConfigured(f"{other_name} {(other_low, other_high)} and {name} {(low, high)} overlap")
     return low, high
+
+
+def env_network_pool(name: str, default: str, *, environ: Mapping[str, str] = ENV) -> tuple[str, int]:
+    """Parse `10.240.0.0/16` or `10.240.0.0/16:28` (a pool, then the size of each project's subnet; /28 by default)."""
+    raw = env_text(name, default, environ=environ)
+    pool_text, _, size_text = raw.partition(":")
+    try:
+        pool = ipaddress.IPv4Network(pool_text.strip())
+        size = int(size_text) if size_text.strip() else 28
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must look like 10.240.0.0/16 or 10.240.0.0/16:28, got {raw!r}") from None
+    # /29 is the smallest that holds the gateway, a db, an api and one spare.
+    if not pool.prefixlen <= size <= 29:
+        raise ImproperlyConfigured(f"{name}: the subnet size must be from /{pool.prefixlen} to /29, got /{size} in {raw!r}")
+    return str(pool), size
 
 
 def env_images(name: str, default: str, *, environ: Mapping[str, str] = ENV) -> dict[str, str]:
@@ -287,6 +303,9 @@ BERTH_PUBLISH_HOST = env_text("BERTH_PUBLISH_HOST", "127.0.0.1")
 BERTH_PUBLIC_HOST = env_text("BERTH_PUBLIC_HOST", "localhost")
 BERTH_DB_PORTS = env_port_range("BERTH_DB_PORTS", "6200-6999")
 BERTH_API_PORTS = env_port_range("BERTH_API_PORTS", "7200-7999", apart_from=("BERTH_DB_PORTS", BERTH_DB_PORTS))
+# Each project's network gets a subnet of this pool, allocated by Berth, clear
+# of Docker's default pools (172.17-31/16, 192.168/16), which hold ~31 networks.
+BERTH_NETWORK_POOL = env_network_pool("BERTH_NETWORK_POOL", "10.240.0.0/16")
 BERTH_DELETE_RETENTION_DAYS = env_int("BERTH_DELETE_RETENTION_DAYS", 7, 0)
 # How long an operation waits for the db to answer a query and the api HTTP.
 BERTH_READY_TIMEOUT = env_int("BERTH_READY_TIMEOUT", 60, 1)

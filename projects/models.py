@@ -100,6 +100,10 @@ class Project(models.Model):
     # Unique across the engine; null once a purge has released them.
     db_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
     api_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    # The project network's subnet, from BERTH_NETWORK_POOL; unique, and kept
+    # like the ports until a purge releases it. Null until the network is
+    # first made by this version (services/networks.py).
+    network_subnet = models.CharField(max_length=18, null=True, blank=True, unique=True)
     db_name = models.CharField(max_length=63, default="app")
     db_user = models.CharField(max_length=63, default="app")
     db_password_encrypted = models.TextField(editable=False)

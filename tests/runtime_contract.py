@@ -4,9 +4,12 @@ A subclass provides the fixtures `runtime`, `make_spec` (a StackSpec for a new
 project id, with free ports) and `hold_port` (makes a host port busy).
 """
 
+import dataclasses
+import secrets
+
 import pytest
 
-from projects.runtime import ImageUnavailable, PortUnavailable, RuntimeFailure, ScratchSpec, StackNotFound
+from projects.runtime import ImageUnavailable, PortUnavailable, RuntimeFailure, ScratchSpec, StackNotFound, SubnetUnavailable
 from projects.runtime.base import SERVICE_LABEL
 
 
@@ -147,11 +150,25 @@ class RuntimeContract:
         (container,) = state.containers
         assert (container.name, container.service, container.running) == (scratch.name, "backup-verify", True)
         assert container.host_ports == ()
-        assert state.network and state.volume  # its own, labelled with the project
+        # Its own volume, labelled with the project; no network at all: Berth
+        # reaches it with exec, and a backup never waits on an address pool.
+        assert state.volume and not state.network
         runtime.scratch_remove(scratch.name)
         runtime.scratch_remove(scratch.name)  # twice is fine
         state = runtime.stack_state(spec.project_id)
         assert state.containers == () and not state.network and not state.volume
+
+    def test_stack_up_makes_the_network_on_the_subnet_asked_for_and_a_taken_one_is_refused(self, runtime, make_spec):
+        subnet = f"10.241.{secrets.randbelow(256)}.{16 * secrets.randbelow(16)}/28"
+        spec = dataclasses.replace(make_spec(), subnet=subnet)
+        runtime.stack_up(spec, start=False)
+        assert subnet in runtime.subnets_in_use()
+        other = dataclasses.replace(make_spec(), subnet=subnet)
+        with pytest.raises(SubnetUnavailable, match=subnet):
+            runtime.stack_up(other, start=False)
+        assert not runtime.stack_state(other.project_id).network
+        runtime.stack_purge(spec.project_id)
+        assert subnet not in runtime.subnets_in_use()
 
     def test_scratch_on_a_project_volume_keeps_the_volume_when_removed(self, runtime, make_spec):
         spec = make_spec()

@@ -18,6 +18,7 @@ from .base import (
     StackNotFound,
     StackSpec,
     StackState,
+    SubnetUnavailable,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "StackNotFound",
     "StackSpec",
     "StackState",
+    "SubnetUnavailable",
     "get_runtime",
     "use_runtime",
 ]

@@ -73,6 +73,10 @@ class PortUnavailable(RuntimeFailure):
     """A host port the project needs is taken by something else."""
 
 
+class SubnetUnavailable(RuntimeFailure):
+    """The engine already has a network on (or overlapping) the subnet asked for."""
+
+
 class ImageUnavailable(RuntimeFailure):
     """An image is neither present nor pullable."""
 
@@ -141,6 +145,7 @@ class StackSpec:
     api: ContainerSpec
     db_probe: DbProbe
     api_probe: ApiProbe
+    subnet: str = ""  # the network's IPv4 subnet, allocated by Berth; "" lets the engine choose (before 0005)
 
     @property
     def containers(self) -> tuple[ContainerSpec, ContainerSpec]:
@@ -196,13 +201,15 @@ class EngineEvent:
 
 @dataclass(frozen=True)
 class ScratchSpec:
-    """A throwaway postgres container: no published port, an internal network of its own.
+    """A throwaway postgres container: no network at all (loopback only), no published port.
 
     Backups use them to dump a project whose db is not running (mounting the
     project's volume: `own_volume=False`) and to verify a dump by restoring it
-    (on a volume made and removed with it: `own_volume=True`). The network is
-    `<name>_net` and an own volume `<name>_data`, so `scratch_remove(name)`
-    finds everything from the name alone.
+    (on a volume made and removed with it: `own_volume=True`). Berth reaches
+    them with exec only, so they need no network, and making none means a
+    backup (a purge's final one included) never waits on an address pool. An
+    own volume is `<name>_data`, so `scratch_remove(name)` finds everything
+    from the name alone.
     """
 
     name: str
@@ -214,10 +221,6 @@ class ScratchSpec:
     mem_limit: str
     volume: str = ""  # the volume to mount; "" means <name>_data, made for it
     own_volume: bool = True
-
-    @property
-    def network(self) -> str:
-        return network_name(self.name)
 
     @property
     def volume_name(self) -> str:
@@ -293,6 +296,9 @@ class Runtime(Protocol):
 
     def containers(self) -> tuple[ContainerState, ...]:
         """Every Berth-labelled container, of every project: one engine call."""
+
+    def subnets_in_use(self) -> list[str]:
+        """The subnets of every network on the engine, Berth's or not, with one call."""
 
     def inventory(self) -> EngineInventory:
         """Every Berth-labelled container, network and volume."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.types
 import psycopg
 import requests.exceptions
 
@@ -45,6 +46,7 @@ from .base import (
     container_name,
     network_name,
     volume_name,
+    SubnetUnavailable,
 )
 from .images import own_recipe
 
@@ -116,7 +118,15 @@ class DockerRuntime:
             self._image_ensure(image)
         with self._engine(f"creating network {spec.network}"):
             if not self._network_exists(spec.network):
-                self.api.create_network(spec.network, driver="bridge", labels=spec.labels)
+                # A subnet of Berth's own pool: the engine's default pools hold
+                # about 31 networks. (Without one, the engine chooses.)
+                ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=spec.subnet)]) if spec.subnet else None
+                try:
+                    self.api.create_network(spec.network, driver="bridge", labels=spec.labels, ipam=ipam)
+                except docker.errors.APIError as exc:
+                    if "overlap" in _reason(exc).lower():
+                        raise SubnetUnavailable(f"creating network {spec.network}: subnet {spec.subnet} is taken on the engine ({_reason(exc)})") from None
+                    raise
         with self._engine(f"creating volume {spec.volume}"):
             try:
                 self.api.inspect_volume(spec.volume)
@@ -309,6 +319,11 @@ class DockerRuntime:
             volumes = self.api.volumes(filters={"label": label}).get("Volumes") or []
         return StackState(project_id=project_id, containers=containers, network=bool(networks), volume=bool(volumes))
 
+    def subnets_in_use(self) -> list[str]:
+        with self._engine("listing the engine's networks"):
+            networks = self.api.networks()
+        return [c["Subnet"] for n in networks for c in (n.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")]
+
     def containers(self) -> tuple[ContainerState, ...]:
         """Every Berth-labelled container, with one engine call."""
         with self._engine("listing containers"):
@@ -451,10 +466,6 @@ class DockerRuntime:
                 if not spec.own_volume:
                     raise StackNotFound(f"volume {spec.volume_name} does not exist: there is no data to read") from None
                 self.api.create_volume(spec.volume_name, labels=spec.labels)
-        with self._engine(f"creating network {spec.network}"):
-            if not self._network_exists(spec.network):
-                # internal: no route out and nothing published; Berth talks to it with exec only.
-                self.api.create_network(spec.network, driver="bridge", internal=True, labels=spec.labels)
         with self._engine(f"creating {spec.name}"):
             try:
                 # A leftover of an attempt that died, perhaps still serving the project's data.
@@ -465,7 +476,8 @@ class DockerRuntime:
             host_config = self.api.create_host_config(
                 binds={spec.volume_name: {"bind": spec.volume_mount, "mode": "rw"}},
                 mem_limit=spec.mem_limit,
-                network_mode=spec.network,
+                # No network: Berth talks to it with exec only, over its loopback.
+                network_mode="none",
             )
             self.api.create_container(
                 spec.image,
@@ -492,6 +504,7 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 pass
         network, volume = network_name(name), volume_name(name)
+        # Throwaways made by earlier versions had a network of their own.
         with self._engine(f"removing network {network}"):
             for found in self.api.networks(names=[network]):
                 if found["Name"] == network and _managed(found.get("Labels")):

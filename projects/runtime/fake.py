@@ -31,6 +31,7 @@ from .base import (
     container_name,
     network_name,
     volume_name,
+    SubnetUnavailable,
 )
 
 # What a command run in a fake container answers: stdout (bytes or chunks), exit code, stderr.
@@ -49,6 +50,8 @@ class FakeRuntime:
         self.networks: dict[str, str] = {}
         self.volumes: dict[str, str] = {}
         self.installs: dict[str, str] = {}  # network or volume name -> its berth.install label
+        self.subnets: dict[str, str] = {}  # network name -> its subnet
+        self.foreign_subnets: set[str] = set()  # subnets of networks someone else made on the engine
         self.taken_ports: set[int] = set()  # ports something outside Berth holds
         self.calls: Counter[str] = Counter()
         self.pending_events: list[EngineEvent] = []
@@ -94,6 +97,10 @@ class FakeRuntime:
         for c in spec.containers:
             if self.images is not None and c.image not in self.images:
                 raise ImageUnavailable(f"image {c.image} is not on the engine and could not be pulled")
+        if spec.network not in self.networks and spec.subnet:
+            if spec.subnet in self.foreign_subnets or spec.subnet in self.subnets.values():
+                raise SubnetUnavailable(f"creating network {spec.network}: subnet {spec.subnet} is taken on the engine")
+            self.subnets[spec.network] = spec.subnet
         self.networks.setdefault(spec.network, spec.project_id)
         self.volumes.setdefault(spec.volume, spec.project_id)
         for name in (spec.network, spec.volume):
@@ -132,6 +139,8 @@ class FakeRuntime:
         for store in (self.containers_by_name, self.networks, self.volumes):
             for name in [n for n, v in store.items() if (getattr(v, "project_id", v)) == project_id]:
                 del store[name]
+        for network in [n for n in self.subnets if n not in self.networks]:
+            del self.subnets[network]
 
     def stack_state(self, project_id: str) -> StackState:
         self._call("stack_state")
@@ -141,6 +150,10 @@ class FakeRuntime:
             network=project_id in self.networks.values(),
             volume=project_id in self.volumes.values(),
         )
+
+    def subnets_in_use(self) -> list[str]:
+        self._call("subnets_in_use")
+        return [*self.subnets.values(), *self.foreign_subnets]
 
     def containers(self) -> tuple[ContainerState, ...]:
         self._call("containers")
@@ -194,7 +207,6 @@ class FakeRuntime:
             if not spec.own_volume:
                 raise StackNotFound(f"volume {spec.volume_name} does not exist: there is no data to read")
             self.volumes[spec.volume_name] = project_id
-        self.networks.setdefault(spec.network, project_id)
         self.mounts[spec.name] = spec.volume_name
         self.containers_by_name[spec.name] = ContainerState(
             name=spec.name, project_id=project_id, service=spec.labels.get(SERVICE_LABEL, ""), status="running", image=spec.image,

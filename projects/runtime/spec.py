@@ -191,4 +191,5 @@ def stack_spec(project: "Project") -> StackSpec:
             bootstrap_sql=bootstrap,
         ),
         api_probe=probe,
+        subnet=project.network_subnet or "",
     )

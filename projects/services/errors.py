@@ -79,3 +79,10 @@ class EngineUnreachable(ServiceError):
 
     code = "engine_unreachable"
     status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class SubnetsExhausted(ServiceError):
+    """No subnet of BERTH_NETWORK_POOL is free for a project's network (raised in the worker: its operation fails)."""
+
+    code = "subnets_exhausted"
+    status = HTTPStatus.SERVICE_UNAVAILABLE

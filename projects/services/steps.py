@@ -27,6 +27,8 @@ from projects.selectors import project_never_succeeded
 
 from .backup_engine import backup_dump, backup_restore_into, backup_restore_test, db_env, project_db
 from .backup_files import BackupFailed, FileAltered, backup_file_problem
+from .errors import SubnetsExhausted
+from .networks import project_stack_up
 from .redact import secrets_redact
 
 logger = logging.getLogger(__name__)
@@ -57,10 +59,17 @@ def _current_operation(project: Project) -> Operation:
     return Operation.objects.select_related("backup", "backup__project", "requested_by").get(project=project, state=Operation.State.RUNNING)
 
 
+def _stack_up(project: Project, *, start: bool = True) -> StackSpec:
+    """Create (and start) what is missing of the project's stack, its network on the project's own subnet."""
+    try:
+        return project_stack_up(project, start=start)
+    except SubnetsExhausted as exc:
+        raise StepFailed(str(exc), outcome={"status": S.FAILED}) from None
+
+
 def _stack_up_ready(project: Project, runtime: Runtime) -> StackSpec:
     """Create and start what is missing of the project's stack, and return (its spec) once it answers."""
-    spec = stack_spec(project)
-    runtime.stack_up(spec)
+    spec = _stack_up(project)
     runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
     return spec
 
@@ -126,7 +135,7 @@ def _step_delete(project: Project) -> StepResult:
 def _step_restore(project: Project) -> StepResult:
     # Recreate the containers on the kept volume and ports, but do not start
     # them: a restored project comes back stopped.
-    get_runtime().stack_up(stack_spec(project), start=False)
+    _stack_up(project, start=False)
     return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now(), "deleted_at": None, "purge_after": None}
 
 
@@ -135,8 +144,11 @@ def _step_purge(project: Project) -> StepResult:
     _backup_before_purge(project)
     get_runtime().stack_purge(project.public_id)
     _backups_keep_after_purge(project)
-    # Ports go back to the pool only now: until a purge they are the project's URLs.
-    return {"status": S.PURGED, "health": Project.Health.MISSING, "observed_at": timezone.now(), "db_port": None, "api_port": None}
+    # Ports and the subnet go back to their pools only now: until a purge they are the project's.
+    return {
+        "status": S.PURGED, "health": Project.Health.MISSING, "observed_at": timezone.now(),
+        "db_port": None, "api_port": None, "network_subnet": None,
+    }  # fmt: skip
 
 
 def _backup_before_purge(project: Project) -> Backup | None:

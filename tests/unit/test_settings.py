@@ -26,6 +26,11 @@ def environ(tmp_path):
         ("BERTH_IMAGES", "always"),
         ("BERTH_WORKERS", "0"),
         ("BERTH_EXTRA_LABELS", "no-equals-sign"),
+        ("BERTH_NETWORK_POOL", "10.240.0.0"),  # a single address holds no subnet
+        ("BERTH_NETWORK_POOL", "10.240.0.1/16"),  # host bits set: a typo, not a pool
+        ("BERTH_NETWORK_POOL", "10.240.0.0/16:30"),  # too small for a stack
+        ("BERTH_NETWORK_POOL", "10.240.0.0/16:8"),  # larger than the pool
+        ("BERTH_NETWORK_POOL", "fd00::/64"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(environ, variable, value):
@@ -35,6 +40,8 @@ def test_a_bad_value_stops_start_up_naming_the_variable(environ, variable, value
 
 def test_defaults_are_the_documented_ones(environ, tmp_path):
     s = berth_settings(environ)
+    assert s["BERTH_NETWORK_POOL"] == ("10.240.0.0/16", 28)
+    assert berth_settings({**environ, "BERTH_NETWORK_POOL": "10.77.0.0/20:29"})["BERTH_NETWORK_POOL"] == ("10.77.0.0/20", 29)
     assert s["BERTH_POSTGRES_IMAGES"] == {"15": "postgres:15", "17": "postgres:17"}
     assert s["BERTH_DEFAULT_POSTGRES_VERSION"] == "17" and s["BERTH_DEFAULT_API"] == "postgrest"
     assert s["BERTH_POSTGRAPHILE_IMAGE"] == "graphile/postgraphile:4"
