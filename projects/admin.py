@@ -54,7 +54,7 @@ class ProjectAdmin(ReadOnlyAdmin):
     # Listed explicitly so the encrypted password and JWT secret can never show up.
     fields = (
         "public_id", "name", "owner", "status", "health", "observed_at", "postgres_version", "api_flavour",
-        "db_port", "api_port", "db_name", "db_user", "created_at", "updated_at", "deleted_at", "purge_after",
+        "db_port", "api_port", "network_subnet", "db_name", "db_user", "created_at", "updated_at", "deleted_at", "purge_after",
     )  # fmt: skip
     readonly_fields = fields
     inlines = (OperationInline,)
