@@ -4,21 +4,15 @@ A forced removal SIGKILLs postgres, and its next start has to recover:
 "database system was not properly shut down; automatic recovery in progress".
 """
 
-import json
-
 import pytest
 
 from tests.conftest import bearer
 from tests.engine import wait_for
+from tests.integration.test_lifecycle import act
 
 pytestmark = pytest.mark.integration
 
 UNCLEAN = "not properly shut down"
-
-
-def act(client, headers, method: str, path: str, body: dict | None = None, wait: int = 90):
-    response = getattr(client, method)(f"{path}?wait={wait}", data=json.dumps(body or {}), content_type="application/json", **headers)
-    return response.status_code, response.json()
 
 
 def db_log(docker_engine, project_id: str) -> str:

@@ -20,12 +20,27 @@ from projects.services.sync import projects_sync
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
-def stopped_project(owner) -> Project:
-    """A project whose stack exists on the engine, created but never started (cheap)."""
+def stopped_project(owner, *, labelled: bool = True) -> Project:
+    """A project whose stack exists on the engine, created but never started (cheap).
+
+    `labelled=False` makes it as a Berth from before installation labels did.
+    """
     project = Project(owner=owner, name="twin", postgres_version="17", api_flavour="postgraphile", status=Project.Status.STOPPED)
     project.db_password, project.jwt_secret = "pw-twin-0123456789", "j" * 48
     project_insert_with_ports(project)
-    get_runtime().stack_up(stack_spec(project), start=False)
+    spec = stack_spec(project)
+    if not labelled:
+
+        def unlabelled(labels: dict[str, str]) -> dict[str, str]:
+            return {k: v for k, v in labels.items() if k != INSTALL_LABEL}
+
+        spec = dataclasses.replace(
+            spec,
+            labels=unlabelled(spec.labels),
+            db=dataclasses.replace(spec.db, labels=unlabelled(spec.db.labels)),
+            api=dataclasses.replace(spec.api, labels=unlabelled(spec.api.labels)),
+        )
+    get_runtime().stack_up(spec, start=False)
     return project
 
 
@@ -59,19 +74,8 @@ def test_two_installations_on_one_engine_never_see_each_others_objects(user, doc
 
 def test_unlabelled_objects_of_this_installations_project_are_adopted_not_orphans(user, docker_engine):
     """Objects made before installations were labelled belong to the Berth that has their project."""
-    project = Project(owner=user, name="old", postgres_version="17", api_flavour="postgraphile", status=Project.Status.STOPPED)
-    project.db_password, project.jwt_secret = "pw-old-0123456789", "j" * 48
-    project_insert_with_ports(project)
-    spec = stack_spec(project)
-    unlabelled = {k: v for k, v in spec.labels.items() if k != INSTALL_LABEL}
-    spec = dataclasses.replace(
-        spec,
-        labels=unlabelled,
-        db=dataclasses.replace(spec.db, labels={k: v for k, v in spec.db.labels.items() if k != INSTALL_LABEL}),
-        api=dataclasses.replace(spec.api, labels={k: v for k, v in spec.api.labels.items() if k != INSTALL_LABEL}),
-    )
-    get_runtime().stack_up(spec, start=False)
-    assert INSTALL_LABEL not in docker_engine.containers.get(spec.db.name).labels
+    project = stopped_project(user, labelled=False)
+    assert INSTALL_LABEL not in docker_engine.containers.get(f"project_{project.public_id}_db").labels
 
     assert drift_report().entries == []
     assert projects_sync().drift == []
