@@ -12,7 +12,7 @@ from projects.models import Installation, Project, installation_id
 from projects.runtime import get_runtime
 from projects.runtime.base import INSTALL_LABEL
 from projects.runtime.spec import stack_spec
-from projects.services.backups import backups_settle_orphans
+from projects.services.backup_pass import backups_settle_orphans
 from projects.services.drift import drift_report
 from projects.services.ports import project_insert_with_ports
 from projects.services.sync import projects_sync

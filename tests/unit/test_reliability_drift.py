@@ -9,7 +9,9 @@ from projects.models import Installation, Project, installation_id
 from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import ContainerState
 from projects.services import lifecycle
+from projects.services.backup_pass import backups_settle_orphans
 from projects.services.drift import drift_report
+from projects.services.sync import projects_sync
 
 S = Project.Status
 STRAY = "0123456789ab"
@@ -81,9 +83,7 @@ def test_another_installations_objects_are_neither_drift_nor_orphans_nor_touched
 
     report = drift_report()
     assert report.entries == [] and report.objects_checked == 4
-    assert lifecycle_sync().drift == []
-    from projects.services.backups import backups_settle_orphans
-
+    assert projects_sync().drift == []
     assert backups_settle_orphans().cleaned == []
     assert "project_x_dump_y" in fake_runtime.containers_by_name and f"project_{STRAY}_db" in fake_runtime.containers_by_name
     assert_nothing_removed(fake_runtime)
@@ -99,7 +99,7 @@ def test_unlabelled_objects_of_this_installations_projects_are_adopted_and_other
     stray_objects(fake_runtime, "")
 
     assert drift_report().entries == []
-    assert lifecycle_sync().drift == []
+    assert projects_sync().drift == []
     project.refresh_from_db()
     assert project.health == Project.Health.HEALTHY
 
@@ -110,12 +110,6 @@ def test_the_installation_id_is_made_once_and_labels_every_object(user, fake_run
     assert Installation.objects.count() == 1 and installation_id() == install_id
     assert {c.install for c in fake_runtime.containers_by_name.values()} == {install_id}
     assert set(fake_runtime.installs.values()) == {install_id}
-
-
-def lifecycle_sync():
-    from projects.services.sync import projects_sync
-
-    return projects_sync()
 
 
 def test_a_running_project_whose_containers_vanished_is_fixed_by_start(user, fake_runtime):
