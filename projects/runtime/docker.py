@@ -43,10 +43,10 @@ from .base import (
     StackNotFound,
     StackSpec,
     StackState,
+    SubnetUnavailable,
     container_name,
     network_name,
     volume_name,
-    SubnetUnavailable,
 )
 from .images import own_recipe
 

@@ -28,10 +28,10 @@ from .base import (
     StackNotFound,
     StackSpec,
     StackState,
+    SubnetUnavailable,
     container_name,
     network_name,
     volume_name,
-    SubnetUnavailable,
 )
 
 # What a command run in a fake container answers: stdout (bytes or chunks), exit code, stderr.
