@@ -7,13 +7,14 @@ failure half-way through provisioning a project.
 
 import ipaddress
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+from .files import private_dir, private_file, secret_file_read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -130,6 +131,17 @@ def env_list(name: str, *, environ: Mapping[str, str] = ENV) -> list[str]:
     return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
 
 
+def env_networks(name: str, *, environ: Mapping[str, str] = ENV) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Parse `127.0.0.1,10.0.0.0/8` into networks; a bad item stops Berth naming it."""
+    networks = []
+    for item in env_list(name, environ=environ):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be addresses or networks like 127.0.0.1,10.0.0.0/8, got {item!r}") from None
+    return networks
+
+
 def database_from_url(url: str) -> dict:
     """Turn DATABASE_URL (postgres://… or sqlite:///path) into a DATABASES entry."""
     parts = urlsplit(url)
@@ -169,8 +181,8 @@ def sqlite_database(path: str | Path) -> dict:
 
 
 # Where Berth keeps its own files when no database server is configured.
-DATA_DIR = Path(env_text("BERTH_DATA_DIR", str(BASE_DIR / "var")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# 0700, its files 0600 (controlplane/files.py): it holds the secret key and the sessions.
+DATA_DIR = private_dir(Path(env_text("BERTH_DATA_DIR", str(BASE_DIR / "var"))))
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -179,11 +191,7 @@ def _secret_key() -> str:
     """SECRET_KEY from the environment, or one generated once and kept in DATA_DIR."""
     if key := ENV.get("SECRET_KEY", "").strip():
         return key
-    path = DATA_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return secret_file_read_or_create(DATA_DIR / "secret_key")
 
 
 SECRET_KEY = _secret_key()
@@ -240,7 +248,8 @@ TEMPLATES = [
 if database_url := ENV.get("DATABASE_URL", "").strip():
     DATABASES = {"default": database_from_url(database_url)}
 else:
-    DATABASES = {"default": sqlite_database(DATA_DIR / "berth.sqlite3")}
+    # Created 0600 before SQLite opens it; its -wal and -shm files take the same mode.
+    DATABASES = {"default": sqlite_database(private_file(DATA_DIR / "berth.sqlite3"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -252,6 +261,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Not a rule: revokes the user's API tokens whenever their password changes.
+    {"NAME": "projects.services.tokens.RevokeTokensOnPasswordChange"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
@@ -347,6 +358,27 @@ BERTH_HSTS_PRELOAD = env_bool("BERTH_HSTS_PRELOAD", False)
 # that pair out for BERTH_LOGIN_LOCKOUT_SECONDS (projects/services/login_limits.py).
 BERTH_LOGIN_ATTEMPTS = env_int("BERTH_LOGIN_ATTEMPTS", 5, 1)
 BERTH_LOGIN_LOCKOUT_SECONDS = env_int("BERTH_LOGIN_LOCKOUT_SECONDS", 900, 1)
+# ... and this many failures from one address (any usernames), or from
+# everywhere at once, within the same window lock that address, or every
+# sign-in, for the rest of the window: a spray over many usernames is stopped too.
+BERTH_LOGIN_ATTEMPTS_PER_ADDRESS = env_int("BERTH_LOGIN_ATTEMPTS_PER_ADDRESS", 30, 1)
+BERTH_LOGIN_ATTEMPTS_GLOBAL = env_int("BERTH_LOGIN_ATTEMPTS_GLOBAL", 300, 1)
+# Proxies whose forwarded-for header names the client (addresses or networks,
+# e.g. `127.0.0.1,10.0.0.0/8`); empty: REMOTE_ADDR is the client (projects/auth.py).
+BERTH_TRUSTED_PROXIES = env_networks("BERTH_TRUSTED_PROXIES")
+BERTH_PROXY_HEADER = env_text("BERTH_PROXY_HEADER", "X-Forwarded-For")
+# Per-user quotas (README, "Quotas"); an operator sets a user's own in the admin.
+BERTH_QUOTA_PROJECTS = env_int("BERTH_QUOTA_PROJECTS", 50, 0)
+BERTH_QUOTA_BACKUPS = env_int("BERTH_QUOTA_BACKUPS", 20, 0)
+BERTH_QUOTA_BACKUP_BYTES = env_int("BERTH_QUOTA_BACKUP_BYTES", 10 * 1024**3, 0)
+# A dump starts only when the backup directory has the database's size plus
+# this many bytes free; pg_dump gives up on a table lock after
+# BERTH_BACKUP_LOCK_WAIT_SECONDS instead of queueing behind a long lock.
+BERTH_BACKUP_FREE_MARGIN = env_int("BERTH_BACKUP_FREE_MARGIN", 256 * 1024**2, 0)
+BERTH_BACKUP_LOCK_WAIT_SECONDS = env_int("BERTH_BACKUP_LOCK_WAIT_SECONDS", 60, 1)
+# Requests that may hold a web thread in ?wait=N at once, per web process;
+# the next one answers 202 at once (projects/services/waiting.py).
+BERTH_MAX_WAITING = env_int("BERTH_MAX_WAITING", 4, 0)
 
 # --- Security (RELIABILITY.md, "Access") ------------------------------------------
 

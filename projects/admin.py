@@ -12,10 +12,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import ApiToken, Backup, Operation, Project
+from .models import ApiToken, Backup, Operation, Project, UserQuota
 from .runtime import RuntimeFailure
 from .services import lifecycle
 from .services.errors import ServiceError
+from .services.quotas import quota_limits, quota_usage
 from .services.sync import project_observe
 
 
@@ -132,10 +133,11 @@ class OperationAdmin(ReadOnlyAdmin):
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyAdmin):
     # No key_hash: nothing derived from a token's value is shown; the prefix tells tokens apart.
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at")
+    list_display = ("name", "user", "prefix", "read_only", "created_at", "expires_at", "last_used_at")
+    list_filter = ("read_only",)
     search_fields = ("name", "prefix", "user__username")
     list_select_related = ("user",)
-    fields = ("name", "user", "prefix", "created_at", "last_used_at")
+    fields = ("name", "user", "prefix", "read_only", "created_at", "expires_at", "last_used_at")
     readonly_fields = fields
     # Deleting stays allowed: an operator revokes a leaked token here.
 
@@ -158,3 +160,29 @@ class BackupAdmin(ReadOnlyAdmin):
         # The dashboard and the API delete both through the backups service.
         return False
 
+
+
+@admin.register(UserQuota)
+class UserQuotaAdmin(admin.ModelAdmin):
+    """Operators set one user's limits here (Django's add/change permissions on quotas); empty fields take BERTH_QUOTA_*."""
+
+    list_display = ("user", "projects", "backups", "backup_bytes", "unlimited", "usage", "updated_at")
+    list_filter = ("unlimited",)
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+    autocomplete_fields = ("user",)
+    fields = ("user", "projects", "backups", "backup_bytes", "unlimited", "usage")
+    readonly_fields = ("usage",)
+
+    @admin.display(description="holds now (of the limit in force)")
+    def usage(self, obj: UserQuota) -> str:
+        if obj.pk is None:
+            return "—"
+        used = quota_usage(obj.user)
+        limits = quota_limits(obj.user)
+        if limits is None:
+            return f"{used['projects']} projects, {used['backups']} manual backups, {used['backup_bytes']} bytes (unlimited)"
+        return (
+            f"{used['projects']} of {limits.projects} projects, {used['backups']} of {limits.backups} manual backups, "
+            f"{used['backup_bytes']} of {limits.backup_bytes} bytes"
+        )

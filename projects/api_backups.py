@@ -87,7 +87,9 @@ def project_backup_schedule(request: HttpRequest, project_id: str) -> JsonRespon
     for required in ("hour", "keep"):
         if required not in body:
             raise InvalidInput(required, "is required")
-    schedule = backups.backup_schedule_set(project=project, hour=body["hour"], keep=body["keep"], enabled=body.get("enabled", True))
+    schedule = backups.backup_schedule_set(
+        project=project, hour=body["hour"], keep=body["keep"], enabled=body.get("enabled", True), requested_by=request.user
+    )
     return JsonResponse({"schedule": schedule_json(schedule)})
 
 
@@ -97,7 +99,7 @@ def backup_detail(request: HttpRequest, backup_id: str) -> JsonResponse:
     backup = backup_visible(request, backup_id)
     if request.method == "GET":
         return JsonResponse(backup_json(backup))
-    backups.backup_delete(backup=backup)
+    backups.backup_delete(backup=backup, requested_by=request.user)
     return JsonResponse({"deleted": backup_id})
 
 

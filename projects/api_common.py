@@ -19,8 +19,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .models import ApiToken, Backup, Operation, Project, is_public_id, token_hash
 from .selectors import backup_for_user, project_for_user
-from .services.errors import BodyTooLarge, InvalidInput, NotFound, ServiceError
+from .services.errors import BodyTooLarge, InvalidInput, NotFound, QuotaExceeded, ServiceError
 from .services.operations import operation_wait
+from .services.tokens import READ_METHODS
+from .services.waiting import wait_slot
 
 WAIT_MAX_S = 120
 # A list answer is bounded: a page of projects, and `next` for the following one.
@@ -47,6 +49,8 @@ def refusal(exc: ServiceError) -> JsonResponse:
         extra["field"] = exc.field
     if exc.operation is not None:
         extra["operation"] = operation_json(exc.operation)
+    if isinstance(exc, QuotaExceeded):
+        extra["limit"] = exc.limit
     return error(exc.status, exc.code, str(exc), **extra)
 
 
@@ -106,6 +110,10 @@ def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         if api_token is None or not api_token.user.is_active:
             return error(401, "unauthenticated", "the API token is not valid (revoked or mistyped)")
         now = timezone.now()
+        if api_token.is_expired(now):
+            return error(401, "unauthenticated", f"the API token expired at {time_json(api_token.expires_at)}: create a new one")
+        if api_token.read_only and request.method not in READ_METHODS:
+            return error(403, "read_only_token", f"this API token is read-only: {request.method} changes things; use a token without --read-only")
         if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
         request.user = api_token.user
@@ -221,7 +229,11 @@ def settled(request: HttpRequest, operation: Operation) -> tuple[Operation, bool
     """The operation after ?wait=N (fresh from the database), and whether the answer is final."""
     wait = wait_seconds(request)
     if wait:
-        operation = operation_wait(operation, timeout_s=wait)
+        with wait_slot() as may_wait:
+            if may_wait:
+                operation = operation_wait(operation, timeout_s=wait)
+            else:
+                wait = 0  # too many waiting already: 202 at once, as without ?wait
     operation = Operation.objects.select_related("project__owner", "requested_by", "backup__project").get(pk=operation.pk)
     return operation, bool(wait) and operation.is_settled
 

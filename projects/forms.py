@@ -74,8 +74,13 @@ class ConfirmNameForm(forms.Form):
 
 
 class ApiTokenCreateForm(forms.Form):
+    # Values are what `create_api_token --expires` takes (services/tokens.py parses both).
+    EXPIRES = [("", "Never"), ("1d", "In 1 day"), ("7d", "In 7 days"), ("30d", "In 30 days"), ("90d", "In 90 days"), ("365d", "In a year")]
+
     name = forms.CharField(
         max_length=ApiToken._meta.get_field("name").max_length,
         help_text="Where the token will be used, e.g. “CI” or “laptop”.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
+    expires = forms.ChoiceField(choices=EXPIRES, required=False, initial="30d", label="Expires")
+    read_only = forms.BooleanField(required=False, label="Read-only", help_text="It can list and read, never change anything.")

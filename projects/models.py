@@ -269,12 +269,43 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Null: never expires. A read-only token may only read (GET/HEAD): a leaked
+    # CI token that only lists projects cannot stop or delete them.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    read_only = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def is_expired(self, now) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+class UserQuota(models.Model):
+    """An operator's limits for one user; an empty field takes the BERTH_QUOTA_* default (services/quotas.py)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
+    projects = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Projects the user may hold, deleted ones included until purged. Empty: BERTH_QUOTA_PROJECTS."
+    )
+    backups = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Manual backups the user's projects may hold. Empty: BERTH_QUOTA_BACKUPS."
+    )
+    backup_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Bytes of backup files the user's projects may hold. Empty: BERTH_QUOTA_BACKUP_BYTES."
+    )
+    # Staff are not exempt by being staff: an operator says so here.
+    unlimited = models.BooleanField(default=False, help_text="No quota applies to this user.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "quota"
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}"
 
 
 class Backup(models.Model):

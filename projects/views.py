@@ -26,6 +26,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
@@ -38,7 +39,7 @@ from .selectors import backup_for_user, backup_schedule_for, project_for_user, p
 from .services import backups, lifecycle
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
-from .services.tokens import api_token_create, api_token_revoke
+from .services.tokens import api_token_create, api_token_revoke, token_lifetime_parse
 
 PAGE_SIZE = 50
 OPERATIONS_SHOWN = 20
@@ -360,7 +361,7 @@ def project_logs(request: HttpRequest, project_id: str) -> HttpResponse:
 
 
 def _tokens_context(request: HttpRequest, form: ApiTokenCreateForm, created: tuple | None = None) -> dict:
-    return {"form": form, "tokens": request.user.api_tokens.all(), "created": created}
+    return {"form": form, "tokens": request.user.api_tokens.all(), "created": created, "now": timezone.now()}
 
 
 @login_required
@@ -370,7 +371,11 @@ def token_list(request: HttpRequest) -> HttpResponse:
     form = ApiTokenCreateForm(request.POST if request.method == "POST" else None)
     created = None
     if form.is_bound and form.is_valid():
-        token, raw = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        expires = form.cleaned_data["expires"]
+        token, raw = api_token_create(
+            user=request.user, name=form.cleaned_data["name"], read_only=form.cleaned_data["read_only"],
+            lifetime=token_lifetime_parse(expires) if expires else None,
+        )  # fmt: skip
         # Shown in this response only: it is stored as a hash and never again readable.
         created = (token, raw)
         form = ApiTokenCreateForm()
@@ -508,7 +513,7 @@ def project_backup_schedule(request: HttpRequest, project_id: str) -> HttpRespon
     project = _visible(request, project_id)
     try:
         hour, keep = int(request.POST.get("hour", "")), int(request.POST.get("keep", ""))
-        backups.backup_schedule_set(project=project, hour=hour, keep=keep, enabled=request.POST.get("enabled") == "on")
+        backups.backup_schedule_set(project=project, hour=hour, keep=keep, enabled=request.POST.get("enabled") == "on", requested_by=request.user)
     except ValueError:
         status, error = HTTPStatus.UNPROCESSABLE_CONTENT, "The hour and the number of backups to keep must be whole numbers."
     except ServiceError as exc:

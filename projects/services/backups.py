@@ -9,20 +9,28 @@
 - `backup_delete` and `backup_schedule_set` act at once.
 """
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from projects.models import Backup, BackupSchedule, Operation, Project
 
+from .access import project_check_actor
 from .backup_files import backup_path
-from .errors import InvalidInput, InvalidTransition
+from .errors import BackupProtected, InvalidInput, InvalidTransition
 from .operations import operation_enqueue
+from .quotas import quota_check_backup
 
 B = Backup.State
 
 
 def project_backup(*, project: Project, requested_by=None, trigger: str = Backup.Trigger.MANUAL) -> Operation:
     """Queue a backup (dump, then verification) of `project`; its status does not change."""
+    project_check_actor(user=requested_by, project=project)
     with transaction.atomic():
+        quota_check_backup(project=project, trigger=trigger)
         backup = Backup.objects.create(project=project, trigger=trigger, requested_by=requested_by, postgres_version=project.postgres_version)
         operation = operation_enqueue(
             project=project, kind="backup", action="backup", transitional=None, requested_by=requested_by, backup=backup
@@ -67,16 +75,39 @@ def backup_assert_cloneable(backup: Backup, *, postgres_version: str) -> None:
         )
 
 
-def backup_delete(*, backup: Backup) -> None:
-    """Remove a backup's file and row; refused while an operation makes or uses it."""
+def backup_delete(*, backup: Backup, requested_by=None) -> None:
+    """Remove a backup's file and row; refused while an operation makes or uses it, and for a purge's recent final backup."""
+    project_check_actor(user=requested_by, project=backup.project)
+    backup_check_unprotected(backup)
     if backup.state == B.RUNNING or backup.operations.filter(state__in=Operation.IN_FLIGHT).exists():
         raise InvalidTransition(f"backup {backup.public_id} is in use by an operation in flight")
     backup_path(backup).unlink(missing_ok=True)
     backup.delete()
 
 
-def backup_schedule_set(*, project: Project, hour: int, keep: int, enabled: bool = True) -> BackupSchedule:
+def backup_check_unprotected(backup: Backup, *, now: datetime | None = None) -> None:
+    """BackupProtected for a purge's final backup while the purge is younger than BERTH_PURGE_BACKUP_DAYS.
+
+    It is the only copy of a purged project's data: its grace period is what
+    lets an owner change their mind, so nobody shortens it by hand (the
+    backup pass removes it when it ends).
+    """
+    if backup.trigger != Backup.Trigger.PRE_PURGE:
+        return
+    now = now or timezone.now()
+    # The purge set keep_until to its own time plus the grace period (the
+    # backup pass removes the file then); an unfinished purge's, from the dump.
+    until = backup.keep_until or backup.created_at + timedelta(days=settings.BERTH_PURGE_BACKUP_DAYS)
+    if now < until:
+        raise BackupProtected(
+            f"backup {backup.public_id} is the final backup of a purge: it is kept until {until:%Y-%m-%d %H:%M} UTC "
+            f"(BERTH_PURGE_BACKUP_DAYS={settings.BERTH_PURGE_BACKUP_DAYS}), then removed by itself"
+        )
+
+
+def backup_schedule_set(*, project: Project, hour: int, keep: int, enabled: bool = True, requested_by=None) -> BackupSchedule:
     """Daily backups of `project` at `hour` (UTC), keeping the newest `keep` good ones."""
+    project_check_actor(user=requested_by, project=project)
     for name, value, low, high in (("hour", hour, 0, BackupSchedule.HOUR_MAX), ("keep", keep, 1, BackupSchedule.KEEP_MAX)):
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise InvalidInput(name, f"must be a whole number from {low} to {high}")

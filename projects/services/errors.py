@@ -86,3 +86,25 @@ class SubnetsExhausted(ServiceError):
 
     code = "subnets_exhausted"
     status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class QuotaExceeded(ServiceError):
+    """The user holds as much as their quota allows (services/quotas.py)."""
+
+    code = "quota_exceeded"
+    status = HTTPStatus.FORBIDDEN
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit  # which quota: projects, backups or backup_bytes
+
+
+class NotPermitted(Forbidden):
+    """The user may see the project but not act on it (another user's, without projects.change_project)."""
+
+
+class BackupProtected(ServiceError):
+    """A purge's final backup, inside the grace period it is kept for."""
+
+    code = "backup_protected"
+    status = HTTPStatus.CONFLICT

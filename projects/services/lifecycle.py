@@ -18,6 +18,7 @@ from .errors import InvalidInput, InvalidTransition
 from .names import project_name_check_free, project_name_clean
 from .operations import operation_enqueue
 from .ports import project_insert_with_ports
+from .quotas import quota_check_project
 
 S = Project.Status
 
@@ -42,6 +43,7 @@ def project_create(
     project.jwt_secret = secrets.token_urlsafe(48)  # PostgREST wants at least 32 characters
     with transaction.atomic():
         # One transaction: a project row never exists without its create operation.
+        quota_check_project(owner=owner)
         if name is not None:
             project_name_check_free(owner=owner, name=name)
         project_insert_with_ports(project)

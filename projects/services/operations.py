@@ -32,6 +32,7 @@ from django_tasks_db.models import DBTaskResult
 from projects.models import Backup, Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable, get_runtime
 
+from .access import project_check_actor
 from .errors import InvalidTransition, OperationInFlight
 from .redact import secrets_redact
 from .steps import STEPS, Step, StepFailed, StepResult
@@ -56,6 +57,8 @@ def operation_enqueue(
     `transitional` None keeps the status (backups read a project, they do not
     change it); `backup` is the Backup the operation makes, verifies or restores.
     """
+    # Every way in queues here, so no edge can forget who may act.
+    project_check_actor(user=requested_by, project=project)
     with transaction.atomic():
         locked = _lock_project(project.pk)
         in_flight = locked.operations.filter(state__in=Operation.IN_FLIGHT).first()

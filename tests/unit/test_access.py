@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from projects.models import ApiToken, Backup, Operation, Project
+from projects.models import ApiToken, Backup, Operation, Project, UserQuota
 from projects.services import backups as backup_service
 from projects.services import lifecycle
 from projects.services.tokens import api_token_create
@@ -37,6 +37,7 @@ class World:
     token: ApiToken  # A's
     group: Group
     task: DBTaskResult
+    quota: UserQuota  # B's
     tokens: dict[str, str] = field(default_factory=dict)  # role -> raw API token
 
 
@@ -64,7 +65,8 @@ def world(db, settings) -> World:
         task_path="projects.tasks.run_operation", args_kwargs={"args": [], "kwargs": {"operation_id": 0}},
         backend_name="default", run_after=timezone.now(),
     )  # fmt: skip
-    w = World(a, b, staff, project, deleted, backup, token, group, task)
+    quota = UserQuota.objects.create(user=b, projects=3)
+    w = World(a, b, staff, project, deleted, backup, token, group, task, quota)
     # The world is built with operations run inline; the requests only queue them,
     # as in production (and the task admin can then import the task's backend).
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
@@ -253,6 +255,8 @@ ADMIN_MODELS: dict[str, dict[str, int]] = {
     "projects.Operation": {"changelist": 200, "add": 403, "change": 200, "delete": 403, "history": 200},
     "projects.ApiToken": {"changelist": 200, "add": 403, "change": 200, "delete": 200, "history": 200},
     "projects.Backup": {"changelist": 200, "add": 403, "change": 200, "delete": 403, "history": 200},
+    # Quotas are the operators' to set: add, change and delete (back to the defaults).
+    "projects.UserQuota": {"changelist": 200, "add": 200, "change": 200, "delete": 200, "history": 200},
 }
 ADMIN_OBJECTS: dict[str, Callable[[World], object]] = {
     "auth.Group": lambda w: w.group,
@@ -262,6 +266,7 @@ ADMIN_OBJECTS: dict[str, Callable[[World], object]] = {
     "projects.Operation": lambda w: w.project.operations.first(),
     "projects.ApiToken": lambda w: w.token,
     "projects.Backup": lambda w: w.backup,
+    "projects.UserQuota": lambda w: w.quota,
 }
 ADMIN_SITE: dict[str, list[Cell]] = {
     "admin:index": [Cell("GET", lambda w: "/admin/", expect(302, 302, 302, 200))],

@@ -634,7 +634,11 @@ def test_an_unreachable_engine_refuses_the_action_inline_and_queues_nothing(sign
     assert project.status == S.RUNNING and project.operations.count() == 1
 
 
-def test_staff_can_act_on_another_users_project(client, staff, project):
+def test_staff_with_the_change_permission_can_act_on_another_users_project(client, staff, project):
+    # is_staff alone is not enough (test_tenancy.py): an operator grants the permission.
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.add(Permission.objects.get(codename="change_project", content_type__app_label="projects"))
     client.force_login(staff)
     client.post(f"/projects/{project.public_id}/stop")
     project.refresh_from_db()

@@ -1,7 +1,8 @@
 """`manage.py up`: everything Berth needs, in one foreground command.
 
-Migrates, creates the `admin` superuser on the first run (printing its password
-once), then runs and supervises: the web server (gunicorn), BERTH_WORKERS task
+Migrates, creates the `admin` superuser on the first run (its password is
+printed once to a terminal, or written to DATA_DIR/admin_password, mode 0600,
+when there is none: never into a container's log), then runs and supervises: the web server (gunicorn), BERTH_WORKERS task
 workers (django-tasks-db's db_worker runs one task at a time, so operations on
 different projects run in parallel only with several), the sync watcher and
 the backup pass (`backup_projects --watch`: schedules and retention).
@@ -39,6 +40,7 @@ from projects.services.images import images_ensure
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 PR_SET_PDEATHSIG = 1
+ADMIN_PASSWORD_FILE = "admin_password"
 
 
 class Command(BaseCommand):
@@ -105,8 +107,21 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser("admin", "", password)
-        self.stdout.write(self.style.SUCCESS(f"Created the superuser 'admin' with password: {password}"))
-        self.stdout.write("It is shown this once; change it in the admin or with `manage.py changepassword admin`.")
+        if sys.stdout.isatty():
+            # A person at a terminal reads it once; nothing keeps it.
+            self.stdout.write(self.style.SUCCESS(f"Created the superuser 'admin' with password: {password}"))
+            self.stdout.write("It is shown this once; change it in the admin or with `manage.py changepassword admin`.")
+            return
+        # No terminal (compose, systemd): stdout goes to a log that anyone with
+        # `docker logs` reads for ever. The password goes to a file only
+        # Berth's user can read instead.
+        path = Path(settings.DATA_DIR) / ADMIN_PASSWORD_FILE
+        path.unlink(missing_ok=True)  # an older admin's: it is the new password now
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        self.stdout.write(self.style.SUCCESS(f"Created the superuser 'admin'; its password is in {path} (mode 0600)."))
+        self.stdout.write("Read it once, sign in, change it, and delete the file.")
 
     def _check_images(self) -> None:
         """Make the images of every offering available if they can be had, and say what is offered."""
