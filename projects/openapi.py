@@ -104,12 +104,19 @@ ERROR = obj(
     {
         "error": obj(
             {
-                "code": {"type": "string", "description": "a stable word: invalid, name_taken, unauthenticated, not_found, wrong_state, …"},
+                "code": {
+                    "type": "string",
+                    "description": (
+                        "a stable word: invalid, name_taken, unauthenticated, not_found, wrong_state, forbidden, quota_exceeded, "
+                        "read_only_token, backup_protected, …"
+                    ),
+                },
                 "message": {"type": "string"},
                 "field": {"type": "string", "description": "the input at fault, with code invalid or name_taken"},
                 "operation": ref("Operation"),
+                "limit": {"enum": ["projects", "backups", "backup_bytes"], "description": "the quota reached, with code quota_exceeded"},
             },
-            optional=("field", "operation"),
+            optional=("field", "operation", "limit"),
         )
     }
 )
@@ -117,11 +124,14 @@ ERROR = obj(
 ERRORS = {
     "400": "bad JSON, a bad field (named in `field`; `name_taken` for a name the owner already uses) or a bad ?wait",
     "401": "no token, or not a valid one",
-    "403": "not allowed for this user",
+    "403": (
+        "not allowed: another user's project without the projects.change_project permission (forbidden), a quota "
+        "reached (quota_exceeded, naming it in `limit`), or a write with a read-only token (read_only_token)"
+    ),
     "404": "no such thing, or it is not yours",
     "409": (
-        "the project's status refuses this, an operation is already in flight (named), "
-        "or the backup failed verification (its download needs ?force=1)"
+        "the project's status refuses this, an operation is already in flight (named), the backup failed "
+        "verification (its download needs ?force=1), or it is a purge's final one within its grace period (backup_protected)"
     ),
     "410": "the backup's file is gone",
     "413": "the body is larger than the server accepts",
@@ -141,7 +151,10 @@ WAIT = {
     "name": "wait",
     "in": "query",
     "required": False,
-    "description": f"seconds to wait for the operation to settle (0-{WAIT_MAX_S}); the answer is then 200 (201 for a create) with the settled state",
+    "description": (
+        f"seconds to wait for the operation to settle (0-{WAIT_MAX_S}); the answer is then 200 (201 for a create) with the "
+        "settled state. When too many requests are waiting already (BERTH_MAX_WAITING), it answers 202 at once, as without ?wait"
+    ),
     "schema": {"type": "integer", "minimum": 0, "maximum": WAIT_MAX_S},
 }
 
@@ -155,7 +168,7 @@ def any_body(description: str = "ignored; when sent it must be a JSON object") -
     return {"required": False, "description": description, "content": {JSON: {"schema": {"type": "object"}}}}
 
 
-def action(operation_id: str, summary: str, *, body: dict | None = None, response: str = "Project", codes=(400, 404, 409, 413)) -> dict:
+def action(operation_id: str, summary: str, *, body: dict | None = None, response: str = "Project", codes=(400, 403, 404, 409, 413)) -> dict:
     return {
         "operationId": operation_id,
         "summary": summary,
@@ -285,7 +298,7 @@ def openapi_document() -> dict:
                             }
                         },
                     },
-                    "responses": {"201": created, "202": queued, **error_responses(400, 413, 503)},
+                    "responses": {"201": created, "202": queued, **error_responses(400, 403, 413, 503)},
                 },
             },
             "/v1/projects/{project_id}": {
@@ -361,7 +374,7 @@ def openapi_document() -> dict:
                     "responses": {
                         "201": answer(ref("Backup"), "taken within ?wait"),
                         "202": answer(ref("Backup"), "queued or running"),
-                        **error_responses(400, 404, 409, 413),
+                        **error_responses(400, 403, 404, 409, 413),
                     },
                 },
             },
@@ -390,7 +403,7 @@ def openapi_document() -> dict:
                             }
                         },
                     },
-                    "responses": {"200": answer(obj({"schedule": ref("Schedule")}), "the schedule"), **error_responses(400, 404, 413)},
+                    "responses": {"200": answer(obj({"schedule": ref("Schedule")}), "the schedule"), **error_responses(400, 403, 404, 413)},
                 },
             },
             "/v1/backups/{backup_id}": {
@@ -399,7 +412,7 @@ def openapi_document() -> dict:
                 "delete": {
                     "operationId": "deleteBackup",
                     "summary": "Delete a backup and its file",
-                    "responses": {"200": answer(obj({"deleted": {"type": "string"}}), "deleted"), **error_responses(400, 404, 409)},
+                    "responses": {"200": answer(obj({"deleted": {"type": "string"}}), "deleted"), **error_responses(400, 403, 404, 409)},
                 },
             },
             "/v1/backups/{backup_id}/verify": {

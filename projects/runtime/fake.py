@@ -244,6 +244,7 @@ class FakeRuntime:
 
 
 FAKE_DUMP_MAGIC = b"PGDMP-fake "
+FAKE_DATABASE_BYTES = 8 * 1024 * 1024  # what pg_database_size says of a small database
 
 
 def fake_postgres(runtime: FakeRuntime, container: str, argv: list[str], environment: dict[str, str]) -> ExecAnswer:
@@ -259,6 +260,9 @@ def fake_postgres(runtime: FakeRuntime, container: str, argv: list[str], environ
     if program == "pg_isready":
         return b"", 0, ""
     if program == "berth-dump":
+        # The dump script refuses before writing when the database is larger than the room Berth has for it.
+        if int(environment.get("BERTH_DUMP_ROOM", FAKE_DATABASE_BYTES)) < FAKE_DATABASE_BYTES:
+            return b"", 75, f"BERTH-NO-ROOM {FAKE_DATABASE_BYTES}\n"
         dump = FAKE_DUMP_MAGIC + json.dumps({"tables": database}).encode()
         return dump.ljust(1024), 0, f"BERTH-MANIFEST {manifest}\n"
     if program == "berth-restore":

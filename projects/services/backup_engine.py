@@ -18,9 +18,11 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -50,6 +52,8 @@ logger = logging.getLogger(__name__)
 # and table of contents. Anything shorter was cut off.
 MIN_DUMP_BYTES = 256
 MANIFEST_MARKER = "BERTH-MANIFEST "
+NO_ROOM_MARKER = "BERTH-NO-ROOM "
+NO_ROOM_EXIT = 75
 SCRATCH_SERVICES = ("backup-dump", "backup-restore", "backup-verify")
 
 # What a dump holds, as JSON: every user table with its exact row count, and
@@ -72,8 +76,13 @@ SELECT json_build_object(
   ), '{}'::json))
 """
 
-# Run as `sh -c DUMP_SCRIPT berth-dump` with PGHOST/PGUSER/PGPASSWORD/PGDATABASE set.
-# One psql session holds a repeatable-read transaction and exports its
+# Run as `sh -c DUMP_SCRIPT berth-dump` with PGHOST/PGUSER/PGPASSWORD/PGDATABASE set,
+# BERTH_DUMP_ROOM (bytes the backup directory can take, less the margin) and
+# BERTH_LOCK_WAIT. First the database's size against the room: a dump larger
+# than the disk would fill it for every other backup and Berth's own database
+# (exit NO_ROOM_EXIT with NO_ROOM_MARKER, before anything is written). pg_dump
+# gives up on a table lock after BERTH_LOCK_WAIT instead of queueing behind
+# it, and holding up every query queued behind the dump. One psql session holds a repeatable-read transaction and exports its
 # snapshot; pg_dump (run from psql with \!, so the transaction stays open)
 # dumps that snapshot to stdout, then the manifest is read in the same one.
 # psql 15 cannot report a \! command's status, so pg_dump's goes through a file.
@@ -82,11 +91,13 @@ DUMP_SCRIPT = rf"""set -u
 work=$(mktemp -d /tmp/berth-dump.XXXXXX) || exit 70
 trap 'rm -rf "$work"' EXIT
 export BERTH_WORK="$work"
+size=$(psql -X -q -At -v ON_ERROR_STOP=1 -c 'SELECT pg_database_size(current_database())') || exit $?
+[ "$size" -le "$BERTH_DUMP_ROOM" ] || {{ echo "{NO_ROOM_MARKER}$size" >&2; exit {NO_ROOM_EXIT}; }}
 psql -X -q -v ON_ERROR_STOP=1 -o /dev/null <<'SQL'
 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 SELECT pg_export_snapshot() AS berth_snapshot \gset
 \setenv BERTH_SNAPSHOT :berth_snapshot
-\! pg_dump --format=custom --no-password --snapshot="$BERTH_SNAPSHOT"; echo $? > "$BERTH_WORK/rc"
+\! pg_dump --format=custom --no-password --lock-wait-timeout="$BERTH_LOCK_WAIT" --snapshot="$BERTH_SNAPSHOT"; echo $? > "$BERTH_WORK/rc"
 \pset format unaligned
 \pset tuples_only on
 \o `echo "$BERTH_WORK/manifest"`
@@ -232,12 +243,17 @@ def _exit_reason(program: str, code: int | None, stderr: str) -> str:
 def backup_dump(project: Project, backup: Backup, runtime: Runtime) -> None:
     """Dump the project's database into the backup's file and record what it holds. Raises BackupFailed, RuntimeFailure."""
     partial, final = partial_path(backup), backup_path(backup)
+    room = _dump_room(partial.parent)
     try:
         with project_db(project, backup, runtime, purpose="dump") as (container, env, _live):
             argv = ["sh", "-c", DUMP_SCRIPT, "berth-dump"]
+            env = {**env, "BERTH_DUMP_ROOM": str(room), "BERTH_LOCK_WAIT": f"{settings.BERTH_BACKUP_LOCK_WAIT_SECONDS}s"}
             with runtime.exec_stream(container, argv, environment=env, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT) as stream:
                 size, sha256, head = partial_write(partial, stream)
                 result = stream.result()
+        if result.exit_code == NO_ROOM_EXIT and NO_ROOM_MARKER in result.stderr:
+            needs = int(result.stderr.split(NO_ROOM_MARKER, 1)[1].split()[0])
+            raise BackupFailed(_no_room(partial.parent, room, needs=needs))
         if result.exit_code != 0:
             raise BackupFailed(f"the dump failed: {_exit_reason('pg_dump', result.exit_code, result.stderr)}")
         if size == 0:
@@ -254,6 +270,25 @@ def backup_dump(project: Project, backup: Backup, runtime: Runtime) -> None:
     backup.size, backup.sha256 = size, sha256
     backup.tables, backup.roles = manifest["tables"], manifest["roles"]
     backup.server_version = str(manifest.get("server_version", ""))[:100]
+
+
+def _dump_room(directory: Path) -> int:
+    """Bytes a dump may take in `directory`: its free space less BERTH_BACKUP_FREE_MARGIN; BackupFailed when there is none."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    room = shutil.disk_usage(directory).free - settings.BERTH_BACKUP_FREE_MARGIN
+    if room <= 0:
+        raise BackupFailed(_no_room(directory, room, needs=None))
+    return room
+
+
+def _no_room(directory: Path, room: int, *, needs: int | None) -> str:
+    free = room + settings.BERTH_BACKUP_FREE_MARGIN
+    what = f"the database is {needs} bytes and " if needs is not None else ""
+    return (
+        f"not enough free space for the dump, so nothing was written: {what}{directory} has {max(free, 0)} bytes free, "
+        f"and a dump needs the database's size plus BERTH_BACKUP_FREE_MARGIN ({settings.BERTH_BACKUP_FREE_MARGIN} bytes); "
+        "free space (delete old backups) or point BERTH_BACKUP_DIR at a larger disk"
+    )
 
 
 def _manifest_from(stderr: str) -> dict[str, Any]:
