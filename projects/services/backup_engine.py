@@ -82,7 +82,9 @@ SELECT json_build_object(
 # than the disk would fill it for every other backup and Berth's own database
 # (exit NO_ROOM_EXIT with NO_ROOM_MARKER, before anything is written). pg_dump
 # gives up on a table lock after BERTH_LOCK_WAIT instead of queueing behind
-# it, and holding up every query queued behind the dump. One psql session holds a repeatable-read transaction and exports its
+# it, and holding up every query queued behind the dump; the manifest's counts
+# take the same locks, so its session has the same lock_timeout (and after a
+# failed pg_dump they are not read: its message is the reason). One psql session holds a repeatable-read transaction and exports its
 # snapshot; pg_dump (run from psql with \!, so the transaction stays open)
 # dumps that snapshot to stdout, then the manifest is read in the same one.
 # psql 15 cannot report a \! command's status, so pg_dump's goes through a file.
@@ -93,16 +95,20 @@ trap 'rm -rf "$work"' EXIT
 export BERTH_WORK="$work"
 size=$(psql -X -q -At -v ON_ERROR_STOP=1 -c 'SELECT pg_database_size(current_database())') || exit $?
 [ "$size" -le "$BERTH_DUMP_ROOM" ] || {{ echo "{NO_ROOM_MARKER}$size" >&2; exit {NO_ROOM_EXIT}; }}
-psql -X -q -v ON_ERROR_STOP=1 -o /dev/null <<'SQL'
+PGOPTIONS="${{PGOPTIONS:-}} -c lock_timeout=$BERTH_LOCK_WAIT" psql -X -q -v ON_ERROR_STOP=1 -o /dev/null <<'SQL'
 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 SELECT pg_export_snapshot() AS berth_snapshot \gset
 \setenv BERTH_SNAPSHOT :berth_snapshot
 \! pg_dump --format=custom --no-password --lock-wait-timeout="$BERTH_LOCK_WAIT" --snapshot="$BERTH_SNAPSHOT"; echo $? > "$BERTH_WORK/rc"
+\set berth_dump_rc `cat "$BERTH_WORK/rc"`
+SELECT :berth_dump_rc = 0 AS berth_dump_ok \gset
+\if :berth_dump_ok
 \pset format unaligned
 \pset tuples_only on
 \o `echo "$BERTH_WORK/manifest"`
 {MANIFEST_SQL};
 \o
+\endif
 COMMIT;
 SQL
 rc=$?
@@ -255,7 +261,14 @@ def backup_dump(project: Project, backup: Backup, runtime: Runtime) -> None:
             needs = int(result.stderr.split(NO_ROOM_MARKER, 1)[1].split()[0])
             raise BackupFailed(_no_room(partial.parent, room, needs=needs))
         if result.exit_code != 0:
-            raise BackupFailed(f"the dump failed: {_exit_reason('pg_dump', result.exit_code, result.stderr)}")
+            locked = "Query was: LOCK TABLE" in result.stderr or "lock timeout" in result.stderr
+            why = (
+                f"a table stayed locked (by DDL or an explicit LOCK) longer than BERTH_BACKUP_LOCK_WAIT_SECONDS "
+                f"({settings.BERTH_BACKUP_LOCK_WAIT_SECONDS} s); try again when it is released. "
+                if locked
+                else ""
+            )
+            raise BackupFailed(f"the dump failed: {why}{_exit_reason('pg_dump', result.exit_code, result.stderr)}")
         if size == 0:
             raise BackupFailed("the dump is empty: pg_dump wrote nothing")
         if head != MAGIC:

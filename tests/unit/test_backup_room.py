@@ -69,3 +69,19 @@ def test_with_room_the_dump_runs_with_the_room_and_the_lock_wait_it_was_given(pr
     assert seen["BERTH_LOCK_WAIT"] == "42s" and '--lock-wait-timeout="$BERTH_LOCK_WAIT"' in seen["script"]
     assert int(seen["BERTH_DUMP_ROOM"]) == FREE
     assert 'pg_database_size(current_database())' in seen["script"]
+
+
+def test_a_dump_that_gave_up_on_a_lock_says_which_setting_bounds_the_wait(project, user, settings, fake_runtime):
+    settings.BERTH_BACKUP_LOCK_WAIT_SECONDS = 7
+
+    def locked(runtime, container, argv, environment):
+        if argv[3:4] == ["berth-dump"]:
+            stderr = "pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: detail: Query was: LOCK TABLE public.items IN ACCESS SHARE MODE\n"
+            return b"", 1, stderr
+        return fake_postgres(runtime, container, argv, environment)
+
+    fake_runtime.exec_handler = locked
+    _, backup = backup_now(project, user)
+    assert backup.state == Backup.State.FAILED and backup.size is None
+    assert "stayed locked" in backup.error and "BERTH_BACKUP_LOCK_WAIT_SECONDS (7 s)" in backup.error
+    assert "LOCK TABLE public.items" in backup.error
