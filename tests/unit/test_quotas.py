@@ -27,7 +27,8 @@ def snapshot() -> tuple:
 
 
 def make(user, n: int = 1) -> list[Project]:
-    return [Project.objects.get(pk=lifecycle.project_create(owner=user, name=f"p{i}").project_id) for i in range(n)]
+    # Unnamed: each gets its own name (one live name per owner).
+    return [Project.objects.get(pk=lifecycle.project_create(owner=user).project_id) for _ in range(n)]
 
 
 @pytest.fixture
