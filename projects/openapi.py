@@ -309,7 +309,7 @@ def openapi_document() -> dict:
                     "responses": {"200": answer(ref("Project"), "the project"), **error_responses(404)},
                 },
                 "delete": {
-                    **action("deleteProject", "Delete (soft): containers go; volume and ports stay until purge", codes=(400, 404, 409)),
+                    **action("deleteProject", "Delete (soft): containers go; volume and ports stay until purge", codes=(400, 403, 404, 409)),
                     "requestBody": any_body(),
                 },
             },

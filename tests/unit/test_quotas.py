@@ -95,7 +95,7 @@ def test_the_dashboard_refuses_a_create_over_the_quota_with_403_and_changes_noth
     for headers in ({}, {"HX-Request": "true"}):
         response = client.post("/projects/new", {"name": "third", "postgres_version": "17", "api": "postgrest"}, headers=headers)
         assert response.status_code == 403
-        assert "quota" in response.content.decode() and "Nothing was created" in response.content.decode()
+        assert "quota" in response.content.decode() and "Nothing was changed" in response.content.decode()
     assert snapshot() == before
 
 
