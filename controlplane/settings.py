@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from .files import private_dir, private_file, secret_file_read_or_create
+from controlplane.files import private_dir, private_file, secret_file_read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ
