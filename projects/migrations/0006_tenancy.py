@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0003_operation_prior_status'),
+        ('projects', '0005_project_network_subnet'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
