@@ -44,6 +44,8 @@ def reference_spec(db_port: int, api_port: int):
                       db_port=db_port, api_port=api_port)  # fmt: skip
     project.db_password = secrets.token_urlsafe(24)
     project.jwt_secret = secrets.token_urlsafe(48)
+    project.admin_password = secrets.token_urlsafe(16)
+    project.authenticator_password = secrets.token_urlsafe(16)
     return stack_spec(project)
 
 

@@ -53,6 +53,19 @@ def env_int(name: str, default: int, minimum: int | None = None, *, environ: Map
     return value
 
 
+def env_float(name: str, default: float, minimum: float = 0.0, *, environ: Mapping[str, str] = ENV) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value < float("inf"):
+        raise ImproperlyConfigured(f"{name} must be a finite number of at least {minimum}, got {raw!r}")
+    return value
+
+
 def env_choice(name: str, default: str, choices: Sequence[str], *, environ: Mapping[str, str] = ENV) -> str:
     value = env_text(name, default, environ=environ)
     if value not in choices:
@@ -323,6 +336,14 @@ BERTH_READY_TIMEOUT = env_int("BERTH_READY_TIMEOUT", 60, 1)
 # Memory limits per container, in the engine's notation.
 BERTH_DB_MEMORY = env_text("BERTH_DB_MEMORY", "512m")
 BERTH_API_MEMORY = env_text("BERTH_API_MEMORY", "256m")
+# Confinement of every container (RELIABILITY.md, "Security model"): CPUs
+# (0 = no limit), processes, and the json-file log's rotation.
+BERTH_DB_CPUS = env_float("BERTH_DB_CPUS", 1.0, 0.0)
+BERTH_API_CPUS = env_float("BERTH_API_CPUS", 1.0, 0.0)
+BERTH_DB_PIDS_LIMIT = env_int("BERTH_DB_PIDS_LIMIT", 256, 32)
+BERTH_API_PIDS_LIMIT = env_int("BERTH_API_PIDS_LIMIT", 128, 16)
+BERTH_LOG_MAX_SIZE = env_text("BERTH_LOG_MAX_SIZE", "10m")
+BERTH_LOG_MAX_FILE = env_int("BERTH_LOG_MAX_FILE", 3, 1)
 # Pull a missing image from its registry before failing with ImageUnavailable.
 BERTH_PULL_IMAGES = env_bool("BERTH_PULL_IMAGES", True)
 # What `up` does about an image it cannot pull: auto builds Berth's own

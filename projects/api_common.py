@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from .keys import project_keys
 from .models import ApiToken, Backup, Operation, Project, is_public_id, token_hash
 from .selectors import backup_for_user, project_for_user
 from .services.errors import BodyTooLarge, InvalidInput, NotFound, QuotaExceeded, ServiceError
@@ -83,8 +84,10 @@ def project_json(project: Project, *, viewer, operation: Operation | None = None
         "postgres_version": project.postgres_version,
         "api": project.api_flavour,
         "api_url": project.api_url,
-        # The password is the owner's alone; staff see the URL with it masked.
+        # The password and the keys are the owner's alone; staff see the URL with it masked.
         "db_url": project.db_url(reveal=viewer.pk == project.owner_id),
+        **(project_keys(project) if viewer.pk == project.owner_id else {"anon_key": None, "service_key": None}),
+        "owner_superuser": project.owner_is_superuser,
         "created_at": time_json(project.created_at),
         "deleted_at": time_json(project.deleted_at),
         "purge_after": time_json(project.purge_after),

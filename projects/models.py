@@ -90,6 +90,8 @@ class Project(models.Model):
         POSTGREST = "postgrest", "PostgREST"
         POSTGRAPHILE = "postgraphile", "PostGraphile"
 
+    ADMIN_USER = "berth_admin"
+
     SETTLED = frozenset({Status.RUNNING, Status.STOPPED, Status.DELETED, Status.PURGED, Status.FAILED})
 
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
@@ -108,6 +110,12 @@ class Project(models.Model):
     db_user = models.CharField(max_length=63, default="app")
     db_password_encrypted = models.TextField(editable=False)
     jwt_secret_encrypted = models.TextField(editable=False)
+    # The server's bootstrap superuser is Berth's own role (ADMIN_USER) with this
+    # password. Empty on projects made before that: their bootstrap superuser is
+    # `db_user` itself, which Postgres cannot demote (see `owner_is_superuser`).
+    admin_password_encrypted = models.TextField(editable=False, blank=True, default="")
+    # The api's login role, which can only become `anon` or `service`.
+    authenticator_password_encrypted = models.TextField(editable=False, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROVISIONING)
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
     observed_at = models.DateTimeField(null=True, blank=True)
@@ -145,6 +153,32 @@ class Project(models.Model):
     @jwt_secret.setter
     def jwt_secret(self, value: str) -> None:
         self.jwt_secret_encrypted = secret_encrypt(value)
+
+    @property
+    def owner_is_superuser(self) -> bool:
+        """True for the old kind of project, where `db_user` is the server's bootstrap superuser."""
+        return not self.admin_password_encrypted
+
+    @property
+    def admin_user(self) -> str:
+        """The superuser Berth bootstraps, backs up and watches with."""
+        return self.db_user if self.owner_is_superuser else self.ADMIN_USER
+
+    @property
+    def admin_password(self) -> str:
+        return self.db_password if self.owner_is_superuser else secret_decrypt(self.admin_password_encrypted)
+
+    @admin_password.setter
+    def admin_password(self, value: str) -> None:
+        self.admin_password_encrypted = secret_encrypt(value)
+
+    @property
+    def authenticator_password(self) -> str:
+        return secret_decrypt(self.authenticator_password_encrypted)
+
+    @authenticator_password.setter
+    def authenticator_password(self, value: str) -> None:
+        self.authenticator_password_encrypted = secret_encrypt(value)
 
     @property
     def is_settled(self) -> bool:
@@ -245,6 +279,32 @@ class Operation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.public_id} ({self.state})"
+
+    @property
+    def owner_is_superuser(self) -> bool:
+        """True for the old kind of project, where `db_user` is the server's bootstrap superuser."""
+        return not self.admin_password_encrypted
+
+    @property
+    def admin_user(self) -> str:
+        """The superuser Berth bootstraps, backs up and watches with."""
+        return self.db_user if self.owner_is_superuser else self.ADMIN_USER
+
+    @property
+    def admin_password(self) -> str:
+        return self.db_password if self.owner_is_superuser else secret_decrypt(self.admin_password_encrypted)
+
+    @admin_password.setter
+    def admin_password(self, value: str) -> None:
+        self.admin_password_encrypted = secret_encrypt(value)
+
+    @property
+    def authenticator_password(self) -> str:
+        return secret_decrypt(self.authenticator_password_encrypted)
+
+    @authenticator_password.setter
+    def authenticator_password(self, value: str) -> None:
+        self.authenticator_password_encrypted = secret_encrypt(value)
 
     @property
     def is_settled(self) -> bool:

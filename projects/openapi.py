@@ -67,6 +67,18 @@ PROJECT_FIELDS = {
     "api": {"enum": Project.Api.values},
     "api_url": {**STRING_OR_NULL, "description": "null once purged"},
     "db_url": {**STRING_OR_NULL, "description": "with the password for the owner, masked for anyone else; null once purged"},
+    "anon_key": {
+        **STRING_OR_NULL,
+        "description": "HS256 JWT for the api's `anon` role (what a request without a key gets); the owner's only, null for anyone else",
+    },
+    "service_key": {
+        **STRING_OR_NULL,
+        "description": "HS256 JWT for the api's `service` role (full DML, bypasses RLS): keep it server-side; the owner's only, null for anyone else",
+    },
+    "owner_superuser": {
+        "type": "boolean",
+        "description": "true for a project of the old kind, whose db_url user is the server's superuser (recreate it to change that)",
+    },
     "created_at": TIME,
     "deleted_at": TIME_OR_NULL,
     "purge_after": TIME_OR_NULL,

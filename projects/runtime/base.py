@@ -98,6 +98,33 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class FileSpec:
+    """A file the runtime copies into a container before starting it (keys, certificates, a pgpass).
+
+    Copied through the engine, never bind-mounted from a host path, so it
+    works wherever the container runs; rewritten on every `stack_up`.
+    """
+
+    path: str  # absolute; its directory is created
+    content: bytes = field(repr=False)
+    mode: int = 0o600
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What a container may do to its host: every container Berth starts carries one."""
+
+    cap_add: tuple[str, ...] = ()  # all capabilities are dropped; these come back
+    pids_limit: int = 256
+    cpus: float = 1.0  # 0: no CPU limit
+    log_max_size: str = "10m"  # json-file rotation
+    log_max_file: int = 3
+    no_new_privileges: bool = True
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     service: str  # "db" | "api"
@@ -112,6 +139,8 @@ class ContainerSpec:
     volume_mount: str | None = None  # path inside the container for the data volume
     healthcheck: HealthCheck | None = None
     stop_timeout_s: int = 10
+    confinement: Confinement = Confinement()
+    files: tuple[FileSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +153,11 @@ class ApiProbe:
     content_type: str | None = None
 
 
+# How a runtime runs DbProbe.bootstrap_sql in the db container: the SQL comes
+# through the environment too (BERTH_SQL), so the command line is always this.
+BOOTSTRAP_ARGV = ["sh", "-c", 'printf "%s" "$BERTH_SQL" | psql -X -q -v ON_ERROR_STOP=1', "berth-bootstrap"]
+
+
 @dataclass(frozen=True)
 class DbProbe:
     host: str
@@ -131,8 +165,11 @@ class DbProbe:
     user: str
     password: str
     dbname: str
-    # SQL run once the database answers, idempotent (roles, schema-reload hooks).
+    # SQL run with psql inside the db container, as the server's superuser, once
+    # it answers; idempotent (roles, grants, schema-reload hooks). Secrets reach
+    # it through `bootstrap_env` (psql's \getenv), never through argv.
     bootstrap_sql: str = ""
+    bootstrap_env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -221,6 +258,7 @@ class ScratchSpec:
     mem_limit: str
     volume: str = ""  # the volume to mount; "" means <name>_data, made for it
     own_volume: bool = True
+    confinement: Confinement = Confinement()
 
     @property
     def volume_name(self) -> str:

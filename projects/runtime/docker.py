@@ -5,6 +5,9 @@ number of calls a pass makes is the number we wrote (the high-level
 `containers.list()` inspects every container once more).
 """
 
+import dataclasses
+import hashlib
+import io
 import logging
 import os
 import socket
@@ -24,16 +27,19 @@ import psycopg
 import requests.exceptions
 
 from .base import (
+    BOOTSTRAP_ARGV,
     INSTALL_LABEL,
     MANAGED_LABEL,
     PROJECT_LABEL,
     SERVICE_LABEL,
+    Confinement,
     ContainerSpec,
     ContainerState,
     EngineEvent,
     EngineInventory,
     ExecResult,
     ExecStream,
+    FileSpec,
     ImageUnavailable,
     NotReady,
     PortUnavailable,
@@ -58,6 +64,10 @@ PING_TIMEOUT_S = 3
 # for a backup's manifest line, never a whole log in memory.
 STDERR_KEEP = 8 * 1024 * 1024
 PORT_ERRORS = ("port is already allocated", "address already in use", "bind for")
+# A digest of everything a container was created from: a container whose spec
+# changed (a new api role, limits, a certificate's path) is recreated by the
+# next stack_up, which is how existing projects take a new contract on start.
+CONFIG_LABEL = "berth.config"
 
 
 def engine_address() -> str:
@@ -134,6 +144,8 @@ class DockerRuntime:
                 self.api.create_volume(spec.volume, labels=spec.labels)
         for container in spec.containers:
             self._container_ensure(spec, container)
+            if container.files:
+                self._files_put(container.name, container.files)
         if start:
             # The api is started right after the db, without waiting: it retries
             # its connection, so the two come up in parallel.
@@ -201,12 +213,19 @@ class DockerRuntime:
                 client.close()
 
     def _container_ensure(self, spec: StackSpec, c: ContainerSpec) -> None:
+        digest = _config_digest(spec, c)
         with self._engine(f"creating {c.name}"):
             try:
-                self.api.inspect_container(c.name)
-                return  # already there: start (if asked) is enough to converge
+                found = self.api.inspect_container(c.name)
             except docker.errors.NotFound:
-                pass
+                found = None
+            if found is not None:
+                if (found["Config"].get("Labels") or {}).get(CONFIG_LABEL) == digest:
+                    return  # already there: start (if asked) is enough to converge
+                # Made from an older spec: replace it (the data is on the volume),
+                # stopping it first so Postgres shuts down cleanly.
+                self.api.stop(c.name, timeout=c.stop_timeout_s)
+                self.api.remove_container(c.name, force=True)
             binds = {spec.volume: {"bind": c.volume_mount, "mode": "rw"}} if c.volume_mount else None
             host_config = self.api.create_host_config(
                 port_bindings={c.container_port: (c.publish_host, c.host_port)},
@@ -214,6 +233,7 @@ class DockerRuntime:
                 mem_limit=c.mem_limit,
                 restart_policy={"Name": "unless-stopped"},
                 network_mode=spec.network,
+                **_confinement(c.confinement),
             )
             healthcheck = None
             if c.healthcheck:
@@ -229,7 +249,7 @@ class DockerRuntime:
                 command=c.command,
                 name=c.name,
                 environment=c.environment,
-                labels=c.labels,
+                labels={**c.labels, CONFIG_LABEL: digest},
                 ports=[c.container_port],
                 host_config=host_config,
                 healthcheck=healthcheck,
@@ -237,10 +257,29 @@ class DockerRuntime:
                 volumes=[c.volume_mount] if c.volume_mount else None,
             )
 
+    def _files_put(self, container: str, files: tuple[FileSpec, ...]) -> None:
+        with self._engine(f"copying files into {container}"):
+            self.api.put_archive(container, "/", _tar(files))
+
     def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
+        self._wait(deadline, spec, "db", lambda: _db_accepts(spec))
+        if spec.db_probe.bootstrap_sql:
+            self._wait(deadline, spec, "db", lambda: self._db_bootstrap(spec))
         self._wait(deadline, spec, "db", lambda: _db_answers(spec))
         self._wait(deadline, spec, "api", lambda: _api_answers(spec))
+
+    def _db_bootstrap(self, spec: StackSpec) -> None:
+        p = spec.db_probe
+        try:
+            _, result = self.exec_stream(
+                spec.db.name, BOOTSTRAP_ARGV, environment={**p.bootstrap_env, "BERTH_SQL": p.bootstrap_sql}, idle_timeout_s=30
+            ).read_all()
+        except RuntimeFailure as exc:
+            raise ProbeFailed(f"bootstrap: {exc}") from None
+        if result.exit_code != 0:
+            tail = result.stderr.strip().splitlines()
+            raise ProbeFailed(f"bootstrap exited {result.exit_code}: {tail[-1] if tail else 'no message'}")
 
     def _wait(self, deadline: float, spec: StackSpec, service: str, probe) -> None:
         last_error = ""
@@ -478,6 +517,7 @@ class DockerRuntime:
                 mem_limit=spec.mem_limit,
                 # No network: Berth talks to it with exec only, over its loopback.
                 network_mode="none",
+                **_confinement(spec.confinement),
             )
             self.api.create_container(
                 spec.image,
@@ -524,14 +564,21 @@ class ProbeFailed(Exception):
     pass
 
 
+def _db_accepts(spec: StackSpec) -> None:
+    # Before any exec: the published port answers only once the real server
+    # runs (the entrypoint's initdb server listens on its socket alone).
+    p = spec.db_probe
+    conninfo = psycopg.conninfo.make_conninfo(host=p.host, port=p.port, dbname=p.dbname, connect_timeout=2)
+    if psycopg.pq.PGconn.ping(conninfo.encode()) != psycopg.pq.Ping.OK:
+        raise ProbeFailed(f"the db at {p.host}:{p.port} does not accept connections yet")
+
+
 def _db_answers(spec: StackSpec) -> None:
     p = spec.db_probe
     try:
         with psycopg.connect(
             host=p.host, port=p.port, user=p.user, password=p.password, dbname=p.dbname, connect_timeout=2
         ) as conn:
-            if p.bootstrap_sql:
-                conn.execute(p.bootstrap_sql)
             conn.execute("SELECT 1").fetchone()
     except psycopg.Error as exc:
         # psycopg's message never contains the password, only host/port and the reason.
@@ -552,6 +599,44 @@ def _api_answers(spec: StackSpec) -> None:
         raise ProbeFailed(f"{url} does not answer ({getattr(exc, 'reason', exc)})") from None
     if status >= 500:
         raise ProbeFailed(f"{url} answered {status}")
+
+
+def _confinement(c: Confinement) -> dict:
+    """create_host_config's arguments for a Confinement."""
+    return {
+        "cap_drop": ["ALL"],
+        "cap_add": list(c.cap_add) or None,
+        "pids_limit": c.pids_limit,
+        "nano_cpus": int(c.cpus * NANOSECONDS) or None,
+        "security_opt": ["no-new-privileges"] if c.no_new_privileges else None,
+        "log_config": {"type": "json-file", "config": {"max-size": c.log_max_size, "max-file": str(c.log_max_file)}},
+    }
+
+
+def _config_digest(spec: StackSpec, c: ContainerSpec) -> str:
+    # Files are rewritten on every stack_up, so their content is not part of
+    # what the container was made from; only where they go.
+    made_of = dataclasses.replace(c, files=tuple(dataclasses.replace(f, content=b"") for f in c.files))
+    return hashlib.sha256(repr((made_of, spec.network, spec.volume)).encode()).hexdigest()[:16]
+
+
+def _tar(files: tuple[FileSpec, ...]) -> bytes:
+    """The files as a tar archive to unpack at /, with their directories (owned like the files, 0700)."""
+    buffer = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        directories: set[str] = set()
+        for f in files:
+            directory = os.path.dirname(f.path.lstrip("/"))
+            if directory and directory not in directories:
+                directories.add(directory)
+                info = tarfile.TarInfo(directory)
+                info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o700, f.uid, f.gid, now
+                tar.addfile(info)
+            info = tarfile.TarInfo(f.path.lstrip("/"))
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(f.content), f.mode, f.uid, f.gid, now
+            tar.addfile(info, io.BytesIO(f.content))
+    return buffer.getvalue()
 
 
 def _managed(labels: dict | None) -> bool:

@@ -19,8 +19,10 @@ from .base import (
     PROJECT_LABEL,
     SERVICE_LABEL,
     ApiProbe,
+    Confinement,
     ContainerSpec,
     DbProbe,
+    FileSpec,
     HealthCheck,
     StackSpec,
     object_names,
@@ -53,14 +55,61 @@ POSTGRES_SETTINGS = {
     "jit": "off",
 }
 
-# Run as the project's superuser once the database answers. Idempotent.
-BOOTSTRAP_SQL = f"""
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ANON_ROLE}') THEN
-    CREATE ROLE {ANON_ROLE} NOLOGIN;
-  END IF;
-END $$;
-GRANT USAGE ON SCHEMA public TO {ANON_ROLE};
+SERVICE_ROLE = "service"
+AUTHENTICATOR_ROLE = "authenticator"
+# The audience of the project's keys: PostgREST and PostGraphile are both told
+# to require it, so one key works with either flavour (PostGraphile 4 would
+# otherwise insist on "postgraphile").
+JWT_AUDIENCE = "berth"
+
+# The roles of a project, run by psql as the server's superuser on every start
+# (BOOTSTRAP_ARGV; secrets come from the environment through \getenv).
+# Idempotent: it converges whatever a previous version or a restore left.
+# - anon: what an unauthenticated api request runs as; nothing on user tables
+#   until the owner grants it (`grant select on items to anon`).
+# - service: the service key's role; full DML on public, tables made later included.
+# - authenticator: the api's login; NOINHERIT, so it holds nothing itself and
+#   can only switch to anon or service.
+ROLES_SQL = f"""
+\\getenv owner BERTH_OWNER
+\\getenv authenticator_password BERTH_AUTHENTICATOR_PASSWORD
+SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['{ANON_ROLE}', '{SERVICE_ROLE}', '{AUTHENTICATOR_ROLE}']) AS r
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \\gexec
+ALTER ROLE {ANON_ROLE} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+ALTER ROLE {SERVICE_ROLE} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
+ALTER ROLE {AUTHENTICATOR_ROLE} WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS
+  PASSWORD :'authenticator_password';
+SELECT format('REVOKE %I FROM {AUTHENTICATOR_ROLE}', r.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+ WHERE m.member = '{AUTHENTICATOR_ROLE}'::regrole AND r.rolname NOT IN ('{ANON_ROLE}', '{SERVICE_ROLE}') \\gexec
+GRANT {ANON_ROLE}, {SERVICE_ROLE} TO {AUTHENTICATOR_ROLE};
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO {ANON_ROLE}, {SERVICE_ROLE};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {SERVICE_ROLE};
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {SERVICE_ROLE};
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA public TO {SERVICE_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {SERVICE_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {SERVICE_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT EXECUTE ON ROUTINES TO {SERVICE_ROLE};
+"""
+
+# The owner (db_url's user) of a project of the new kind: owns the database and
+# its public schema, bypasses RLS, is no superuser, so it cannot COPY … TO
+# PROGRAM, read server files or the server's key. CREATEROLE only from 16: on
+# 15 a CREATEROLE role can grant itself pg_execute_server_program.
+OWNER_SQL = """
+\\getenv owner BERTH_OWNER
+\\getenv owner_password BERTH_OWNER_PASSWORD
+SELECT format('CREATE ROLE %I', :'owner') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \\gexec
+ALTER ROLE :"owner" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';
+SELECT current_setting('server_version_num')::int >= 160000 AS createrole_is_safe \\gset
+\\if :createrole_is_safe
+ALTER ROLE :"owner" CREATEROLE;
+\\else
+ALTER ROLE :"owner" NOCREATEROLE;
+\\endif
+SELECT current_database() AS dbname \\gset
+ALTER DATABASE :"dbname" OWNER TO :"owner";
+ALTER SCHEMA public OWNER TO :"owner";
 """
 
 # PostgREST caches the schema; an event trigger tells it to reload after any
@@ -83,13 +132,18 @@ def postgres_settings() -> dict[str, str]:
     return {**POSTGRES_SETTINGS, **settings.BERTH_POSTGRES_SETTINGS}
 
 
-def internal_db_uri(project: "Project") -> str:
-    """The api container's URI: the db by container name over the project network."""
+def internal_db_uri(project: "Project", *, user: str, password: str | None) -> str:
+    """A URI for the api container: the db by container name over the project network; without a password for pgpass."""
     names = object_names(project.public_id)
-    return (
-        f"postgres://{quote(project.db_user, safe='')}:{quote(project.db_password, safe='')}"
-        f"@{names['db']}:{DB_PORT}/{quote(project.db_name, safe='')}"
-    )
+    secret = "" if password is None else f":{quote(password, safe='')}"
+    return f"postgres://{quote(user, safe='')}{secret}@{names['db']}:{DB_PORT}/{quote(project.db_name, safe='')}"
+
+
+def pgpass_line(host: str, port: int, dbname: str, user: str, password: str) -> str:
+    def escape(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    return ":".join(escape(v) for v in (host, str(port), dbname, user, password)) + "\n"
 
 
 def probe_host() -> str:
@@ -97,6 +151,57 @@ def probe_host() -> str:
     # all interfaces; otherwise on the address they are bound to.
     host = settings.BERTH_PUBLISH_HOST
     return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+
+
+# The postgres entrypoint starts as root to chown the data directory and
+# /var/run/postgresql, then drops to the postgres user with gosu: these four
+# are all it needs (measured on the official images, 15 and 17). The api
+# images run as an unprivileged user and need none.
+DB_CAPABILITIES = ("CHOWN", "FOWNER", "SETGID", "SETUID")
+# Where Berth's files live inside containers (copied in, see FileSpec).
+PGPASS_PATH = "/run/berth/pgpass"
+POSTGRAPHILE_UID = 1000  # the image's `node` user, which must own its pgpass
+
+
+def db_confinement() -> Confinement:
+    return Confinement(
+        cap_add=DB_CAPABILITIES,
+        pids_limit=settings.BERTH_DB_PIDS_LIMIT,
+        cpus=settings.BERTH_DB_CPUS,
+        log_max_size=settings.BERTH_LOG_MAX_SIZE,
+        log_max_file=settings.BERTH_LOG_MAX_FILE,
+    )
+
+
+def api_confinement() -> Confinement:
+    return Confinement(
+        pids_limit=settings.BERTH_API_PIDS_LIMIT,
+        cpus=settings.BERTH_API_CPUS,
+        log_max_size=settings.BERTH_LOG_MAX_SIZE,
+        log_max_file=settings.BERTH_LOG_MAX_FILE,
+    )
+
+
+def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
+    """The SQL that makes the project's roles, and the environment it reads its secrets from."""
+    env = {
+        # Loopback TCP, not the socket: while a new server initialises, its
+        # temporary server answers on the socket only.
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(DB_PORT),
+        "PGUSER": project.admin_user,
+        "PGPASSWORD": project.admin_password,
+        "PGDATABASE": project.db_name,
+        "BERTH_OWNER": project.db_user,
+        "BERTH_AUTHENTICATOR_PASSWORD": project.authenticator_password,
+    }
+    sql = ROLES_SQL
+    if not project.owner_is_superuser:
+        sql = OWNER_SQL + sql
+        env["BERTH_OWNER_PASSWORD"] = project.db_password
+    if project.api_flavour == "postgrest":
+        sql += POSTGREST_RELOAD_SQL
+    return sql, env
 
 
 def stack_spec(project: "Project") -> StackSpec:
@@ -108,8 +213,10 @@ def stack_spec(project: "Project") -> StackSpec:
         service="db",
         image=postgres_image(project.postgres_version),
         environment={
-            "POSTGRES_USER": project.db_user,
-            "POSTGRES_PASSWORD": project.db_password,
+            # The server's bootstrap superuser: Berth's own role, or the owner
+            # on projects of the old kind.
+            "POSTGRES_USER": project.admin_user,
+            "POSTGRES_PASSWORD": project.admin_password,
             "POSTGRES_DB": project.db_name,
             "PGDATA": "/var/lib/postgresql/data",
         },
@@ -128,18 +235,40 @@ def stack_spec(project: "Project") -> StackSpec:
             test=["CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(DB_PORT), "-U", project.db_user, "-d", project.db_name]
         ),
         stop_timeout_s=10,
+        confinement=db_confinement(),
     )
+    authenticator_uri = internal_db_uri(project, user=AUTHENTICATOR_ROLE, password=project.authenticator_password)
+    files: tuple[FileSpec, ...] = ()
     if project.api_flavour == "postgraphile":
         api_port = POSTGRAPHILE_PORT
-        environment: dict[str, str] = {}
+        # Nothing secret on the command line (`ps` on the host shows it): the
+        # connection and the JWT secret come from the environment, and the
+        # owner connection's password (it has no variable) from a pgpass file.
+        environment: dict[str, str] = {
+            "DATABASE_URL": authenticator_uri,
+            "JWT_SECRET": project.jwt_secret,
+            "PGPASSFILE": PGPASS_PATH,
+        }
+        files = (
+            FileSpec(
+                path=PGPASS_PATH,
+                content=pgpass_line(names["db"], DB_PORT, project.db_name, project.admin_user, project.admin_password).encode(),
+                uid=POSTGRAPHILE_UID,
+                gid=POSTGRAPHILE_UID,
+            ),
+        )
         # The image's entrypoint is the postgraphile CLI: options are the command.
         command: list[str] | None = [
-            "--connection", internal_db_uri(project),
+            # The superuser, only for --watch's event triggers; requests run as
+            # authenticator, switched to anon or to the JWT's role.
+            "--owner-connection", internal_db_uri(project, user=project.admin_user, password=None),
+            "--default-role", ANON_ROLE,
+            "--jwt-verify-audience", JWT_AUDIENCE,
             "--host", "0.0.0.0",
             "--port", str(POSTGRAPHILE_PORT),
             "--schema", "public",
             "--retry-on-init-fail",  # the api starts without waiting for the db
-            "--watch",  # new tables appear without a restart (needs the superuser)
+            "--watch",  # new tables appear without a restart
             "--dynamic-json",
             "--disable-query-log",
         ]  # fmt: skip
@@ -152,10 +281,11 @@ def stack_spec(project: "Project") -> StackSpec:
     else:
         api_port = POSTGREST_PORT
         environment = {
-            "PGRST_DB_URI": internal_db_uri(project),
+            "PGRST_DB_URI": authenticator_uri,
             "PGRST_DB_SCHEMAS": "public",
             "PGRST_DB_ANON_ROLE": ANON_ROLE,
             "PGRST_JWT_SECRET": project.jwt_secret,
+            "PGRST_JWT_AUD": JWT_AUDIENCE,
             "PGRST_SERVER_PORT": str(POSTGREST_PORT),
             "PGRST_DB_CHANNEL_ENABLED": "true",
         }
@@ -173,8 +303,10 @@ def stack_spec(project: "Project") -> StackSpec:
         labels={**labels, SERVICE_LABEL: "api"},
         mem_limit=settings.BERTH_API_MEMORY,
         stop_timeout_s=5,
+        confinement=api_confinement(),
+        files=files,
     )
-    bootstrap = BOOTSTRAP_SQL + (POSTGREST_RELOAD_SQL if project.api_flavour == "postgrest" else "")
+    bootstrap_sql, bootstrap_env = bootstrap(project)
     return StackSpec(
         project_id=pid,
         network=names["network"],
@@ -188,7 +320,8 @@ def stack_spec(project: "Project") -> StackSpec:
             user=project.db_user,
             password=project.db_password,
             dbname=project.db_name,
-            bootstrap_sql=bootstrap,
+            bootstrap_sql=bootstrap_sql,
+            bootstrap_env=bootstrap_env,
         ),
         api_probe=probe,
         subnet=project.network_subnet or "",

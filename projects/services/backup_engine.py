@@ -119,7 +119,7 @@ printf '{MANIFEST_MARKER}%s\n' "$(cat "$work/manifest")" >&2
 """
 
 # Run as `sh -c RESTORE_SCRIPT berth-restore <file>` with the PG* variables
-# and BERTH_ROLES (a JSON list). Replaces the database: drop it (ending its
+# (the superuser), BERTH_DB_OWNER and BERTH_ROLES (a JSON list). Replaces the database: drop it (ending its
 # sessions), create it empty from template0, create the roles the dump names,
 # and pg_restore in one transaction, so a failed restore leaves an empty
 # database rather than half of one.
@@ -128,7 +128,7 @@ file=$1
 trap 'rm -f "$file"' EXIT
 maintenance=postgres
 [ "$PGDATABASE" = postgres ] && maintenance=template1
-psql -X -q -v ON_ERROR_STOP=1 -d "$maintenance" -v db="$PGDATABASE" -v owner="$PGUSER" -v roles="$BERTH_ROLES" <<'SQL' || exit $?
+psql -X -q -v ON_ERROR_STOP=1 -d "$maintenance" -v db="$PGDATABASE" -v owner="${BERTH_DB_OWNER:-$PGUSER}" -v roles="$BERTH_ROLES" <<'SQL' || exit $?
 SELECT format('CREATE ROLE %I NOLOGIN', r) FROM json_array_elements_text((:'roles')::json) AS r
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
 DROP DATABASE IF EXISTS :"db" WITH (FORCE);
@@ -148,9 +148,12 @@ def db_env(project: Project, password: str | None = None) -> dict[str, str]:
     return {
         "PGHOST": "127.0.0.1",
         "PGPORT": str(DB_PORT),
-        "PGUSER": project.db_user,
-        "PGPASSWORD": password if password is not None else project.db_password,
+        # The server's superuser (Berth's own role on projects of the new kind):
+        # it reads every table and restores every owner.
+        "PGUSER": project.admin_user,
+        "PGPASSWORD": password if password is not None else project.admin_password,
         "PGDATABASE": project.db_name,
+        "BERTH_DB_OWNER": project.db_user,
     }
 
 
@@ -170,6 +173,7 @@ def _scratch_spec(project: Project, *, purpose: str, backup: Backup, own_volume:
         labels={**project_labels(project.public_id), SERVICE_LABEL: f"backup-{purpose}"},
         volume_mount=db.volume_mount,
         mem_limit=db.mem_limit,
+        confinement=db.confinement,
         volume="" if own_volume else object_names(project.public_id)["volume"],
         own_volume=own_volume,
     )

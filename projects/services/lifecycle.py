@@ -41,6 +41,9 @@ def project_create(
     project.name = name or f"project-{project.public_id}"
     project.db_password = secrets.token_urlsafe(24)
     project.jwt_secret = secrets.token_urlsafe(48)  # PostgREST wants at least 32 characters
+    # Berth's own superuser: the owner (`db_user`) is not one (see spec.BOOTSTRAP_SQL).
+    project.admin_password = secrets.token_urlsafe(24)
+    project.authenticator_password = secrets.token_urlsafe(24)
     with transaction.atomic():
         # One transaction: a project row never exists without its create operation.
         quota_check_project(owner=owner)

@@ -14,10 +14,9 @@ from tests.engine import TEST_LABEL, Workers, wait_for
 pytestmark = pytest.mark.integration
 
 
-def graphql(api_url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        f"{api_url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
-    )
+def graphql(api_url: str, query: str, key: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    request = urllib.request.Request(f"{api_url}/graphql", data=json.dumps({"query": query}).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)
@@ -25,8 +24,8 @@ def graphql(api_url: str, query: str) -> dict:
         return json.load(exc)  # GraphQL errors come as 400 with a JSON body
 
 
-def item_names(api_url: str) -> list[str] | None:
-    answer = graphql(api_url, "{ allItems(orderBy: ID_ASC) { nodes { name } } }")
+def item_names(api_url: str, key: str | None) -> list[str] | None:
+    answer = graphql(api_url, "{ allItems(orderBy: ID_ASC) { nodes { name } } }", key)
     if answer.get("errors"):
         return None  # PostGraphile has not picked the table up yet
     return [node["name"] for node in answer["data"]["allItems"]["nodes"]]
@@ -57,12 +56,13 @@ def test_project_lifecycle_keeps_data_and_urls_until_purge(workers, user, client
     assert code == 201, created
     assert created["status"] == "running" and created["operation"]["state"] == "succeeded"
     project_id, db_url, api_url = created["project_id"], created["db_url"], created["api_url"]
+    key = created["service_key"]  # anonymous requests read nothing that is not granted to anon
 
     # The db URL accepts the returned password; a table created there shows up in the API without a restart.
     with psycopg.connect(db_url, connect_timeout=3) as conn:
         conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
         conn.execute("INSERT INTO items (name) VALUES ('anchor'), ('rope')")
-    assert wait_for(lambda: item_names(api_url), timeout_s=20, what="the api to serve the new table") == ["anchor", "rope"]
+    assert wait_for(lambda: item_names(api_url, key), timeout_s=20, what="the api to serve the new table") == ["anchor", "rope"]
 
     code, stopped = act(client, headers, "post", f"/v1/projects/{project_id}/stop")
     assert (code, stopped["status"]) == (200, "stopped")
@@ -87,11 +87,11 @@ def test_project_lifecycle_keeps_data_and_urls_until_purge(workers, user, client
     code, started = act(client, headers, "post", f"/v1/projects/{project_id}/start")
     assert (code, started["status"]) == (200, "running")
     assert rows(db_url) == ["anchor", "rope"]
-    assert item_names(api_url) == ["anchor", "rope"]
+    assert item_names(api_url, key) == ["anchor", "rope"]
 
     assert act(client, headers, "delete", f"/v1/projects/{project_id}")[1]["status"] == "deleted"
     code, purged = act(client, headers, "post", f"/v1/projects/{project_id}/purge", {"confirm": project_id})
-    assert (code, purged["status"]) == (200, "purged")
+    assert (code, purged["status"]) == (200, "purged"), purged["operation"]["error"]
     assert purged["db_url"] is None and purged["api_url"] is None
     assert objects_of(docker_engine, project_id) == {"containers": [], "networks": [], "volumes": []}
 

@@ -17,6 +17,8 @@ def spec_for_new_project(db_port: int, api_port: int, api_image: str | None = No
                       db_port=db_port, api_port=api_port)  # fmt: skip
     project.db_password = secrets.token_urlsafe(16)
     project.jwt_secret = secrets.token_urlsafe(48)
+    project.admin_password = secrets.token_urlsafe(16)
+    project.authenticator_password = secrets.token_urlsafe(16)
     spec = stack_spec(project)
     if api_image:
         spec = dataclasses.replace(spec, api=dataclasses.replace(spec.api, image=api_image))

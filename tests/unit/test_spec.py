@@ -1,20 +1,30 @@
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
 from projects.models import Project
-from projects.runtime.base import MANAGED_LABEL, PROJECT_LABEL, SERVICE_LABEL
+from projects.runtime.base import BOOTSTRAP_ARGV, MANAGED_LABEL, PROJECT_LABEL, SERVICE_LABEL
 from projects.runtime.spec import stack_spec
 
 # The spec reads the installation id (berth.install) from Berth's database.
 pytestmark = pytest.mark.django_db
 
+ADMIN_PASSWORD = "adm1n:pass\\word"
+AUTHENTICATOR_PASSWORD = "auth/enticator:pw@"
 
-def make_project(api="postgrest", version="17", password="s3cret/with:odd@chars%") -> Project:
+
+def make_project(api="postgrest", version="17", password="s3cret/with:odd@chars%", *, old_kind=False) -> Project:
     project = Project(public_id="0123456789ab", name="demo", postgres_version=version, api_flavour=api, db_port=6201, api_port=7201)
     project.db_password = password
     project.jwt_secret = "j" * 48
+    project.authenticator_password = AUTHENTICATOR_PASSWORD
+    if not old_kind:
+        project.admin_password = ADMIN_PASSWORD
     return project
+
+
+def secrets_of(project: Project) -> set[str]:
+    return {project.db_password, project.jwt_secret, project.authenticator_password, project.admin_password}
 
 
 def test_stack_objects_are_named_and_labelled_by_project_id():
@@ -31,9 +41,10 @@ def test_db_container_follows_the_postgres_image_contract(settings):
     settings.BERTH_POSTGRES_IMAGES = {"15": "offline/postgres:15", "17": "offline/postgres:17"}
     spec = stack_spec(make_project(version="15"))
     assert spec.db.image == "offline/postgres:15"
-    assert spec.db.environment["POSTGRES_USER"] == "app"
+    # The server's bootstrap superuser is Berth's own role; the owner (app) is made by the bootstrap.
+    assert spec.db.environment["POSTGRES_USER"] == "berth_admin"
     assert spec.db.environment["POSTGRES_DB"] == "app"
-    assert spec.db.environment["POSTGRES_PASSWORD"] == "s3cret/with:odd@chars%"
+    assert spec.db.environment["POSTGRES_PASSWORD"] == ADMIN_PASSWORD
     # The data volume is mounted exactly at PGDATA, or the image's VOLUME leaves an anonymous one.
     assert spec.db.volume_mount == spec.db.environment["PGDATA"] == "/var/lib/postgresql/data"
     assert spec.db.container_port == 5432 and spec.db.host_port == 6201
@@ -64,17 +75,18 @@ def test_postgrest_flavour_is_configured_through_its_environment(settings):
     assert env["PGRST_DB_SCHEMAS"] == "public"
     assert env["PGRST_DB_ANON_ROLE"] == "anon"
     assert env["PGRST_JWT_SECRET"] == "j" * 48
+    assert env["PGRST_JWT_AUD"] == "berth"
     assert spec.api.container_port == 3000 and spec.api.host_port == 7201
-    # The anon role is created in the new database, and DDL tells PostgREST to reload.
-    assert "CREATE ROLE anon" in spec.db_probe.bootstrap_sql
+    # DDL tells PostgREST to reload.
     assert "NOTIFY pgrst, 'reload schema'" in spec.db_probe.bootstrap_sql
 
 
-def test_postgrest_reaches_the_db_by_name_with_a_percent_encoded_password():
+def test_postgrest_connects_as_authenticator_by_name_with_a_percent_encoded_password():
     uri = urlsplit(stack_spec(make_project()).api.environment["PGRST_DB_URI"])
     assert uri.hostname == "project_0123456789ab_db" and uri.port == 5432
+    assert uri.username == "authenticator"
     assert "/" not in uri.password and "@" not in uri.password and ":" not in uri.password
-    assert unquote(uri.password) == "s3cret/with:odd@chars%"
+    assert unquote(uri.password) == AUTHENTICATOR_PASSWORD
     assert uri.path == "/app"
 
 
@@ -83,16 +95,114 @@ def test_postgraphile_flavour_passes_cli_options_as_the_command(settings):
     spec = stack_spec(make_project(api="postgraphile"))
     command = spec.api.command
     assert spec.api.image == "offline/postgraphile:4"
-    assert spec.api.environment == {}
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert command[command.index("--port") + 1] == "5000" and spec.api.container_port == 5000
     assert command[command.index("--schema") + 1] == "public"
     assert "--watch" in command and "--retry-on-init-fail" in command
-    uri = urlsplit(command[command.index("--connection") + 1])
-    assert uri.hostname == "project_0123456789ab_db"
-    assert unquote(uri.password) == "s3cret/with:odd@chars%"
+    assert command[command.index("--default-role") + 1] == "anon"
+    assert command[command.index("--jwt-verify-audience") + 1] == "berth"
     assert spec.api_probe.path == "/graphql" and spec.api_probe.method == "POST"
     assert "pgrst" not in spec.db_probe.bootstrap_sql
+
+
+def test_postgraphile_gets_its_secrets_from_the_environment_and_a_pgpass_never_from_argv():
+    project = make_project(api="postgraphile")
+    spec = stack_spec(project)
+    command = " ".join(spec.api.command)
+    for secret in secrets_of(project):
+        assert secret not in command and quote(secret, safe="") not in command
+    assert "--connection" not in spec.api.command  # DATABASE_URL instead
+    env = spec.api.environment
+    uri = urlsplit(env["DATABASE_URL"])
+    assert (uri.username, unquote(uri.password), uri.hostname) == ("authenticator", AUTHENTICATOR_PASSWORD, "project_0123456789ab_db")
+    assert env["JWT_SECRET"] == "j" * 48
+    # The owner connection (Berth's superuser, for --watch only) has no password in its URI: it comes from the pgpass.
+    owner = urlsplit(spec.api.command[spec.api.command.index("--owner-connection") + 1])
+    assert (owner.username, owner.password, owner.hostname) == ("berth_admin", None, "project_0123456789ab_db")
+    (pgpass,) = spec.api.files
+    assert env["PGPASSFILE"] == pgpass.path
+    assert (pgpass.mode, pgpass.uid) == (0o600, 1000)  # the image's node user, or pg ignores the file
+    assert pgpass.content == b"project_0123456789ab_db:5432:app:berth_admin:adm1n\\:pass\\\\word\n"
+    assert "adm1n" not in repr(pgpass)
+
+
+def test_no_secret_is_on_any_command_line_or_in_the_healthcheck():
+    for api in ("postgrest", "postgraphile"):
+        project = make_project(api=api)
+        spec = stack_spec(project)
+        argv = " ".join([*spec.db.command, *(spec.api.command or []), *spec.db.healthcheck.test, *BOOTSTRAP_ARGV])
+        for secret in secrets_of(project):
+            assert secret not in argv and quote(secret, safe="") not in argv
+
+
+def test_bootstrap_reads_its_secrets_from_the_environment_as_the_superuser():
+    project = make_project()
+    probe = stack_spec(project).db_probe
+    env = probe.bootstrap_env
+    assert (env["PGUSER"], env["PGPASSWORD"], env["PGDATABASE"]) == ("berth_admin", ADMIN_PASSWORD, "app")
+    assert env["PGHOST"] == "127.0.0.1"  # never the initdb server's socket
+    assert env["BERTH_OWNER"] == "app" and env["BERTH_OWNER_PASSWORD"] == project.db_password
+    assert env["BERTH_AUTHENTICATOR_PASSWORD"] == AUTHENTICATOR_PASSWORD
+    assert "\\getenv owner_password BERTH_OWNER_PASSWORD" in probe.bootstrap_sql
+    for secret in secrets_of(project):
+        assert secret not in probe.bootstrap_sql
+    assert "bootstrap_env" not in repr(probe) and ADMIN_PASSWORD not in repr(probe)
+    # The readiness query is the owner's, with the password the user was given.
+    assert (probe.user, probe.password) == ("app", project.db_password)
+
+
+def test_bootstrap_makes_the_owner_no_superuser_and_createrole_only_from_16():
+    sql = stack_spec(make_project()).db_probe.bootstrap_sql
+    assert "ALTER ROLE :\"owner\" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';" in sql
+    assert "server_version_num')::int >= 160000 AS createrole_is_safe" in sql
+    assert sql.index("\\if :createrole_is_safe") < sql.index("ALTER ROLE :\"owner\" CREATEROLE;") < sql.index("\\else")
+    assert "ALTER ROLE :\"owner\" NOCREATEROLE;" in sql
+    assert 'ALTER DATABASE :"dbname" OWNER TO :"owner";' in sql
+    assert 'ALTER SCHEMA public OWNER TO :"owner";' in sql
+
+
+def test_bootstrap_makes_anon_service_and_authenticator_with_least_privilege():
+    sql = stack_spec(make_project()).db_probe.bootstrap_sql
+    assert "ALTER ROLE anon WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;" in sql
+    assert "ALTER ROLE service WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;" in sql
+    assert "ALTER ROLE authenticator WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" in sql
+    assert "GRANT anon, service TO authenticator;" in sql
+    # Any other membership of authenticator is revoked.
+    assert "r.rolname NOT IN ('anon', 'service') \\gexec" in sql
+    assert "GRANT USAGE ON SCHEMA public TO anon, service;" in sql
+    # anon gets nothing on tables; service full DML, on tables made later too.
+    assert "TO anon" not in sql.replace("TO anon, service", "")
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO service;" in sql
+    assert 'ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO service;' in sql
+    assert 'ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO service;' in sql
+    assert 'ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT EXECUTE ON ROUTINES TO service;' in sql
+
+
+def test_a_project_of_the_old_kind_keeps_its_owner_as_the_superuser_but_gets_the_api_roles():
+    project = make_project(old_kind=True)
+    assert project.owner_is_superuser
+    spec = stack_spec(project)
+    assert spec.db.environment["POSTGRES_USER"] == "app"
+    assert spec.db.environment["POSTGRES_PASSWORD"] == project.db_password
+    env = spec.db_probe.bootstrap_env
+    assert (env["PGUSER"], env["PGPASSWORD"]) == ("app", project.db_password)
+    assert "BERTH_OWNER_PASSWORD" not in env
+    assert "NOSUPERUSER" not in spec.db_probe.bootstrap_sql.split("ALTER ROLE anon")[0]  # the owner is left as it is
+    assert "GRANT anon, service TO authenticator;" in spec.db_probe.bootstrap_sql
+    assert urlsplit(spec.api.environment["PGRST_DB_URI"]).username == "authenticator"
+
+
+def test_every_container_is_confined(settings):
+    settings.BERTH_DB_CPUS, settings.BERTH_API_CPUS = 1.5, 0.5
+    settings.BERTH_DB_PIDS_LIMIT, settings.BERTH_API_PIDS_LIMIT = 300, 100
+    settings.BERTH_LOG_MAX_SIZE, settings.BERTH_LOG_MAX_FILE = "5m", 2
+    spec = stack_spec(make_project(api="postgraphile"))
+    db, api = spec.db.confinement, spec.api.confinement
+    # Capabilities: the postgres entrypoint's chown/chmod and gosu, nothing else; the api none.
+    assert db.cap_add == ("CHOWN", "FOWNER", "SETGID", "SETUID") and api.cap_add == ()
+    assert (db.cpus, api.cpus, db.pids_limit, api.pids_limit) == (1.5, 0.5, 300, 100)
+    assert db.no_new_privileges and api.no_new_privileges
+    assert (db.log_max_size, db.log_max_file, api.log_max_size, api.log_max_file) == ("5m", 2, "5m", 2)
 
 
 @pytest.mark.parametrize("publish, probe", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1")])

@@ -24,7 +24,7 @@ from django.db import transaction
 from projects.crypto import derived_key, first_key, secret_rotate
 from projects.models import Project
 
-ENCRYPTED = ("db_password_encrypted", "jwt_secret_encrypted")
+ENCRYPTED = ("db_password_encrypted", "jwt_secret_encrypted", "admin_password_encrypted", "authenticator_password_encrypted")
 BATCH = 500
 # --help ends with the steps: this module's docstring after its first line.
 STEPS = __doc__.partition("\n\n")[2]
@@ -74,7 +74,8 @@ class Command(BaseCommand):
                     before = tuple(getattr(project, f) for f in ENCRYPTED)
                     try:
                         for name in ENCRYPTED:
-                            setattr(project, name, secret_rotate(getattr(project, name)))
+                            if getattr(project, name):  # empty: a project of the old kind has no admin password
+                                setattr(project, name, secret_rotate(getattr(project, name)))
                     except Exception:
                         raise CommandError(
                             f"project {project.pk}: a secret cannot be decrypted with any key in BERTH_SECRETS_KEY; "
@@ -82,7 +83,8 @@ class Command(BaseCommand):
                         ) from None
                     # Proof before the write: the newest key alone opens the new tokens.
                     for name in ENCRYPTED:
-                        first.decrypt(getattr(project, name).encode())
+                        if getattr(project, name):
+                            first.decrypt(getattr(project, name).encode())
                     if tuple(getattr(project, f) for f in ENCRYPTED) != before:
                         changed.append(project)
                 Project.objects.bulk_update(changed, list(ENCRYPTED))
