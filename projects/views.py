@@ -34,6 +34,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from .downloads import BackupUnverified
 from .downloads import backup_download as backup_file_download
 from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm, ProjectRetryForm
+from .keys import project_keys
 from .models import Backup, Operation, Project
 from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_never_ran, projects_for_user
 from .services import backups, lifecycle
@@ -187,13 +188,15 @@ def _psql_command(project: Project, *, reveal: bool) -> str | None:
     return f"psql {shlex.quote(url)}"
 
 
-def _curl_command(project: Project) -> str | None:
+def _curl_command(project: Project, *, anon_key: str | None) -> str | None:
     if project.api_url is None:
         return None
+    # With the anon key once revealed; until then a variable the reader fills in.
+    auth = f"-H {shlex.quote(f'Authorization: Bearer {anon_key}')}" if anon_key else '-H "Authorization: Bearer $ANON_KEY"'
     if project.api_flavour == Project.Api.POSTGRAPHILE:
         body = shlex.quote('{"query": "{ __typename }"}')
-        return f"curl -s -H 'Content-Type: application/json' -d {body} {project.api_url}/graphql"
-    return f"curl -s {project.api_url}/"
+        return f"curl -s {auth} -H 'Content-Type: application/json' -d {body} {project.api_url}/graphql"
+    return f"curl -s {auth} {project.api_url}/"
 
 
 def _buttons(project: Project) -> frozenset[str]:
@@ -229,15 +232,17 @@ def _panel_context(project: Project, *, action_error: str = "", failed_action: s
 
 def _connection_context(request: HttpRequest, project: Project, *, reveal: bool = False) -> dict:
     is_owner = project.owner_id == request.user.pk
-    reveal = reveal and is_owner  # the password is the owner's alone, staff included
+    reveal = reveal and is_owner  # the password and keys are the owner's alone, staff included
+    keys = project_keys(project) if reveal else {"anon_key": None, "service_key": None}
     return {
         "project": project,
         "is_owner": is_owner,
         "revealed": reveal,
         "db_url": project.db_url(reveal=reveal),
         "db_password": project.db_password if reveal else None,
+        **keys,
         "psql_command": _psql_command(project, reveal=reveal),
-        "curl_command": _curl_command(project),
+        "curl_command": _curl_command(project, anon_key=keys["anon_key"]),
         "network_exposed": _network_exposed(),
         "publish_host": settings.BERTH_PUBLISH_HOST,
     }

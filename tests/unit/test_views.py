@@ -9,6 +9,7 @@ import json
 import pytest
 from django.utils import timezone
 
+from projects.keys import project_keys
 from projects.models import Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable
 from projects import views
@@ -281,7 +282,8 @@ def test_project_page_shows_status_urls_commands_containers_and_logs(signed_in, 
     assert f'value="{project.db_url(reveal=False)}"' in content
     # psql asks for the password itself; curl is ready for the flavour.
     assert f"psql postgresql://app@localhost:{project.db_port}/app" in content
-    assert f"curl -s {project.api_url}/" in content
+    # curl sends the anon key, a variable until the keys are revealed.
+    assert f"curl -s -H &quot;Authorization: Bearer $ANON_KEY&quot; {project.api_url}/" in content
     assert f"project_{project.public_id}_db" in content and f"project_{project.public_id}_api" in content
     assert f"project_{project.public_id}_db log line" in content  # the FakeRuntime's logs
     assert 'data-copy="#db-url"' in content and 'data-copy="#api-url"' in content
@@ -291,7 +293,8 @@ def test_the_password_is_absent_from_the_page_until_revealed(signed_in, project)
     password = project.db_password
     page = signed_in.get(f"/projects/{project.public_id}").content.decode()
     assert password not in page and project.db_password_encrypted not in page
-    assert "Reveal password" in page
+    assert project_keys(project)["service_key"] not in page
+    assert "Reveal password and keys" in page
 
 
 def test_revealing_shows_the_password_to_the_owner(signed_in, project):
@@ -299,6 +302,10 @@ def test_revealing_shows_the_password_to_the_owner(signed_in, project):
     assert response.status_code == 200 and is_full_page(response)
     content = response.content.decode()
     assert project.db_password in content and f'value="{project.db_url()}"' in content
+    keys = project_keys(project)
+    assert f'value="{keys["anon_key"]}"' in content and f'value="{keys["service_key"]}"' in content
+    assert 'data-copy="#anon-key"' in content and 'data-copy="#service-key"' in content
+    assert f"curl -s -H &#x27;Authorization: Bearer {keys['anon_key']}&#x27; {project.api_url}/" in content
     assert response["Cache-Control"] == "no-store"
 
 
@@ -320,10 +327,13 @@ def test_staff_see_another_users_project_but_never_its_password(client, staff, p
     page = client.get(f"/projects/{project.public_id}")
     assert page.status_code == 200
     content = page.content.decode()
+    keys = project_keys(project)
     assert project.db_password not in content and "Reveal password" not in content
-    assert "Only the project's owner can see the password." in content
+    assert keys["anon_key"] not in content and keys["service_key"] not in content
+    assert "Only the project's owner can see the password and the keys." in content
     reveal = client.post(f"/projects/{project.public_id}/reveal")
     assert reveal.status_code == 403 and project.db_password not in reveal.content.decode()
+    assert keys["service_key"] not in reveal.content.decode()
 
 
 @pytest.mark.parametrize("suffix", ["", "/logs"])

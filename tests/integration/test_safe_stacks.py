@@ -1,0 +1,126 @@
+"""Safe stacks on the real engine: the api's roles and keys, the owner without superuser, confined containers."""
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+
+import psycopg
+import pytest
+
+from projects.keys import jwt_sign
+from projects.models import Project
+from tests.conftest import bearer
+
+pytestmark = pytest.mark.integration
+
+ITEMS = "{ allItems(orderBy: ID_ASC) { nodes { name } } }"
+CREATE_ITEM = 'mutation { createItem(input: {item: {name: "%s"}}) { item { name } } }'
+
+
+def graphql(api_url: str, query: str, key: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    request = urllib.request.Request(f"{api_url}/graphql", data=json.dumps({"query": query}).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def names(answer: dict) -> list[str]:
+    assert not answer.get("errors"), answer
+    return [node["name"] for node in answer["data"]["allItems"]["nodes"]]
+
+
+def refused(answer: dict, words: str = "permission denied") -> bool:
+    return any(words in error["message"] for error in answer.get("errors") or [])
+
+
+def rows(db_url: str) -> list[str]:
+    with psycopg.connect(db_url, connect_timeout=3) as conn:
+        return [name for (name,) in conn.execute("SELECT name FROM items ORDER BY id")]
+
+
+def create(client, user) -> dict:
+    response = client.post("/v1/projects?wait=120", data={"name": "safe"}, content_type="application/json", **bearer(user))
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    assert created["status"] == "running", created
+    return created
+
+
+def wait_for_items(api_url: str, key: str) -> None:
+    from tests.engine import wait_for
+
+    wait_for(lambda: not graphql(api_url, ITEMS, key)[1].get("errors"), timeout_s=20, what="the api to serve items")
+
+
+def test_anonymous_graphql_reads_and_writes_nothing_until_granted_and_the_service_key_does_both(workers, user, client):
+    created = create(client, user)
+    db_url, api_url = created["db_url"], created["api_url"]
+    anon_key, service_key = created["anon_key"], created["service_key"]
+    with psycopg.connect(db_url, connect_timeout=3) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) VALUES ('anchor')")
+    wait_for_items(api_url, service_key)
+
+    # Nothing granted: anonymous (no key, or the anon key) reads and writes nothing.
+    for key in (None, anon_key):
+        assert refused(graphql(api_url, ITEMS, key)[1])
+        assert refused(graphql(api_url, CREATE_ITEM % "stowaway", key)[1])
+    # The service key reads and writes (a table made after the bootstrap: default privileges).
+    assert names(graphql(api_url, ITEMS, service_key)[1]) == ["anchor"]
+    status, answer = graphql(api_url, CREATE_ITEM % "rope", service_key)
+    assert status == 200 and answer["data"]["createItem"]["item"]["name"] == "rope", answer
+    # A key signed with another secret is refused, whatever role it claims.
+    forged = jwt_sign({"role": "service", "iss": "berth", "aud": "berth", "iat": 0}, "not-the-project-secret-" * 3)
+    status, answer = graphql(api_url, ITEMS, forged)
+    assert status in (401, 403) and "data" not in answer or not answer.get("data"), answer
+    assert refused(answer, "signature")
+    assert rows(db_url) == ["anchor", "rope"]
+
+    # Published for reading: anonymous reads work, writes still do not.
+    with psycopg.connect(db_url, connect_timeout=3) as conn:
+        conn.execute("GRANT SELECT ON items TO anon")
+    assert names(graphql(api_url, ITEMS)[1]) == ["anchor", "rope"]
+    assert names(graphql(api_url, ITEMS, anon_key)[1]) == ["anchor", "rope"]
+    assert refused(graphql(api_url, CREATE_ITEM % "stowaway", anon_key)[1])
+    assert rows(db_url) == ["anchor", "rope"]
+
+
+def test_the_owner_is_no_superuser_and_the_stack_is_confined_with_no_secret_in_ps(workers, user, client, docker_engine):
+    created = create(client, user)
+    project = Project.objects.get(public_id=created["project_id"])
+    assert created["owner_superuser"] is False
+    with psycopg.connect(created["db_url"], connect_timeout=3, autocommit=True) as conn:
+        superuser, bypassrls, createrole = conn.execute(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        assert (superuser, bypassrls, createrole) == (False, True, True)  # CREATEROLE: the image is 17
+        # The owner owns its database and schema, and trusted extensions work without a superuser.
+        assert conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()").fetchone() == ("app",)
+        assert conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'").fetchone() == ("app",)
+        conn.execute("CREATE EXTENSION pgcrypto")
+        conn.execute("CREATE TABLE t (id int)")
+        for statement in ("COPY t TO PROGRAM 'id'", "SELECT pg_read_file('postgresql.conf')", "GRANT pg_execute_server_program TO app"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        # authenticator may become anon or service and nothing else.
+        members = conn.execute(
+            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = 'authenticator'::regrole ORDER BY 1"
+        ).fetchall()
+        assert members == [("anon",), ("service",)]
+
+    for service in ("db", "api"):
+        host = docker_engine.api.inspect_container(f"project_{project.public_id}_{service}")["HostConfig"]
+        assert host["CapDrop"] == ["ALL"]
+        assert host["CapAdd"] == (["CHOWN", "FOWNER", "SETGID", "SETUID"] if service == "db" else None)
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+        assert host["PidsLimit"] > 0 and host["NanoCpus"] > 0
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
+
+    args = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True).stdout
+    assert f"project_{project.public_id}_db" in args  # PostGraphile's owner connection names it, without a password
+    for secret in (project.db_password, project.admin_password, project.authenticator_password, project.jwt_secret):
+        assert secret not in args
