@@ -344,6 +344,9 @@ BERTH_DB_PIDS_LIMIT = env_int("BERTH_DB_PIDS_LIMIT", 256, 32)
 BERTH_API_PIDS_LIMIT = env_int("BERTH_API_PIDS_LIMIT", 128, 16)
 BERTH_LOG_MAX_SIZE = env_text("BERTH_LOG_MAX_SIZE", "10m")
 BERTH_LOG_MAX_FILE = env_int("BERTH_LOG_MAX_FILE", 3, 1)
+# Databases accept TLS always (certificates from Berth's CA); with this on,
+# only TLS from outside their container (pg_hba `hostssl`).
+BERTH_DB_REQUIRE_TLS = env_bool("BERTH_DB_REQUIRE_TLS", False)
 # Pull a missing image from its registry before failing with ImageUnavailable.
 BERTH_PULL_IMAGES = env_bool("BERTH_PULL_IMAGES", True)
 # What `up` does about an image it cannot pull: auto builds Berth's own

@@ -8,7 +8,7 @@ from the refusal a view or a service raises.
 from collections.abc import Callable
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .api_common import (
     LIST_LIMIT_DEFAULT,
@@ -29,6 +29,7 @@ from .api_common import (
     wait_seconds,
 )
 from .models import Operation, Project
+from .services.certificates import ca_get
 from .selectors import backup_for_user, projects_for_user
 from .services import lifecycle
 from .services.errors import InvalidInput
@@ -154,3 +155,9 @@ def operation_detail(request: HttpRequest, operation_id: str) -> JsonResponse:
 @token_required
 def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     return error(404, "not_found", f"no such endpoint: /v1/{path}")
+
+
+@methods("GET")
+def ca_pem(request: HttpRequest) -> HttpResponse:
+    """Berth's CA certificate, for clients' sslmode=verify-full (made on first use)."""
+    return HttpResponse(ca_get().cert_pem, content_type="application/x-pem-file")

@@ -15,5 +15,7 @@ urlpatterns = [
     path("backups/<str:backup_id>/download", api_backups.backup_download),
     # Public, like any API reference: it holds no data (projects/openapi.py).
     path("openapi.json", openapi.openapi_json),
+    # Public too: a certificate, which clients need before they can trust a database.
+    path("ca.pem", api.ca_pem),
     re_path(r"^(?P<path>.*)$", api.not_found),
 ]

@@ -116,6 +116,12 @@ class Project(models.Model):
     admin_password_encrypted = models.TextField(editable=False, blank=True, default="")
     # The api's login role, which can only become `anon` or `service`.
     authenticator_password_encrypted = models.TextField(editable=False, blank=True, default="")
+    # The db server's TLS certificate, issued by Berth's CA for tls_host
+    # (BERTH_PUBLIC_HOST when it was issued); renewed by services/certificates.py.
+    tls_cert_pem = models.TextField(editable=False, blank=True, default="")
+    tls_key_encrypted = models.TextField(editable=False, blank=True, default="")
+    tls_host = models.CharField(max_length=255, editable=False, blank=True, default="")
+    tls_not_after = models.DateTimeField(null=True, blank=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROVISIONING)
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
     observed_at = models.DateTimeField(null=True, blank=True)
@@ -179,6 +185,14 @@ class Project(models.Model):
     @authenticator_password.setter
     def authenticator_password(self, value: str) -> None:
         self.authenticator_password_encrypted = secret_encrypt(value)
+
+    @property
+    def tls_key(self) -> str:
+        return secret_decrypt(self.tls_key_encrypted)
+
+    @tls_key.setter
+    def tls_key(self, value: str) -> None:
+        self.tls_key_encrypted = secret_encrypt(value)
 
     @property
     def is_settled(self) -> bool:
@@ -454,3 +468,23 @@ class BackupSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"daily at {self.hour:02d}:00 UTC, keep {self.keep}"
+
+
+class CertificateAuthority(models.Model):
+    """Berth's own CA, made once (services/certificates.py): it signs every project's server certificate."""
+
+    name = models.CharField(max_length=32, unique=True, default="berth")
+    cert_pem = models.TextField()
+    key_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"certificate authority {self.name}"
+
+    @property
+    def key_pem(self) -> str:
+        return secret_decrypt(self.key_encrypted)
+
+    @key_pem.setter
+    def key_pem(self, value: str) -> None:
+        self.key_encrypted = secret_encrypt(value)

@@ -248,6 +248,19 @@ def openapi_document() -> dict:
                     "responses": {"200": answer({"type": "object"}, "the OpenAPI 3.1 document")},
                 }
             },
+            "/v1/ca.pem": {
+                "get": {
+                    "operationId": "getCaCertificate",
+                    "summary": "Berth's CA certificate, which signs every database's server certificate (no token needed)",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "a PEM certificate: psql's sslrootcert for sslmode=verify-full",
+                            "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/v1/projects": {
                 "get": {
                     "operationId": "listProjects",

@@ -185,7 +185,8 @@ def _psql_command(project: Project, *, reveal: bool) -> str | None:
         f"postgresql://{quote(project.db_user, safe='')}@{settings.BERTH_PUBLIC_HOST}:{project.db_port}"
         f"/{quote(project.db_name, safe='')}"
     )  # fmt: skip
-    return f"psql {shlex.quote(url)}"
+    # TLS checked against Berth's CA (the page links /v1/ca.pem, saved as berth-ca.pem).
+    return f"psql {shlex.quote(url + '?sslmode=verify-full&sslrootcert=berth-ca.pem')}"
 
 
 def _curl_command(project: Project, *, anon_key: str | None) -> str | None:

@@ -136,7 +136,56 @@ def internal_db_uri(project: "Project", *, user: str, password: str | None) -> s
     """A URI for the api container: the db by container name over the project network; without a password for pgpass."""
     names = object_names(project.public_id)
     secret = "" if password is None else f":{quote(password, safe='')}"
-    return f"postgres://{quote(user, safe='')}{secret}@{names['db']}:{DB_PORT}/{quote(project.db_name, safe='')}"
+    uri = f"postgres://{quote(user, safe='')}{secret}@{names['db']}:{DB_PORT}/{quote(project.db_name, safe='')}"
+    if settings.BERTH_DB_REQUIRE_TLS and project.tls_cert_pem:
+        # Encrypted on the project's own network too (hostssl only). libpq's
+        # `require`; node-postgres reads it as verify-full unless told libpq's meaning.
+        uri += "?sslmode=require" + ("&uselibpqcompat=true" if project.api_flavour == "postgraphile" else "")
+    return uri
+
+
+# Where the db's TLS files and its client authentication rules go: copied in
+# by the runtime (FileSpec), owned by the postgres user, mode 0600.
+TLS_DIR = "/etc/berth"
+POSTGRES_UID = 999  # the official images' postgres user
+
+
+def pg_hba(*, require_tls: bool) -> str:
+    """Every connection authenticates with a password (SCRAM); from outside the container only over TLS when required."""
+    rules = [
+        "local   all  all                scram-sha-256",
+        "host    all  all  127.0.0.1/32  scram-sha-256",
+        "host    all  all  ::1/128       scram-sha-256",
+        "hostssl all  all  all           scram-sha-256",
+    ]
+    if not require_tls:
+        rules.append("host    all  all  all           scram-sha-256")
+    return "\n".join(rules) + "\n"
+
+
+def db_files(project: "Project") -> tuple[tuple[FileSpec, ...], list[str]]:
+    """The db's TLS files and the settings that use them; none before the project has a certificate."""
+    if not project.tls_cert_pem:
+        return (), []
+    def owned(name: str, content: str) -> FileSpec:
+        return FileSpec(path=f"{TLS_DIR}/{name}", content=content.encode(), uid=POSTGRES_UID, gid=POSTGRES_UID)
+    files = (
+        owned("server.crt", project.tls_cert_pem),
+        owned("server.key", project.tls_key),
+        owned("pg_hba.conf", pg_hba(require_tls=settings.BERTH_DB_REQUIRE_TLS)),
+    )
+    options = {
+        "ssl": "on",
+        "ssl_cert_file": f"{TLS_DIR}/server.crt",
+        "ssl_key_file": f"{TLS_DIR}/server.key",
+        "hba_file": f"{TLS_DIR}/pg_hba.conf",
+    }
+    return files, [arg for k, v in options.items() for arg in ("-c", f"{k}={v}")]
+
+
+def postgres_command() -> list[str]:
+    """The server's command without TLS (backup throwaways: no published port, no certificate)."""
+    return ["postgres", *(arg for k, v in postgres_settings().items() for arg in ("-c", f"{k}={v}"))]
 
 
 def pgpass_line(host: str, port: int, dbname: str, user: str, password: str) -> str:
@@ -201,6 +250,8 @@ def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
         env["BERTH_OWNER_PASSWORD"] = project.db_password
     if project.api_flavour == "postgrest":
         sql += POSTGREST_RELOAD_SQL
+    # A renewed certificate (copied in before this runs) takes effect without a restart.
+    sql += "SELECT pg_reload_conf();\n"
     return sql, env
 
 
@@ -208,6 +259,7 @@ def stack_spec(project: "Project") -> StackSpec:
     pid = project.public_id
     names = object_names(pid)
     labels = project_labels(pid)
+    tls_files, tls_options = db_files(project)
     db = ContainerSpec(
         name=names["db"],
         service="db",
@@ -220,7 +272,7 @@ def stack_spec(project: "Project") -> StackSpec:
             "POSTGRES_DB": project.db_name,
             "PGDATA": "/var/lib/postgresql/data",
         },
-        command=["postgres", *(arg for k, v in postgres_settings().items() for arg in ("-c", f"{k}={v}"))],
+        command=[*postgres_command(), *tls_options],
         container_port=DB_PORT,
         host_port=project.db_port,
         publish_host=settings.BERTH_PUBLISH_HOST,
@@ -236,6 +288,7 @@ def stack_spec(project: "Project") -> StackSpec:
         ),
         stop_timeout_s=10,
         confinement=db_confinement(),
+        files=tls_files,
     )
     authenticator_uri = internal_db_uri(project, user=AUTHENTICATOR_ROLE, password=project.authenticator_password)
     files: tuple[FileSpec, ...] = ()

@@ -30,7 +30,7 @@ from django.conf import settings
 from projects.models import Backup, Project
 from projects.runtime import Runtime, RuntimeFailure, ScratchSpec
 from projects.runtime.base import SERVICE_LABEL, container_name, object_names, scratch_service
-from projects.runtime.spec import DB_PORT, postgres_image, project_labels, stack_spec
+from projects.runtime.spec import DB_PORT, postgres_command, postgres_image, project_labels, stack_spec
 
 from .backup_files import (
     MAGIC,
@@ -119,8 +119,9 @@ printf '{MANIFEST_MARKER}%s\n' "$(cat "$work/manifest")" >&2
 """
 
 # Run as `sh -c RESTORE_SCRIPT berth-restore <file>` with the PG* variables
-# (the superuser), BERTH_DB_OWNER and BERTH_ROLES (a JSON list). Replaces the database: drop it (ending its
-# sessions), create it empty from template0, create the roles the dump names,
+# (the superuser), BERTH_DB_OWNER and BERTH_ROLES (a JSON list). Replaces the
+# database: drop it (ending its sessions), create it empty from template0,
+# create the roles the dump names,
 # and pg_restore in one transaction, so a failed restore leaves an empty
 # database rather than half of one.
 RESTORE_SCRIPT = r"""set -u
@@ -169,7 +170,7 @@ def _scratch_spec(project: Project, *, purpose: str, backup: Backup, own_volume:
         name=container_name(project.public_id, scratch_service(purpose, backup.public_id)),
         image=postgres_image(version),
         environment=environment,
-        command=db.command,
+        command=postgres_command(),  # no TLS: no published port, and its files are the db container's
         labels={**project_labels(project.public_id), SERVICE_LABEL: f"backup-{purpose}"},
         volume_mount=db.volume_mount,
         mem_limit=db.mem_limit,

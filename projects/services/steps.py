@@ -29,6 +29,7 @@ from .backup_engine import backup_dump, backup_restore_into, backup_restore_test
 from .backup_files import BackupFailed, FileAltered, backup_file_problem
 from .errors import SubnetsExhausted
 from .networks import project_stack_up
+from .certificates import project_certificate_ensure
 from .redact import secrets_redact
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def _current_operation(project: Project) -> Operation:
 
 def _stack_up(project: Project, *, start: bool = True) -> StackSpec:
     """Create (and start) what is missing of the project's stack, its network on the project's own subnet."""
+    project_certificate_ensure(project)  # issued on the first start, renewed when due
     try:
         return project_stack_up(project, start=start)
     except SubnetsExhausted as exc:

@@ -8,6 +8,7 @@ import urllib.request
 import psycopg
 import pytest
 
+from projects import tls
 from projects.keys import jwt_sign
 from projects.models import Project
 from tests.conftest import bearer
@@ -89,10 +90,24 @@ def test_anonymous_graphql_reads_and_writes_nothing_until_granted_and_the_servic
     assert rows(db_url) == ["anchor", "rope"]
 
 
-def test_the_owner_is_no_superuser_and_the_stack_is_confined_with_no_secret_in_ps(workers, user, client, docker_engine):
+def test_the_owner_is_no_superuser_tls_verifies_and_the_stack_is_confined_with_no_secret_in_ps(workers, user, client, docker_engine, tmp_path):
     created = create(client, user)
     project = Project.objects.get(public_id=created["project_id"])
     assert created["owner_superuser"] is False
+
+    # TLS with Berth's CA: verify-full against /v1/ca.pem for BERTH_PUBLIC_HOST (127.0.0.1, an IP SAN).
+    ca = tmp_path / "berth-ca.pem"
+    ca.write_bytes(client.get("/v1/ca.pem").content)
+    for sslmode in ("require", "verify-full"):
+        with psycopg.connect(created["db_url"], sslmode=sslmode, sslrootcert=str(ca), connect_timeout=3) as conn:
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_text(tls.ca_create("not Berth")[0])
+    with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
+        psycopg.connect(created["db_url"], sslmode="verify-full", sslrootcert=str(other_ca), connect_timeout=3)
+    # The tenant cannot read the server's key: it is no superuser and has no pg_read_server_files.
+    with psycopg.connect(created["db_url"], connect_timeout=3) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT pg_read_file('/etc/berth/server.key')")
     with psycopg.connect(created["db_url"], connect_timeout=3, autocommit=True) as conn:
         superuser, bypassrls, createrole = conn.execute(
             "SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = current_user"

@@ -238,6 +238,9 @@ API: dict[str, list[Cell]] = {
     "v1/openapi.json": [
         Cell("GET", lambda w: "/v1/openapi.json", expect(200, 200, 200, 200), api=True),
     ],
+    "v1/ca.pem": [
+        Cell("GET", lambda w: "/v1/ca.pem", expect(200, 200, 200, 200), api=True),
+    ],
     "v1/^(?P<path>.*)$": [
         Cell("GET", lambda w: "/v1/nothing/here", expect(401, 404, 404, 404), api=True),
     ],

@@ -281,7 +281,8 @@ def test_project_page_shows_status_urls_commands_containers_and_logs(signed_in, 
     assert f'value="{project.api_url}"' in content
     assert f'value="{project.db_url(reveal=False)}"' in content
     # psql asks for the password itself; curl is ready for the flavour.
-    assert f"psql postgresql://app@localhost:{project.db_port}/app" in content
+    assert f"psql &#x27;postgresql://app@localhost:{project.db_port}/app?sslmode=verify-full&amp;sslrootcert=berth-ca.pem&#x27;" in content
+    assert 'href="/v1/ca.pem" download="berth-ca.pem"' in content
     # curl sends the anon key, a variable until the keys are revealed.
     assert f"curl -s -H &quot;Authorization: Bearer $ANON_KEY&quot; {project.api_url}/" in content
     assert f"project_{project.public_id}_db" in content and f"project_{project.public_id}_api" in content
