@@ -113,3 +113,20 @@ def test_ca_pem_is_public_and_is_the_ca(client, db):
     cert = x509.load_pem_x509_certificate(response.content)
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
     assert response.content.decode() == ca_get().cert_pem
+
+
+def test_renew_certificates_starts_running_projects_whose_certificate_is_due(user, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    running, fresh = make_project(user), make_project(user)
+    Project.objects.filter(pk=running.pk).update(tls_not_after=timezone.now() + datetime.timedelta(days=5))
+    before = running.operations.count()
+    out = StringIO()
+    call_command("renew_certificates", stdout=out)
+    running.refresh_from_db()
+    assert running.tls_not_after > timezone.now() + datetime.timedelta(days=300)  # the start renewed it
+    assert running.operations.count() == before + 1 and running.operations.first().kind == "start"
+    assert fresh.operations.count() == 1  # its create only: nothing due
+    assert "1 certificate(s) due, 1 start(s) queued" in out.getvalue()
