@@ -24,6 +24,7 @@ def scratch_for(spec, *, purpose: str = "verify", own_volume: bool = True) -> Sc
         labels={**spec.labels, SERVICE_LABEL: f"backup-{purpose}"},
         volume_mount=spec.db.volume_mount,
         mem_limit=spec.db.mem_limit,
+        confinement=spec.db.confinement,
         volume="" if own_volume else spec.volume,
         own_volume=own_volume,
     )

@@ -54,7 +54,16 @@ def create(client, user) -> dict:
 def wait_for_items(api_url: str, key: str) -> None:
     from tests.engine import wait_for
 
-    wait_for(lambda: not graphql(api_url, ITEMS, key)[1].get("errors"), timeout_s=20, what="the api to serve items")
+    last: list[dict] = [{}]
+
+    def served() -> bool:
+        last[0] = graphql(api_url, ITEMS, key)[1]
+        return not last[0].get("errors")
+
+    try:
+        wait_for(served, timeout_s=20, what="the api to serve items")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; its last answer: {last[0]}") from None
 
 
 def test_anonymous_graphql_reads_and_writes_nothing_until_granted_and_the_service_key_does_both(workers, user, client):
@@ -139,3 +148,61 @@ def test_the_owner_is_no_superuser_tls_verifies_and_the_stack_is_confined_with_n
     assert f"project_{project.public_id}_db" in args  # PostGraphile's owner connection names it, without a password
     for secret in (project.db_password, project.admin_password, project.authenticator_password, project.jwt_secret):
         assert secret not in args
+
+
+def test_a_project_of_the_old_kind_gets_the_api_roles_and_a_changed_spec_recreates_its_containers(docker_engine, settings):
+    """Straight on the runtime: a server bootstrapped by app itself (as before this model), then a newer spec."""
+    import dataclasses
+    import secrets
+
+    from urllib.parse import quote
+
+    from django.conf import settings as live
+
+    from projects.runtime.docker import DockerRuntime
+    from projects.runtime.spec import stack_spec
+    from projects.services.ports import port_is_free_on_host
+
+    def free(low: int, high: int) -> int:
+        return next(p for p in range(low, high + 1) if port_is_free_on_host(p))
+
+    project = Project(public_id=secrets.token_hex(6), name="old", postgres_version="15", api_flavour="postgraphile",
+                      db_port=free(*live.BERTH_DB_PORTS), api_port=free(*live.BERTH_API_PORTS))  # fmt: skip
+    project.db_password, project.jwt_secret = secrets.token_urlsafe(16), secrets.token_urlsafe(48)
+    project.authenticator_password = secrets.token_urlsafe(16)
+    assert project.owner_is_superuser  # no admin password: the old kind
+    runtime = DockerRuntime(pull_images=False)
+    spec = stack_spec(project)
+    runtime.stack_up(spec)
+    runtime.stack_wait_ready(spec, timeout_s=90)
+    url = project.db_url().replace("localhost", "127.0.0.1")
+    with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'app'").fetchone() == (True,)
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) VALUES ('anchor')")
+        assert conn.execute("SELECT rolinherit, rolsuper FROM pg_roles WHERE rolname = 'authenticator'").fetchone() == (False, False)
+    # The api's login can become anon (which reads nothing ungranted) or service, never the superuser.
+    as_authenticator = url.replace(f"app:{quote(project.db_password, safe='')}@", f"authenticator:{quote(project.authenticator_password, safe='')}@")
+    with psycopg.connect(as_authenticator, connect_timeout=3, autocommit=True) as conn:
+        conn.execute("SET ROLE anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT name FROM items")
+        conn.execute("RESET ROLE")
+        conn.execute("SET ROLE service")
+        assert conn.execute("SELECT name FROM items").fetchall() == [("anchor",)]
+        conn.execute("RESET ROLE")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SET ROLE app")
+
+    # A newer spec (here: other limits) replaces the containers on the next stack_up; the data stays.
+    db_id = docker_engine.api.inspect_container(spec.db.name)["Id"]
+    newer = dataclasses.replace(spec, db=dataclasses.replace(spec.db, confinement=dataclasses.replace(spec.db.confinement, pids_limit=300)))
+    runtime.stack_up(newer)
+    runtime.stack_wait_ready(newer, timeout_s=90)
+    inspected = docker_engine.api.inspect_container(spec.db.name)
+    assert inspected["Id"] != db_id and inspected["HostConfig"]["PidsLimit"] == 300
+    with psycopg.connect(url, connect_timeout=3) as conn:
+        assert conn.execute("SELECT name FROM items").fetchall() == [("anchor",)]
+    # The same spec again changes nothing.
+    runtime.stack_up(newer)
+    assert docker_engine.api.inspect_container(spec.db.name)["Id"] == inspected["Id"]

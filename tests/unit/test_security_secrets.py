@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django_tasks_db.models import DBTaskResult
 
+from projects.keys import project_keys
 from projects.models import Operation, Project
 from projects.runtime import ImageUnavailable, RuntimeFailure, RuntimeUnavailable
 from projects.services import lifecycle
@@ -41,7 +42,9 @@ def everything_at_debug(caplog, settings):
 
 
 def secrets_of(*projects: Project) -> list[str]:
-    values = [v for p in projects for v in (p.db_password, p.jwt_secret)]
+    values = [v for p in projects for v in (p.db_password, p.jwt_secret, p.admin_password, p.authenticator_password)]
+    values += [p.tls_key for p in projects if p.tls_key_encrypted]
+    values += [key for p in projects for key in project_keys(p).values()]
     return values + [quote(v, safe="") for v in values]
 
 
@@ -57,6 +60,8 @@ def test_no_operation_logs_a_secret_at_debug_even_when_it_fails(user, staff, fak
         act(project=project)
     # Failures of every kind, one carrying the password in the engine's own words.
     fake_runtime.fail_with("stack_up", RuntimeFailure(f"refused: POSTGRES_PASSWORD={project.db_password}"))
+    lifecycle.project_start(project=project)
+    fake_runtime.fail_with("stack_up", RuntimeFailure(f"refused: {project.admin_password} {project.authenticator_password}"))
     lifecycle.project_start(project=project)
     fake_runtime.fail_with("stack_up", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
     lifecycle.project_start(project=project)
