@@ -61,7 +61,7 @@ def test_no_operation_logs_a_secret_at_debug_even_when_it_fails(user, staff, fak
     # Failures of every kind, one carrying the password in the engine's own words.
     fake_runtime.fail_with("stack_up", RuntimeFailure(f"refused: POSTGRES_PASSWORD={project.db_password}"))
     lifecycle.project_start(project=project)
-    fake_runtime.fail_with("stack_up", RuntimeFailure(f"refused: {project.admin_password} {project.authenticator_password}"))
+    fake_runtime.fail_with("stack_up", RuntimeFailure(f"denied: {project.admin_password} {project.authenticator_password}"))
     lifecycle.project_start(project=project)
     fake_runtime.fail_with("stack_up", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
     lifecycle.project_start(project=project)
