@@ -51,14 +51,21 @@ def create(client, user) -> dict:
     return created
 
 
-def wait_for_items(api_url: str, key: str) -> None:
+def wait_for_items(api_url: str, key: str, db_url: str) -> None:
     from tests.engine import wait_for
 
     last: list[dict] = [{}]
 
     def served() -> bool:
         last[0] = graphql(api_url, ITEMS, key)[1]
-        return not last[0].get("errors")
+        if last[0].get("errors"):
+            # PostGraphile starts listening for schema changes a moment after it
+            # first answers: a table made in between is missed until the next
+            # DDL (a known race, not this test's subject), so make one.
+            with psycopg.connect(db_url, connect_timeout=3) as conn:
+                conn.execute("COMMENT ON TABLE items IS NULL")
+            return False
+        return True
 
     try:
         wait_for(served, timeout_s=20, what="the api to serve items")
@@ -73,7 +80,7 @@ def test_anonymous_graphql_reads_and_writes_nothing_until_granted_and_the_servic
     with psycopg.connect(db_url, connect_timeout=3) as conn:
         conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
         conn.execute("INSERT INTO items (name) VALUES ('anchor')")
-    wait_for_items(api_url, service_key)
+    wait_for_items(api_url, service_key, db_url)
 
     # Nothing granted: anonymous (no key, or the anon key) reads and writes nothing.
     for key in (None, anon_key):
