@@ -14,7 +14,7 @@ from projects.services.certificates import ca_get, project_certificate_ensure
 
 
 def make_project(user, api="postgraphile") -> Project:
-    project = lifecycle.project_create(owner=user, name="tls", api=api).project
+    project = lifecycle.project_create(owner=user, api=api).project  # named after its id: names are unique per owner
     project.refresh_from_db()
     return project
 
