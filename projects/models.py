@@ -15,6 +15,18 @@ from django.db.models import Q
 from .crypto import secret_decrypt, secret_encrypt
 
 
+def encrypted(column: str) -> property:
+    """The plaintext of an encrypted column, as a property: reading decrypts, assigning encrypts."""
+
+    def get(instance) -> str:
+        return secret_decrypt(getattr(instance, column))
+
+    def set_(instance, value: str) -> None:
+        setattr(instance, column, secret_encrypt(value))
+
+    return property(get, set_)
+
+
 def new_public_id() -> str:
     return secrets.token_hex(6)  # 12 lowercase hex characters
 
@@ -144,21 +156,10 @@ class Project(models.Model):
         return f"{self.name} ({self.public_id})"
 
     # Secrets live encrypted in the row; these properties are the only way in.
-    @property
-    def db_password(self) -> str:
-        return secret_decrypt(self.db_password_encrypted)
-
-    @db_password.setter
-    def db_password(self, value: str) -> None:
-        self.db_password_encrypted = secret_encrypt(value)
-
-    @property
-    def jwt_secret(self) -> str:
-        return secret_decrypt(self.jwt_secret_encrypted)
-
-    @jwt_secret.setter
-    def jwt_secret(self, value: str) -> None:
-        self.jwt_secret_encrypted = secret_encrypt(value)
+    db_password = encrypted("db_password_encrypted")
+    jwt_secret = encrypted("jwt_secret_encrypted")
+    authenticator_password = encrypted("authenticator_password_encrypted")
+    tls_key = encrypted("tls_key_encrypted")
 
     @property
     def owner_is_superuser(self) -> bool:
@@ -177,22 +178,6 @@ class Project(models.Model):
     @admin_password.setter
     def admin_password(self, value: str) -> None:
         self.admin_password_encrypted = secret_encrypt(value)
-
-    @property
-    def authenticator_password(self) -> str:
-        return secret_decrypt(self.authenticator_password_encrypted)
-
-    @authenticator_password.setter
-    def authenticator_password(self, value: str) -> None:
-        self.authenticator_password_encrypted = secret_encrypt(value)
-
-    @property
-    def tls_key(self) -> str:
-        return secret_decrypt(self.tls_key_encrypted)
-
-    @tls_key.setter
-    def tls_key(self, value: str) -> None:
-        self.tls_key_encrypted = secret_encrypt(value)
 
     @property
     def is_settled(self) -> bool:
@@ -293,32 +278,6 @@ class Operation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.public_id} ({self.state})"
-
-    @property
-    def owner_is_superuser(self) -> bool:
-        """True for the old kind of project, where `db_user` is the server's bootstrap superuser."""
-        return not self.admin_password_encrypted
-
-    @property
-    def admin_user(self) -> str:
-        """The superuser Berth bootstraps, backs up and watches with."""
-        return self.db_user if self.owner_is_superuser else self.ADMIN_USER
-
-    @property
-    def admin_password(self) -> str:
-        return self.db_password if self.owner_is_superuser else secret_decrypt(self.admin_password_encrypted)
-
-    @admin_password.setter
-    def admin_password(self, value: str) -> None:
-        self.admin_password_encrypted = secret_encrypt(value)
-
-    @property
-    def authenticator_password(self) -> str:
-        return secret_decrypt(self.authenticator_password_encrypted)
-
-    @authenticator_password.setter
-    def authenticator_password(self, value: str) -> None:
-        self.authenticator_password_encrypted = secret_encrypt(value)
 
     @property
     def is_settled(self) -> bool:
@@ -481,10 +440,4 @@ class CertificateAuthority(models.Model):
     def __str__(self) -> str:
         return f"certificate authority {self.name}"
 
-    @property
-    def key_pem(self) -> str:
-        return secret_decrypt(self.key_encrypted)
-
-    @key_pem.setter
-    def key_pem(self, value: str) -> None:
-        self.key_encrypted = secret_encrypt(value)
+    key_pem = encrypted("key_encrypted")
