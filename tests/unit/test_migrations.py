@@ -10,8 +10,8 @@ from projects.crypto import secret_decrypt, secret_encrypt
 @pytest.mark.django_db(transaction=True)
 def test_existing_projects_stay_the_old_kind_and_get_an_authenticator_password(django_user_model):
     executor = MigrationExecutor(connection)
-    executor.migrate([("projects", "0003_operation_prior_status")])
-    apps = executor.loader.project_state([("projects", "0003_operation_prior_status")]).apps
+    executor.migrate([("projects", "0005_project_network_subnet")])
+    apps = executor.loader.project_state([("projects", "0005_project_network_subnet")]).apps
     User = apps.get_model("auth", "User")
     Project = apps.get_model("projects", "Project")
     owner = User.objects.create(username="old")
