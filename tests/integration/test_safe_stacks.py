@@ -157,7 +157,7 @@ def test_the_owner_is_no_superuser_tls_verifies_and_the_stack_is_confined_with_n
         assert secret not in args
 
 
-def test_a_project_of_the_old_kind_gets_the_api_roles_and_a_changed_spec_recreates_its_containers(docker_engine, settings):
+def test_a_project_of_the_old_kind_gets_the_api_roles_and_a_changed_spec_recreates_its_containers(db, docker_engine, settings):
     """Straight on the runtime: a server bootstrapped by app itself (as before this model), then a newer spec."""
     import dataclasses
     import secrets
