@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0006_project_roles'),
+        ('projects', '0007_project_roles'),
     ]
 
     operations = [

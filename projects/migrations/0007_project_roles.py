@@ -21,7 +21,7 @@ def authenticator_passwords(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("projects", "0005_project_network_subnet"),
+        ("projects", "0006_tenancy"),
     ]
 
     operations = [
