@@ -57,6 +57,8 @@ def schedule_json(schedule: BackupSchedule | None) -> dict | None:
 def _backup_answer(request: HttpRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
     """202 while it runs; with ?wait=N the settled backup (201 for a new one, 200 for a verification)."""
     operation, final = settled(request, operation)
+    # Settled means the backup too: an answer never says 201 with a backup still running.
+    final = final and operation.backup.state != Backup.State.RUNNING
     data = {**backup_json(operation.backup), "operation": operation_json(operation)}
     return JsonResponse(data, status=(201 if created else 200) if final else 202)
 

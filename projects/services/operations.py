@@ -123,6 +123,8 @@ def operation_execute(operation_id: int, step: Step) -> Operation:
         operation.error = error
         operation.finished_at = timezone.now()
         operation.save(update_fields=["state", "error", "finished_at"])
+        if error:
+            operation_backups_settle(operation, error=error, now=operation.finished_at)
     logger.info(
         "operation %s: %s of project %s %s%s",
         operation.public_id, operation.kind, project.public_id, operation.state, f": {error}" if error else "",
@@ -214,13 +216,22 @@ def _operation_settle_stale(pk: int, still: dict[str, object], error: str, now: 
         if project.status not in Project.SETTLED or operation.kind == Operation.Kind.RESTORE_BACKUP:
             project.status = Project.Status.FAILED
             project.save(update_fields=["status", "updated_at"])
-        # A backup the dead worker was making (or a restore's safety one) is over too.
-        Backup.objects.filter(Q(pk=operation.backup_id) | Q(operation=operation), state=Backup.State.RUNNING).update(
-            state=Backup.State.FAILED, error=error, finished_at=now
-        )
+        operation_backups_settle(operation, error=error, now=now)
         _task_mark_lost(operation.pk, error)
     logger.warning("operation %s: %s of project %s failed: %s", operation.public_id, operation.kind, project.public_id, error)
     return operation
+
+
+def operation_backups_settle(operation: Operation, *, error: str, now: datetime) -> int:
+    """Fail the backups a failed operation left running (the one it made, a restore's safety one), with its reason.
+
+    Called in the transaction that fails the operation, wherever it fails (its
+    step, an unreachable engine before the step ran, a dead worker): a backup
+    never says "running" after its operation has ended.
+    """
+    return Backup.objects.filter(Q(pk=operation.backup_id) | Q(operation=operation), state=Backup.State.RUNNING).update(
+        state=Backup.State.FAILED, error=error, finished_at=now
+    )
 
 
 def _task_rows(operation_pk: int) -> "QuerySet[DBTaskResult] | None":

@@ -52,6 +52,29 @@ def test_post_backups_with_wait_answers_201_with_the_verified_backup(client, use
     assert body["download_url"] == f"/v1/backups/{body['backup_id']}/download"
 
 
+def test_a_backup_during_an_engine_outage_answers_failed_with_the_engines_reason(client, user, project, fake_runtime):
+    from projects.runtime import RuntimeUnavailable
+
+    fake_runtime.fail_with("ping", RuntimeUnavailable("Docker Engine unreachable at unix:///x: refused"))
+    response = post(client, f"/v1/projects/{project['project_id']}/backups?wait=5", headers=bearer(user))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["operation"]["state"] == "failed" and "Docker Engine unreachable" in body["operation"]["error"]
+    assert body["state"] == "failed" and body["error"] == body["operation"]["error"]
+
+
+def test_wait_never_answers_settled_for_a_backup_still_running(client, user, project, monkeypatch):
+    # A step that ends without settling its backup (a bug): the operation is
+    # over, the backup is not, and the answer says "not yet" (202), never 201.
+    from projects.services import operations
+
+    monkeypatch.setitem(operations.STEPS, "backup", lambda p: {})
+    response = post(client, f"/v1/projects/{project['project_id']}/backups?wait=1", headers=bearer(user))
+    body = response.json()
+    assert body["operation"]["state"] == "succeeded" and body["state"] == "running"
+    assert response.status_code == 202
+
+
 def test_get_backups_lists_them_newest_first_with_the_schedule(client, user, project):
     headers = bearer(user)
     first, second = take(client, headers, project["project_id"]), take(client, headers, project["project_id"])

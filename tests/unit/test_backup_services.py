@@ -172,6 +172,55 @@ def test_an_engine_failure_during_the_dump_fails_the_backup_not_the_project(proj
     assert project.status == S.RUNNING
 
 
+def test_a_backup_whose_engine_is_unreachable_fails_at_once_with_the_operations_reason(project, fake_runtime):
+    # The operation fails before its step runs (the ping): the backup it was to
+    # make is over too, with that reason, not left running for the orphan pass.
+    from projects.runtime import RuntimeUnavailable
+
+    fake_runtime.fail_with("ping", RuntimeUnavailable("Docker Engine unreachable at unix:///x: refused"))
+    operation, made = backup(project)
+    assert operation.state == "failed" and "Docker Engine unreachable" in operation.error
+    assert made.state == B.FAILED and made.error == operation.error and made.finished_at is not None
+    project.refresh_from_db()
+    assert project.status == S.RUNNING
+
+
+def test_a_restores_safety_backup_fails_with_its_operation_when_the_engine_is_unreachable(project, fake_runtime):
+    from projects.runtime import RuntimeUnavailable
+    from projects.services.operations import operation_execute
+
+    _, good = backup(project)
+    safety = Backup.objects.create(project=project, postgres_version=project.postgres_version, trigger=Backup.Trigger.PRE_RESTORE)
+    fake_runtime.fail_with("ping", RuntimeUnavailable("Docker Engine unreachable at unix:///x: refused"))
+
+    def step(p):
+        raise AssertionError("the step never runs without an engine")
+
+    operation = Operation.objects.create(project=project, kind="restore_backup", backup=good, prior_status=S.RUNNING)
+    Backup.objects.filter(pk=safety.pk).update(operation=operation)
+    operation_execute(operation.pk, step)
+    safety.refresh_from_db()
+    good.refresh_from_db()
+    assert safety.state == B.FAILED and "Docker Engine unreachable" in safety.error
+    assert good.state == B.VERIFIED  # the backup it was to restore is untouched
+
+
+def test_any_failed_operation_settles_the_backup_it_was_making(project):
+    # Whatever ends the operation (here a bug of ours, before the dump began),
+    # its backup does not outlive it as running.
+    from projects.services.operations import operation_execute
+
+    def broken(p):
+        raise KeyError("oops")
+
+    made = Backup.objects.create(project=project, postgres_version=project.postgres_version)
+    operation = Operation.objects.create(project=project, kind="backup", backup=made, prior_status=S.RUNNING)
+    operation_execute(operation.pk, broken)
+    made.refresh_from_db()
+    operation.refresh_from_db()
+    assert operation.state == "failed" and made.state == B.FAILED and made.error == operation.error
+
+
 # --- verification -------------------------------------------------------------
 
 
