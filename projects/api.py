@@ -46,6 +46,13 @@ def _string_field(body: dict, name: str) -> str | None:
     return value
 
 
+def _bool_field(body: dict, name: str) -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidInput(name, "must be true or false")
+    return value
+
+
 def _answer(request: HttpRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
     """202 with the transitional state, or — with ?wait=N — the settled project when it settles in time."""
     operation, final = settled(request, operation)
@@ -107,9 +114,12 @@ ACTIONS = {
     "restore": lifecycle.project_restore,
 }
 # The fields an action's body may carry, each with its parser; the service gets
-# the ones sent as keyword arguments. Start's retry a failed create with other choices.
+# the ones sent as keyword arguments. Start retries a failed create with other
+# choices; allow_empty_database: a project whose data volume is gone comes up
+# on a new, empty one (the owner's choice).
 ACTION_FIELDS: dict[str, dict[str, Callable[[dict, str], object]]] = {
-    "start": {"postgres_version": _string_field, "api": _string_field},
+    "start": {"postgres_version": _string_field, "api": _string_field, "allow_empty_database": _bool_field},
+    "restore": {"allow_empty_database": _bool_field},
 }
 
 
@@ -119,7 +129,7 @@ def _action_fields(action: str, body: dict) -> dict[str, object]:
         return {}  # the other actions take no fields and ignore a body, as before
     if unknown := set(body) - set(parsers):
         raise InvalidInput(sorted(unknown)[0], f"is not a field of {action} ({', '.join(parsers)})")
-    return {name: parse(body, name) for name, parse in parsers.items() if body.get(name) is not None}
+    return {name: value for name, parse in parsers.items() if (value := parse(body, name)) is not None}
 
 
 @token_required

@@ -141,6 +141,9 @@ class Project(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     purge_after = models.DateTimeField(null=True, blank=True)
+    # When it first reached running. From then on its data volume holds data:
+    # a start or restore never makes a new, empty one unless asked (steps.py).
+    first_running_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -219,8 +222,9 @@ ACTIONS_BY_STATUS = {
     # A purged project's final backup can still be verified (and cloned: that is the new project's operation).
     Project.Status.PURGED: frozenset({"verify_backup"}),
 }
-# Restoring a backup needs a settled stack: stop a failed project first (stop converges).
-FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS})
+# A failed project can have a backup restored into it (a restore that died,
+# a data volume that vanished): it settles stopped, or running if its db ran.
+FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup"})
 FAILED_DELETED_ACTIONS = frozenset({"delete", "restore", "purge", "verify_backup"})
 
 
@@ -263,6 +267,9 @@ class Operation(models.Model):
     prior_status = models.CharField(max_length=16, blank=True)
     # The backup this operation makes, verifies, restores or clones from.
     backup = models.ForeignKey("Backup", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations")
+    # A start or restore the owner allowed to make a new, empty data volume for
+    # a project that ran before and whose volume is gone.
+    allow_empty_database = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

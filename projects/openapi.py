@@ -180,6 +180,16 @@ def any_body(description: str = "ignored; when sent it must be a JSON object") -
     return {"required": False, "description": description, "content": {JSON: {"schema": {"type": "object"}}}}
 
 
+def empty_database_body(verb: str, fields: dict[str, dict] | None = None) -> dict:
+    """An optional body of `fields` (a failed create's retry choices, for start) and allow_empty_database."""
+    allow = {
+        "type": ["boolean", "null"],
+        "description": f"the owner's consent to {verb} on a new, empty database when the project's data volume is gone (default false)",
+    }
+    properties = {**(fields or {}), "allow_empty_database": allow}
+    return {"required": False, "content": {JSON: {"schema": obj(properties, optional=tuple(properties))}}}
+
+
 def action(operation_id: str, summary: str, *, body: dict | None = None, response: str = "Project", codes=(400, 403, 404, 409, 413)) -> dict:
     return {
         "operationId": operation_id,
@@ -343,16 +353,21 @@ def openapi_document() -> dict:
                 "parameters": [path_id("project_id")],
                 "post": action(
                     "startProject",
-                    "Start (and repair a running project whose containers went); a project whose create failed can be retried with another version or API",
-                    body={
-                        "required": False,
-                        "content": {JSON: {"schema": obj(choices, optional=tuple(choices), description="only for a project whose create failed")}},
-                    },
+                    "Start (and repair a running project whose containers went); a project whose create failed can be retried with another "
+                    "version or API; a project that ran and whose data volume is gone fails instead of starting empty, unless its owner "
+                    "sends allow_empty_database",
+                    body=empty_database_body("start", choices),
+                    codes=(400, 403, 404, 409, 413),
                 ),
             },
             "/v1/projects/{project_id}/restore": {
                 "parameters": [path_id("project_id")],
-                "post": action("restoreProject", "Bring a deleted project back, stopped"),
+                "post": action(
+                    "restoreProject",
+                    "Bring a deleted project back, stopped (with allow_empty_database as for start)",
+                    body=empty_database_body("restore"),
+                    codes=(400, 403, 404, 409, 413),
+                ),
             },
             "/v1/projects/{project_id}/purge": {
                 "parameters": [path_id("project_id")],

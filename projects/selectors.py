@@ -49,3 +49,9 @@ def project_never_succeeded(project: Project) -> bool:
 def project_never_ran(project: Project) -> bool:
     """Failed without ever reaching running: its create failed (and every retry since). It holds nobody's data."""
     return project.status == Project.Status.FAILED and not project.is_deleted and project_never_succeeded(project)
+
+
+def backup_to_restore(project: Project) -> Backup | None:
+    """The backup to offer when the project's data is gone: its newest verified one, else its newest that dumped."""
+    newest = project.backups.order_by("-created_at", "-id")
+    return newest.filter(state=Backup.State.VERIFIED).first() or newest.filter(state=Backup.State.SUCCEEDED).first()

@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from projects.runtime import ImageUnavailable, PortUnavailable, RuntimeFailure, ScratchSpec, StackNotFound, SubnetUnavailable
+from projects.runtime import ImageUnavailable, PortUnavailable, RuntimeFailure, ScratchSpec, StackNotFound, SubnetUnavailable, VolumeMissing
 from projects.runtime.base import SERVICE_LABEL
 
 
@@ -105,6 +105,21 @@ class RuntimeContract:
             runtime.image_pull("offline/does-not-exist:1", progress=lines.append)
         assert runtime.images_present({"offline/does-not-exist:1"}) == set()
 
+    def test_stack_up_without_create_volume_refuses_a_missing_volume_and_creates_nothing(self, runtime, make_spec):
+        spec = make_spec()
+        with pytest.raises(VolumeMissing, match=spec.volume):
+            runtime.stack_up(spec, create_volume=False)
+        state = runtime.stack_state(spec.project_id)
+        assert state.containers == () and not state.network and not state.volume
+
+    def test_stack_up_without_create_volume_uses_the_volume_that_is_there(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec, start=False)
+        runtime.stack_remove_containers(spec.project_id)
+        runtime.stack_up(spec, start=False, create_volume=False)
+        state = runtime.stack_state(spec.project_id)
+        assert state.volume and {c.service for c in state.containers} == {"db", "api"}
+
     def test_taken_host_port_fails_with_port_unavailable(self, runtime, make_spec, hold_port):
         spec = make_spec()
         hold_port(spec.db.host_port)
@@ -151,13 +166,14 @@ class RuntimeContract:
         (container,) = state.containers
         assert (container.name, container.service, container.running) == (scratch.name, "backup-verify", True)
         assert container.host_ports == ()
-        # Its own volume, labelled with the project; no network at all: Berth
-        # reaches it with exec, and a backup never waits on an address pool.
-        assert state.volume and not state.network
+        # Its own volume is labelled with the project, but it is not the project's data volume; no network at all:
+        # Berth reaches it with exec, and a backup never waits on an address pool.
+        assert not state.volume and not state.network and f"{scratch.name}_data" in runtime.inventory().volumes
         runtime.scratch_remove(scratch.name)
         runtime.scratch_remove(scratch.name)  # twice is fine
         state = runtime.stack_state(spec.project_id)
         assert state.containers == () and not state.network and not state.volume
+        assert not [n for n in [*runtime.inventory().volumes, *runtime.inventory().networks] if n.startswith(scratch.name)]
 
     def test_stack_up_makes_the_network_on_the_subnet_asked_for_and_a_taken_one_is_refused(self, runtime, make_spec):
         subnet = f"10.241.{secrets.randbelow(256)}.{16 * secrets.randbelow(16)}/28"

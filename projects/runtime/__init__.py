@@ -19,6 +19,7 @@ from .base import (
     StackSpec,
     StackState,
     SubnetUnavailable,
+    VolumeMissing,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "StackSpec",
     "StackState",
     "SubnetUnavailable",
+    "VolumeMissing",
     "get_runtime",
     "use_runtime",
 ]

@@ -69,6 +69,10 @@ class StackNotFound(RuntimeFailure):
     """The project's objects are not on the engine."""
 
 
+class VolumeMissing(StackNotFound):
+    """The project's data volume is not on the engine, and the caller did not allow a new, empty one."""
+
+
 class PortUnavailable(RuntimeFailure):
     """A host port the project needs is taken by something else."""
 
@@ -314,8 +318,13 @@ class Runtime(Protocol):
     def ping(self) -> None:
         """Raise RuntimeUnavailable when the engine does not answer."""
 
-    def stack_up(self, spec: StackSpec, *, start: bool = True) -> None:
-        """Create whatever of the stack is missing; start the containers if `start`."""
+    def stack_up(self, spec: StackSpec, *, start: bool = True, create_volume: bool = True) -> None:
+        """Create whatever of the stack is missing; start the containers if `start`.
+
+        With `create_volume=False` the data volume must exist already: a missing
+        one raises VolumeMissing before anything is created (a new volume is an
+        empty database, which a project that holds data never gets by accident).
+        """
 
     def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
         """Return once the db answers a real query and the api answers HTTP; else NotReady."""
@@ -330,7 +339,11 @@ class Runtime(Protocol):
         """Remove containers, network and volume; nothing there is fine."""
 
     def stack_state(self, project_id: str) -> StackState:
-        """The project's containers (its backups' throwaways included), and whether its network and volume exist."""
+        """The project's containers (its backups' throwaways included), and whether its own network and data volume exist.
+
+        `network` and `volume` are the stack's objects by name: a throwaway's own
+        volume, labelled with the project too, is not its data volume.
+        """
 
     def containers(self) -> tuple[ContainerState, ...]:
         """Every Berth-labelled container, of every project: one engine call."""

@@ -50,8 +50,10 @@ from .base import (
     StackSpec,
     StackState,
     SubnetUnavailable,
+    VolumeMissing,
     container_name,
     network_name,
+    object_names,
     volume_name,
 )
 from .images import own_recipe
@@ -121,11 +123,18 @@ class DockerRuntime:
 
     # --- stacks ------------------------------------------------------------
 
-    def stack_up(self, spec: StackSpec, *, start: bool = True) -> None:
-        # Images first: a missing image fails before anything is created, so a
-        # failed create leaves nothing behind.
+    def stack_up(self, spec: StackSpec, *, start: bool = True, create_volume: bool = True) -> None:
+        # Images first, then the volume: a missing image (or a data volume that
+        # must not be made afresh) fails before anything is created.
         for image in {spec.db.image, spec.api.image}:
             self._image_ensure(image)
+        with self._engine(f"creating volume {spec.volume}"):
+            try:
+                self.api.inspect_volume(spec.volume)
+            except docker.errors.NotFound:
+                if not create_volume:
+                    raise VolumeMissing(f"the data volume {spec.volume} is not on the engine") from None
+                self.api.create_volume(spec.volume, labels=spec.labels)
         with self._engine(f"creating network {spec.network}"):
             if not self._network_exists(spec.network):
                 # A subnet of Berth's own pool: the engine's default pools hold
@@ -137,11 +146,6 @@ class DockerRuntime:
                     if "overlap" in _reason(exc).lower():
                         raise SubnetUnavailable(f"creating network {spec.network}: subnet {spec.subnet} is taken on the engine ({_reason(exc)})") from None
                     raise
-        with self._engine(f"creating volume {spec.volume}"):
-            try:
-                self.api.inspect_volume(spec.volume)
-            except docker.errors.NotFound:
-                self.api.create_volume(spec.volume, labels=spec.labels)
         for container in spec.containers:
             self._container_ensure(spec, container)
             if container.files:
@@ -356,7 +360,14 @@ class DockerRuntime:
             containers = tuple(_container_state(c) for c in self.api.containers(all=True, filters={"label": label}))
             networks = self.api.networks(filters={"label": label})
             volumes = self.api.volumes(filters={"label": label}).get("Volumes") or []
-        return StackState(project_id=project_id, containers=containers, network=bool(networks), volume=bool(volumes))
+        # By name: a backup throwaway's own volume carries the project's labels too.
+        names = object_names(project_id)
+        return StackState(
+            project_id=project_id,
+            containers=containers,
+            network=any(n["Name"] == names["network"] for n in networks),
+            volume=any(v["Name"] == names["volume"] for v in volumes),
+        )
 
     def subnets_in_use(self) -> list[str]:
         with self._engine("listing the engine's networks"):

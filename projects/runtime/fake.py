@@ -29,8 +29,10 @@ from .base import (
     StackSpec,
     StackState,
     SubnetUnavailable,
+    VolumeMissing,
     container_name,
     network_name,
+    object_names,
     volume_name,
 )
 
@@ -92,11 +94,13 @@ class FakeRuntime:
     def ping(self) -> None:
         self._call("ping")
 
-    def stack_up(self, spec: StackSpec, *, start: bool = True) -> None:
+    def stack_up(self, spec: StackSpec, *, start: bool = True, create_volume: bool = True) -> None:
         self._call("stack_up")
         for c in spec.containers:
             if self.images is not None and c.image not in self.images:
                 raise ImageUnavailable(f"image {c.image} is not on the engine and could not be pulled")
+        if spec.volume not in self.volumes and not create_volume:
+            raise VolumeMissing(f"the data volume {spec.volume} is not on the engine")
         if spec.network not in self.networks and spec.subnet:
             if spec.subnet in self.foreign_subnets or spec.subnet in self.subnets.values():
                 raise SubnetUnavailable(f"creating network {spec.network}: subnet {spec.subnet} is taken on the engine")
@@ -147,8 +151,8 @@ class FakeRuntime:
         return StackState(
             project_id=project_id,
             containers=tuple(c for c in self.containers_by_name.values() if c.project_id == project_id),
-            network=project_id in self.networks.values(),
-            volume=project_id in self.volumes.values(),
+            network=object_names(project_id)["network"] in self.networks,
+            volume=object_names(project_id)["volume"] in self.volumes,
         )
 
     def subnets_in_use(self) -> list[str]:

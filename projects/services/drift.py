@@ -13,6 +13,7 @@ from projects.models import Project, installation_id
 from projects.runtime import ContainerState, EngineInventory, Runtime, RuntimeFailure, get_runtime
 from projects.runtime.base import object_names, object_prefix
 
+from .steps import volume_gone_fix
 from .sync import DriftKind, belongs_here, observed_health, project_drift
 
 S = Project.Status
@@ -58,7 +59,8 @@ def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
     except RuntimeFailure as exc:
         report.engine_error = str(exc)
         return report
-    projects = {p.public_id: p for p in Project.objects.only("id", "public_id", "status", "health", "db_port", "api_port")}
+    fields = ("id", "public_id", "status", "health", "db_port", "api_port", "deleted_at", "first_running_at")
+    projects = {p.public_id: p for p in Project.objects.only(*fields)}
     report.projects_checked = len(projects)
     # Only this installation's objects (and unlabelled ones of its projects):
     # another Berth on the same engine is not drift, and never an orphan.
@@ -96,6 +98,11 @@ def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
     return report
 
 
+def _ran(project: Project) -> bool:
+    """Whether the project ever ran and is not purged: its volume holds data, whatever its status."""
+    return project.first_running_at is not None and project.status not in (S.PURGING, S.PURGED)
+
+
 def _project_entries(project: Project, containers: list[ContainerState], volumes: list[str], networks: list[str]) -> list[DriftEntry]:
     entries: list[DriftEntry] = []
     pid = project.public_id
@@ -105,11 +112,22 @@ def _project_entries(project: Project, containers: list[ContainerState], volumes
             entries.append(DriftEntry("project", pid, f"purged, but containers exist: {names}", "nothing automatic: remove them by hand (`docker rm -f`)"))
         return entries  # its network and volume, if any, are reported as orphans
 
-    drift = project_drift(project, observed_health(containers, previous=project.health), containers)
-    # Sync compares ports only for a healthy stack, as one set; here each
-    # container is checked on its own, whatever the health.
-    if drift and drift.kind != DriftKind.PORTS:
-        entries.append(DriftEntry("project", drift.project_id, drift.problem, drift.fix))
+    names = object_names(pid)
+    if names["volume"] not in volumes and (project.status in HAS_VOLUME or _ran(project)):
+        # One entry says it all: the containers' drift would offer `start`,
+        # which now refuses (a project that ran) or makes an empty database.
+        action = "restore" if project.is_deleted else "start"
+        if _ran(project):
+            fix = f"nothing automatic: {action} refuses to make an empty database for it; {volume_gone_fix(project, action=action)}"
+        else:
+            fix = f"{action} creates an empty database (the project never ran, so no data of it is lost)"
+        entries.append(DriftEntry("volume", pid, f"{project.status}, but its data volume {names['volume']} is missing", fix))
+    else:
+        drift = project_drift(project, observed_health(containers, previous=project.health), containers)
+        # Sync compares ports only for a healthy stack, as one set; here each
+        # container is checked on its own, whatever the health.
+        if drift and drift.kind != DriftKind.PORTS:
+            entries.append(DriftEntry("project", drift.project_id, drift.problem, drift.fix))
     expected = {"db": project.db_port, "api": project.api_port}
     for c in containers:
         wrong = [p for p in c.host_ports if p != expected.get(c.service)]
@@ -122,16 +140,6 @@ def _project_entries(project: Project, containers: list[ContainerState], volumes
                     "delete then restore recreates the containers on the project's ports (the volume is kept), then start",
                 )
             )
-    names = object_names(pid)
-    if project.status in HAS_VOLUME and names["volume"] not in volumes:
-        entries.append(
-            DriftEntry(
-                "volume",
-                pid,
-                f"{project.status}, but its data volume {names['volume']} is missing",
-                "nothing automatic: start would create an empty database; restore the data from a backup first",
-            )
-        )
     if containers and names["network"] not in networks:
         entries.append(
             DriftEntry(

@@ -44,6 +44,8 @@ class NotFound(ServiceError):
 
 
 class Forbidden(ServiceError):
+    """The requester may see the object, but this request is not theirs to make (the owner's alone)."""
+
     code = "forbidden"
     status = HTTPStatus.FORBIDDEN
 

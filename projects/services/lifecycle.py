@@ -14,7 +14,7 @@ from projects.runtime.images import offer
 from projects.selectors import project_never_ran
 
 from .backups import backup_assert_cloneable
-from .errors import InvalidInput, InvalidTransition
+from .errors import Forbidden, InvalidInput, InvalidTransition
 from .names import project_name_check_free, project_name_clean
 from .operations import operation_enqueue
 from .ports import project_insert_with_ports
@@ -77,11 +77,19 @@ def project_stop(*, project: Project, requested_by=None) -> Operation:
 
 
 def project_start(
-    *, project: Project, requested_by=None, postgres_version: str | None = None, api: str | None = None
-) -> Operation:
-    """Start (or repair) a project. `postgres_version`/`api` retry a create that failed with other choices."""
+    *, project: Project, requested_by=None, postgres_version: str | None = None, api: str | None = None,
+    allow_empty_database: bool = False,
+) -> Operation:  # fmt: skip
+    """Start (or repair) a project.
+
+    `postgres_version`/`api` retry a create that failed with other choices;
+    `allow_empty_database` lets a project whose data volume is gone start on a
+    new, empty one (its owner's choice).
+    """
     if postgres_version is None and api is None:
-        return operation_enqueue(project=project, kind="start", action="start", transitional=S.STARTING, requested_by=requested_by)
+        return _enqueue_onto_volume(
+            project=project, action="start", transitional=S.STARTING, requested_by=requested_by, allow_empty_database=allow_empty_database
+        )
     version, flavour = str(postgres_version or project.postgres_version), api or project.api_flavour
     project_check_offered(postgres_version=version, api=flavour)
     with transaction.atomic():
@@ -93,7 +101,23 @@ def project_start(
                 f"this one is {locked.status} and has run"
             )
         Project.objects.filter(pk=project.pk).update(postgres_version=version, api_flavour=flavour)
-        return operation_enqueue(project=locked, kind="start", action="start", transitional=S.STARTING, requested_by=requested_by)
+        return _enqueue_onto_volume(
+            project=locked, action="start", transitional=S.STARTING, requested_by=requested_by, allow_empty_database=allow_empty_database
+        )
+
+
+def _enqueue_onto_volume(*, project: Project, action: str, transitional: str, requested_by, allow_empty_database: bool) -> Operation:
+    """Queue a start or restore, the two actions that bring a stack up on the project's data volume."""
+    # Giving a project that held data an empty database is its owner's choice
+    # (staff act on the project, not on what it holds); None is Berth itself.
+    if not isinstance(allow_empty_database, bool):
+        raise InvalidInput("allow_empty_database", "must be true or false")
+    if allow_empty_database and requested_by is not None and requested_by.pk != project.owner_id:
+        raise Forbidden("only the project's owner can allow it an empty database")
+    return operation_enqueue(
+        project=project, kind=action, action=action, transitional=transitional, requested_by=requested_by,
+        allow_empty_database=allow_empty_database,
+    )  # fmt: skip
 
 
 def project_delete(*, project: Project, requested_by=None) -> Operation:
@@ -101,9 +125,9 @@ def project_delete(*, project: Project, requested_by=None) -> Operation:
     return operation_enqueue(project=project, kind="delete", action="delete", transitional=S.DELETING, requested_by=requested_by)
 
 
-def project_restore(*, project: Project, requested_by=None) -> Operation:
-    """Bring a deleted project back, stopped, with the same ports and data."""
-    return operation_enqueue(project=project, kind="restore", action="restore", transitional=S.RESTORING, requested_by=requested_by)
+def project_restore(*, project: Project, requested_by=None, allow_empty_database: bool = False) -> Operation:
+    """Bring a deleted project back, stopped, with the same ports and data; `allow_empty_database` as for start."""
+    return _enqueue_onto_volume(project=project, action="restore", transitional=S.RESTORING, requested_by=requested_by, allow_empty_database=allow_empty_database)
 
 
 def project_purge(*, project: Project, confirm: str | None, requested_by=None) -> Operation:

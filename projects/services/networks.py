@@ -73,7 +73,7 @@ def project_subnet_allocate(project: Project, *, runtime: Runtime, avoid: Iterab
     raise SubnetsExhausted("could not reserve a subnet for the project's network: they were taken as fast as they were chosen; try again")
 
 
-def project_stack_up(project: Project, *, start: bool = True) -> StackSpec:
+def project_stack_up(project: Project, *, start: bool = True, create_volume: bool = True) -> StackSpec:
     """Bring the stack up on the project's own subnet (allocated now if it has none); returns its spec.
 
     A subnet the engine refuses (another Berth, or anything else, made a network
@@ -86,7 +86,7 @@ def project_stack_up(project: Project, *, start: bool = True) -> StackSpec:
     while True:
         spec = stack_spec(project)
         try:
-            runtime.stack_up(spec, start=start)
+            runtime.stack_up(spec, start=start, create_volume=create_volume)
             return spec
         except SubnetUnavailable:
             if len(refused) >= ATTEMPTS:

@@ -50,12 +50,14 @@ def _lock_project(project_id: int) -> Project:
 
 
 def operation_enqueue(
-    *, project: Project, kind: str, action: str, transitional: str | None, requested_by=None, backup=None
-) -> Operation:
+    *, project: Project, kind: str, action: str, transitional: str | None, requested_by=None, backup=None,
+    allow_empty_database: bool = False,
+) -> Operation:  # fmt: skip
     """Queue `kind` for `project` if its status accepts `action`; raise InvalidTransition or OperationInFlight.
 
     `transitional` None keeps the status (backups read a project, they do not
-    change it); `backup` is the Backup the operation makes, verifies or restores.
+    change it); `backup` is the Backup the operation makes, verifies or restores;
+    `allow_empty_database` lets a start or restore make a new, empty data volume.
     """
     # Every way in queues here, so no edge can forget who may act.
     project_check_actor(user=requested_by, project=project)
@@ -72,8 +74,9 @@ def operation_enqueue(
         try:
             with transaction.atomic():
                 operation = Operation.objects.create(
-                    project=locked, kind=kind, requested_by=requested_by, backup=backup, prior_status=locked.status
-                )
+                    project=locked, kind=kind, requested_by=requested_by, backup=backup, prior_status=locked.status,
+                    allow_empty_database=allow_empty_database,
+                )  # fmt: skip
         except IntegrityError:
             raise OperationInFlight(locked.operations.filter(state__in=Operation.IN_FLIGHT).first()) from None
         if transitional is not None:

@@ -21,9 +21,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
-from projects.runtime import Runtime, RuntimeFailure, RuntimeUnavailable, StackSpec, get_runtime
+from projects.runtime import Runtime, RuntimeFailure, RuntimeUnavailable, StackSpec, VolumeMissing, get_runtime
 from projects.runtime.spec import stack_spec
-from projects.selectors import project_never_succeeded
+from projects.selectors import backup_to_restore, project_never_succeeded
 
 from .backup_engine import backup_dump, backup_restore_into, backup_restore_test, db_env, project_db
 from .backup_files import BackupFailed, FileAltered, backup_file_problem
@@ -60,24 +60,59 @@ def _current_operation(project: Project) -> Operation:
     return Operation.objects.select_related("backup", "backup__project", "requested_by").get(project=project, state=Operation.State.RUNNING)
 
 
-def _stack_up(project: Project, *, start: bool = True) -> StackSpec:
-    """Create (and start) what is missing of the project's stack, its network on the project's own subnet."""
+def _stack_up(project: Project, *, start: bool = True, action: str = "start", new_volume: bool = False) -> StackSpec:
+    """Create (and start) what is missing of the project's stack, its network on the project's own subnet; its spec.
+
+    A project that has run holds its data in its volume: when that volume is
+    gone, a new one would be an empty database, so the step fails (the project
+    `failed`, health `missing`, the error naming the fix) unless the owner
+    allowed it for this operation (or `new_volume`: a backup's restore fills
+    it). `action` names the request in that error.
+    """
+    create_volume = new_volume or project.first_running_at is None or _current_operation(project).allow_empty_database
     project_certificate_ensure(project)  # issued on the first start, renewed when due
     try:
-        return project_stack_up(project, start=start)
+        return project_stack_up(project, start=start, create_volume=create_volume)
     except SubnetsExhausted as exc:
         raise StepFailed(str(exc), outcome={"status": S.FAILED}) from None
+    except VolumeMissing:
+        raise StepFailed(
+            volume_gone_error(project, action=action),
+            outcome={"status": S.FAILED, "health": Project.Health.MISSING, "observed_at": timezone.now()},
+        ) from None
 
 
 def _stack_up_ready(project: Project, runtime: Runtime) -> StackSpec:
     """Create and start what is missing of the project's stack, and return (its spec) once it answers."""
-    spec = _stack_up(project)
+    spec = _stack_up(project, start=True, action="start")
     runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
     return spec
 
 
-def _running() -> StepResult:
-    return {"status": S.RUNNING, "health": Project.Health.HEALTHY, "observed_at": timezone.now()}
+def volume_gone_fix(project: Project, *, action: str = "start") -> str:
+    """What the owner can do about a project whose data volume is gone: restore a backup, or `action` with an empty database."""
+    pid = project.public_id
+    empty = f'POST /v1/projects/{pid}/{action} {{"allow_empty_database": true}}'
+    backup = backup_to_restore(project)
+    if backup is None:
+        return f"it has no backup to restore; to {action} it with an empty database, its owner can ask: {empty}"
+    taken = f"{backup.state}, taken {backup.created_at:%Y-%m-%d %H:%M} UTC"
+    restore = f'POST /v1/backups/{backup.public_id}/restore {{"confirm": "{pid}"}}'
+    if action == "restore":
+        # A deleted project takes no backup restore: it comes back first.
+        return f"its owner can bring it back with an empty database ({empty}), then restore backup {backup.public_id} ({taken}) into it: {restore}"
+    return f"restore backup {backup.public_id} ({taken}): {restore}, then start it; or, to start it with an empty database, its owner can ask: {empty}"
+
+
+def volume_gone_error(project: Project, *, action: str) -> str:
+    volume = stack_spec(project).volume
+    doing = "starting would give it" if action == "start" else "restoring would bring it back with"
+    return f"its data volume {volume} is gone, and {doing} a new, empty database, so nothing was done. To fix it: {volume_gone_fix(project, action=action)}"
+
+
+def _running(project: Project) -> StepResult:
+    now = timezone.now()
+    return {"status": S.RUNNING, "health": Project.Health.HEALTHY, "observed_at": now, "first_running_at": project.first_running_at or now}
 
 
 # --- the lifecycle -----------------------------------------------------------------
@@ -85,7 +120,7 @@ def _running() -> StepResult:
 
 def _step_up(project: Project) -> StepResult:
     _stack_up_ready(project, get_runtime())
-    return _running()
+    return _running(project)
 
 
 CREATE_FAILED_HINT = (
@@ -137,7 +172,7 @@ def _step_delete(project: Project) -> StepResult:
 def _step_restore(project: Project) -> StepResult:
     # Recreate the containers on the kept volume and ports, but do not start
     # them: a restored project comes back stopped.
-    _stack_up(project, start=False)
+    _stack_up(project, start=False, action="restore")
     return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now(), "deleted_at": None, "purge_after": None}
 
 
@@ -257,30 +292,49 @@ def _step_restore_backup(project: Project) -> StepResult:
     if problem := backup_file_problem(source):
         backup_record(source, state=B.VERIFY_FAILED, error=problem, verified_at=timezone.now())
         raise StepFailed(f"backup {source.public_id} refused: {problem}; the project was not touched", outcome={})
-    safety = Backup.objects.create(
-        project=project, operation=operation, requested_by=operation.requested_by,
-        trigger=Backup.Trigger.PRE_RESTORE, postgres_version=project.postgres_version,
-    )  # fmt: skip
-    try:
-        backup_take(project, safety, runtime=runtime)
-    except BackupRefused as exc:
-        raise StepFailed(f"the safety backup failed, so nothing was restored: {exc}", outcome={}) from None
+    remade = not runtime.stack_state(project.public_id).volume
+    safety = None
+    if remade:
+        # The data volume is gone, so a safety backup would have nothing to
+        # keep. Restoring a backup is the owner's explicit way to give the
+        # project a volume again: the stack is made (not started), and the
+        # restore fills the new volume.
+        _stack_up(project, start=False, new_volume=True)
+    else:
+        safety = Backup.objects.create(
+            project=project, operation=operation, requested_by=operation.requested_by,
+            trigger=Backup.Trigger.PRE_RESTORE, postgres_version=project.postgres_version,
+        )  # fmt: skip
+        try:
+            backup_take(project, safety, runtime=runtime)
+        except BackupRefused as exc:
+            raise StepFailed(f"the safety backup failed, so nothing was restored: {exc}", outcome={}) from None
     try:
         with project_db(project, source, runtime, purpose="restore") as (container, env, live):
             backup_restore_into(runtime, container, env, source)
         if live:
             # Bootstrap again (roles, the api's schema-reload hook) and wait for the api.
             runtime.stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+        elif remade and project.status == S.RUNNING:
+            # Its status says running: the stack made for the restore starts too.
+            _stack_up_ready(project, runtime)
+            live = True
     except FileAltered as exc:
         backup_record(source, state=B.VERIFY_FAILED, error=str(exc), verified_at=timezone.now())
         raise StepFailed(f"backup {source.public_id} refused: {exc}; the project was not touched", outcome={}) from None
     except (BackupFailed, RuntimeFailure) as exc:
+        kept = f"; backup {safety.public_id}, taken just before, holds what it had" if safety else ""
         raise StepFailed(
-            f"restoring backup {source.public_id} failed: {exc}. The database may be empty; "
-            f"backup {safety.public_id}, taken just before, holds what it had",
+            f"restoring backup {source.public_id} failed: {exc}. The database may be empty{kept}",
             outcome={"status": S.FAILED},
         ) from None
-    return {}
+    if project.status == S.FAILED:
+        # A failed project's content is known again: it settles as its stack is.
+        if live:
+            return _running(project)
+        runtime.stack_stop(stack_spec(project))
+        return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now()}
+    return _running(project) if remade and live else {}
 
 
 def _step_clone(project: Project) -> StepResult:
@@ -297,7 +351,7 @@ def _step_clone(project: Project) -> StepResult:
     except BackupFailed as exc:
         raise StepFailed(f"restoring backup {source.public_id} into the new project failed: {exc}", outcome={"status": S.FAILED}) from None
     runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
-    return _running()
+    return _running(project)
 
 
 K = Operation.Kind

@@ -35,6 +35,9 @@ TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING,
 HEALTH_EVENTS = frozenset({"create", "start", "restart", "die", "stop", "destroy", "pause", "unpause", "health_status"})
 # The longest one event stream stays open: a stop request waits at most this.
 EVENT_WINDOW_S = 5.0
+# Sync sees containers, not volumes: the fix it offers holds either way (the
+# drift report, which sees volumes, says which case it is).
+ON_THE_VOLUME = "on its data volume (and refuses if that is gone)"
 # What each settled status expects to observe.
 EXPECTED_HEALTH = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}}
 
@@ -124,10 +127,10 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
             H.DOWN: "running, but its database container is stopped",
             H.UNHEALTHY: "running, but a container is unhealthy or stopped",
         }[health]
-        return Drift(project.public_id, problem, "start recreates or restarts them on the same volume")
+        return Drift(project.public_id, problem, f"start recreates or restarts them {ON_THE_VOLUME}")
     if status == S.STOPPED:
         if health == H.MISSING:
-            return Drift(project.public_id, "stopped, but its containers are missing", "start recreates them on the same volume")
+            return Drift(project.public_id, "stopped, but its containers are missing", f"start recreates them {ON_THE_VOLUME}")
     return Drift(project.public_id, "stopped, but its containers are running", "stop stops them")
 
 

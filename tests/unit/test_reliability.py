@@ -456,6 +456,6 @@ def test_the_watcher_logs_a_drift_once_and_again_when_it_is_gone(user, fake_runt
     lines = watch(fake_runtime, until=third_pass, full_pass_s=0.05)
     drift_lines = [line for line in lines if line.startswith("drift")]
     assert drift_lines == [
-        f"drift: {project.public_id}: running, but its containers are missing (fix: start recreates or restarts them on the same volume)",
+        f"drift: {project.public_id}: running, but its containers are missing (fix: start recreates or restarts them on its data volume (and refuses if that is gone))",
         f"drift resolved: {project.public_id}: running, but its containers are missing",
     ]
