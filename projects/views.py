@@ -217,12 +217,16 @@ def _buttons(project: Project) -> frozenset[str]:
 def _panel_context(project: Project, *, action_error: str = "", failed_action: str = "") -> dict:
     """Status, actions, containers and operations: the part of the page that changes."""
     purged = project.status == Project.Status.PURGED
+    # A purged project has nothing on the engine left to ask about.
+    stack = StackReport() if purged else project_stack_report(project.public_id)
     return {
         "project": project,
         "actions": _buttons(project),
         "operations": project.operations.select_related("requested_by")[:OPERATIONS_SHOWN],
-        # A purged project has nothing on the engine left to ask about.
-        "stack": StackReport() if purged else project_stack_report(project.public_id),
+        "stack": stack,
+        # It ran, and its data volume is gone: start and restore refuse to make
+        # an empty one unless the owner says so (the confirm below the buttons).
+        "volume_gone": project.first_running_at is not None and project.is_settled and not purged and not stack.error and not stack.volume,
         "action_error": action_error,
         "failed_action": failed_action,
         "retention_days": settings.BERTH_DELETE_RETENTION_DAYS,
@@ -299,6 +303,7 @@ ACTIONS: dict[str, Callable[..., Operation]] = {
     "purge": _purge,
 }
 CONFIRMED_BY_NAME = {"delete", "purge"}
+EMPTY_DATABASE_ACTIONS = {"start", "restore"}
 
 
 def _confirm_error(request: HttpRequest, project: Project) -> str:
@@ -322,11 +327,15 @@ def _retry_choices(request: HttpRequest, project: Project) -> dict[str, str]:
 @require_POST
 def project_action(request: HttpRequest, project_id: str, action: str) -> HttpResponse:
     project = _visible(request, project_id)
-    if action in CONFIRMED_BY_NAME and (error := _confirm_error(request, project)):
+    fields = {}
+    if action in EMPTY_DATABASE_ACTIONS and request.POST.get("allow_empty_database"):
+        # An empty database for a project that had data: confirmed by name, like delete.
+        fields["allow_empty_database"] = True
+    if (action in CONFIRMED_BY_NAME or fields) and (error := _confirm_error(request, project)):
         status = HTTPStatus.UNPROCESSABLE_CONTENT
     else:
         choices = lambda: _retry_choices(request, project) if action == "start" else {}  # noqa: E731
-        status, error = _attempt(lambda: ACTIONS[action](project=project, requested_by=request.user, **choices()))
+        status, error = _attempt(lambda: ACTIONS[action](project=project, requested_by=request.user, **choices(), **fields))
     project.refresh_from_db()
     if request.htmx:
         context = _panel_context(project, action_error=error, failed_action=action if error else "")

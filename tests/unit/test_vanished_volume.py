@@ -271,3 +271,58 @@ def test_a_purge_of_a_project_whose_volume_vanished_needs_no_final_backup(user, 
     operation, project = settled(lifecycle.project_purge(project=project, confirm=project.public_id))
     assert operation.state == "succeeded" and project.status == S.PURGED
     assert not project.backups.exists()
+
+
+# --- the dashboard ----------------------------------------------------------------------------
+
+HTMX = {"HX-Request": "true"}
+
+
+def test_the_owner_sees_start_with_an_empty_database_on_the_failed_project_and_it_needs_the_name(client, user, fake_runtime):
+    project = running_project(user, fake_runtime)
+    vanish(project, fake_runtime)
+    settled(lifecycle.project_start(project=project))
+    client.force_login(user)
+
+    page = client.get(f"/projects/{project.public_id}").content.decode()
+    assert "Start with an empty database…" in page and 'name="allow_empty_database"' in page
+    assert "data volume is gone" in page.lower()
+
+    wrong = client.post(f"/projects/{project.public_id}/start", {"allow_empty_database": "1", "confirm": "nope"}, headers=HTMX)
+    assert wrong.status_code == 422 and Project.objects.get(pk=project.pk).status == S.FAILED
+
+    right = client.post(f"/projects/{project.public_id}/start", {"allow_empty_database": "1", "confirm": "kept"}, headers=HTMX)
+    assert right.status_code == 200
+    project.refresh_from_db()
+    assert project.status == S.RUNNING and project.operations.first().allow_empty_database
+    assert "Start with an empty database" not in right.content.decode()  # the volume is there again
+
+
+def test_a_plain_start_from_the_dashboard_still_refuses_the_empty_database(client, user, fake_runtime):
+    project = running_project(user, fake_runtime)
+    vanish(project, fake_runtime)
+    client.force_login(user)
+    response = client.post(f"/projects/{project.public_id}/start", headers=HTMX)
+    project.refresh_from_db()
+    assert project.status == S.FAILED and "is gone" in response.content.decode()
+
+
+def test_staff_see_no_empty_database_control_and_cannot_post_it(client, user, staff, fake_runtime):
+    project = running_project(user, fake_runtime)
+    vanish(project, fake_runtime)
+    settled(lifecycle.project_start(project=project))
+    client.force_login(staff)
+    assert "with an empty database…" not in client.get(f"/projects/{project.public_id}").content.decode()
+    response = client.post(f"/projects/{project.public_id}/start", {"allow_empty_database": "1", "confirm": "kept"}, headers=HTMX)
+    assert response.status_code == 403 and Project.objects.get(pk=project.pk).status == S.FAILED
+
+
+def test_a_deleted_project_whose_volume_vanished_offers_restore_with_an_empty_database(client, user, fake_runtime):
+    project = running_project(user, fake_runtime)
+    settled(lifecycle.project_delete(project=project))
+    del fake_runtime.volumes[volume(project)]
+    client.force_login(user)
+    assert "Restore with an empty database…" in client.get(f"/projects/{project.public_id}").content.decode()
+    response = client.post(f"/projects/{project.public_id}/restore", {"allow_empty_database": "1", "confirm": "kept"}, headers=HTMX)
+    assert response.status_code == 200
+    assert Project.objects.get(pk=project.pk).status == S.STOPPED
