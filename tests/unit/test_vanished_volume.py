@@ -21,8 +21,8 @@ S = Project.Status
 H = Project.Health
 
 
-def running_project(user, fake_runtime, rows: int = 3) -> Project:
-    project = Project.objects.get(pk=lifecycle.project_create(owner=user, name="kept").project_id)
+def running_project(user, fake_runtime, rows: int = 3, name: str = "kept") -> Project:
+    project = Project.objects.get(pk=lifecycle.project_create(owner=user, name=name).project_id)
     fake_runtime.databases[volume(project)] = {"public.items": rows}
     return project
 
@@ -66,10 +66,10 @@ def test_the_migration_backfills_projects_that_are_or_were_up(user, fake_runtime
     from importlib import import_module
 
     backfill = import_module("projects.migrations.0007_first_running_at").backfill
-    up = running_project(user, fake_runtime)
-    stopped = running_project(user, fake_runtime)
+    up = running_project(user, fake_runtime, name="up")
+    stopped = running_project(user, fake_runtime, name="stopped")
     Project.objects.filter(pk=stopped.pk).update(status=S.STOPPED)
-    failed_after_running = running_project(user, fake_runtime)
+    failed_after_running = running_project(user, fake_runtime, name="failed")
     Project.objects.filter(pk=failed_after_running.pk).update(status=S.FAILED)
     fake_runtime.fail_with("stack_up", RuntimeFailure("no"))
     _, never = settled(lifecycle.project_create(owner=user, name="never"))
