@@ -26,7 +26,7 @@ def backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("projects", "0006_tenancy"),
+        ("projects", "0008_tls"),
     ]
 
     operations = [
