@@ -65,7 +65,7 @@ def test_a_create_that_fails_records_nothing(user, fake_runtime):
 def test_the_migration_backfills_projects_that_are_or_were_up(user, fake_runtime):
     from importlib import import_module
 
-    backfill = import_module("projects.migrations.0007_first_running_at").backfill
+    backfill = import_module("projects.migrations.0009_first_running_at").backfill
     up = running_project(user, fake_runtime, name="up")
     stopped = running_project(user, fake_runtime, name="stopped")
     Project.objects.filter(pk=stopped.pk).update(status=S.STOPPED)
