@@ -2,9 +2,8 @@
 
 from django import forms
 
-from .models import ApiToken, Project
+from .models import NAME_MAX, ApiToken, Project
 from .runtime.images import needs, offer
-from .services.names import NAME_MAX
 
 
 class ProjectCreateForm(forms.Form):

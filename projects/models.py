@@ -77,6 +77,9 @@ def installation_id() -> str:
     return Installation.objects.current().install_id
 
 
+NAME_MAX = 63  # a project's name; services/names.py refuses longer ones with a clear error
+
+
 class Project(models.Model):
     class Status(models.TextChoices):
         PROVISIONING = "provisioning"
@@ -107,7 +110,7 @@ class Project(models.Model):
     SETTLED = frozenset({Status.RUNNING, Status.STOPPED, Status.DELETED, Status.PURGED, Status.FAILED})
 
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
-    name = models.CharField(max_length=63)
+    name = models.CharField(max_length=NAME_MAX)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="projects")
     postgres_version = models.CharField(max_length=8)
     api_flavour = models.CharField(max_length=16, choices=Api.choices)
@@ -209,12 +212,12 @@ class Project(models.Model):
             # A failure while deleted is retried with the deleted-side actions;
             # otherwise with the live-side ones.
             return FAILED_DELETED_ACTIONS if self.is_deleted else FAILED_ACTIONS
-        return ACTIONS_BY_STATUS.get(self.status, frozenset())
+        return ACTIONS_BY_STATUS.get(self.status, frozenset[str]())
 
 
 # Backups read a project without changing its status (services/backups.py).
 BACKUP_ACTIONS = ("backup", "verify_backup")
-ACTIONS_BY_STATUS = {
+ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
     Project.Status.PROVISIONING: frozenset({"create"}),  # a new row, before its create is queued
     Project.Status.RUNNING: frozenset({"stop", "start", "delete", *BACKUP_ACTIONS, "restore_backup"}),  # start repairs a running · missing project
     Project.Status.STOPPED: frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup"}),  # stop again converges too

@@ -14,9 +14,8 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 
 from .api_common import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX, OPERATIONS_LISTED, WAIT_MAX_S, methods
-from .models import Backup, BackupSchedule, Operation, Project
+from .models import NAME_MAX, Backup, BackupSchedule, Operation, Project
 from .runtime.images import offer
-from .services.names import NAME_MAX
 
 JSON = "application/json"
 ID = {"type": "string", "pattern": "^[0-9a-f]{12}$"}

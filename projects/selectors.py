@@ -1,11 +1,12 @@
 """Read-side queries shared by the dashboard, the API and the admin."""
 
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from .models import Backup, BackupSchedule, Operation, Project, is_public_id
 
 
-def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Project]:
+def projects_for_user(user: User, *, include_deleted: bool = False) -> QuerySet[Project]:
     """The projects `user` may see: their own, or every one for staff."""
     projects = Project.objects.select_related("owner")
     if not user.is_staff:
@@ -18,14 +19,14 @@ def projects_for_user(user, *, include_deleted: bool = False) -> QuerySet[Projec
     return projects
 
 
-def project_for_user(user, public_id: str) -> Project | None:
+def project_for_user(user: User, public_id: str) -> Project | None:
     """One project by id if `user` may see it (deleted ones included), else None."""
     if not is_public_id(public_id):
         return None
     return projects_for_user(user, include_deleted=True).filter(public_id=public_id).first()
 
 
-def backup_for_user(user, public_id: str) -> Backup | None:
+def backup_for_user(user: User, public_id: str) -> Backup | None:
     """One backup by id if `user` may see its project (purged ones included), else None."""
     if not is_public_id(public_id):
         return None

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from projects.models import Project
 
 DB_PORT = 5432
+# The data directory, where the project\'s volume is mounted.
+PGDATA = "/var/lib/postgresql/data"
 POSTGREST_PORT = 3000
 POSTGRAPHILE_PORT = 5000
 ANON_ROLE = "anon"
@@ -257,6 +259,10 @@ def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
 
 def stack_spec(project: "Project") -> StackSpec:
     pid = project.public_id
+    # Only a purged project has no ports, and a purged project has no stack.
+    if project.db_port is None or project.api_port is None:
+        raise ValueError(f"project {pid} has no ports: a purged project has no stack")
+    db_port, api_port_host = project.db_port, project.api_port
     names = object_names(pid)
     labels = project_labels(pid)
     tls_files, tls_options = db_files(project)
@@ -270,17 +276,17 @@ def stack_spec(project: "Project") -> StackSpec:
             "POSTGRES_USER": project.admin_user,
             "POSTGRES_PASSWORD": project.admin_password,
             "POSTGRES_DB": project.db_name,
-            "PGDATA": "/var/lib/postgresql/data",
+            "PGDATA": PGDATA,
         },
         command=[*postgres_command(), *tls_options],
         container_port=DB_PORT,
-        host_port=project.db_port,
+        host_port=db_port,
         publish_host=settings.BERTH_PUBLISH_HOST,
         labels={**labels, SERVICE_LABEL: "db"},
         mem_limit=settings.BERTH_DB_MEMORY,
         # The image declares VOLUME here: mounting the project's volume at this
         # exact path is what keeps an anonymous volume from being left behind.
-        volume_mount="/var/lib/postgresql/data",
+        volume_mount=PGDATA,
         # -h 127.0.0.1: during initdb the entrypoint's temporary server listens
         # on the socket only, so a TCP check is not fooled by it.
         healthcheck=HealthCheck(
@@ -351,7 +357,7 @@ def stack_spec(project: "Project") -> StackSpec:
         environment=environment,
         command=command,
         container_port=api_port,
-        host_port=project.api_port,
+        host_port=api_port_host,
         publish_host=settings.BERTH_PUBLISH_HOST,
         labels={**labels, SERVICE_LABEL: "api"},
         mem_limit=settings.BERTH_API_MEMORY,
@@ -369,7 +375,7 @@ def stack_spec(project: "Project") -> StackSpec:
         api=api,
         db_probe=DbProbe(
             host=probe_host(),
-            port=project.db_port,
+            port=db_port,
             user=project.db_user,
             password=project.db_password,
             dbname=project.db_name,

@@ -30,7 +30,7 @@ from django.conf import settings
 from projects.models import Backup, Project
 from projects.runtime import Runtime, RuntimeFailure, ScratchSpec
 from projects.runtime.base import SERVICE_LABEL, container_name, object_names, scratch_service
-from projects.runtime.spec import DB_PORT, postgres_command, postgres_image, project_labels, stack_spec
+from projects.runtime.spec import DB_PORT, PGDATA, postgres_command, postgres_image, project_labels, stack_spec
 
 from .backup_files import (
     MAGIC,
@@ -172,7 +172,7 @@ def _scratch_spec(project: Project, *, purpose: str, backup: Backup, own_volume:
         environment=environment,
         command=postgres_command(),  # no TLS: no published port, and its files are the db container's
         labels={**project_labels(project.public_id), SERVICE_LABEL: f"backup-{purpose}"},
-        volume_mount=db.volume_mount,
+        volume_mount=PGDATA,
         mem_limit=db.mem_limit,
         confinement=db.confinement,
         volume="" if own_volume else object_names(project.public_id)["volume"],
@@ -361,7 +361,8 @@ def _count(runtime: Runtime, container: str, env: dict[str, str]) -> dict[str, i
     out, result = runtime.exec_stream(container, argv, environment=env, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT).read_all()
     if result.exit_code != 0:
         raise BackupFailed(f"counting the restored rows failed: {_exit_reason('psql', result.exit_code, result.stderr)}")
-    return _manifest_parse(out.decode("utf-8", errors="replace").strip())["tables"]
+    tables: dict[str, int] = _manifest_parse(out.decode("utf-8", errors="replace").strip())["tables"]
+    return tables
 
 
 def tables_difference(recorded: dict[str, int], restored: dict[str, int]) -> str:

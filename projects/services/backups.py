@@ -12,6 +12,7 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +27,7 @@ from .quotas import quota_check_backup
 B = Backup.State
 
 
-def project_backup(*, project: Project, requested_by=None, trigger: str = Backup.Trigger.MANUAL) -> Operation:
+def project_backup(*, project: Project, requested_by: User | None = None, trigger: str = Backup.Trigger.MANUAL) -> Operation:
     """Queue a backup (dump, then verification) of `project`; its status does not change."""
     project_check_actor(user=requested_by, project=project)
     with transaction.atomic():
@@ -39,7 +40,7 @@ def project_backup(*, project: Project, requested_by=None, trigger: str = Backup
     return operation
 
 
-def backup_verify(*, backup: Backup, requested_by=None) -> Operation:
+def backup_verify(*, backup: Backup, requested_by: User | None = None) -> Operation:
     """Queue a new verification of `backup` (after a restore test, or to check its file still holds)."""
     if backup.state in (B.RUNNING, B.FAILED):
         raise InvalidTransition(f"backup {backup.public_id} is {backup.state}: there is no file to verify")
@@ -55,7 +56,7 @@ def backup_assert_restorable(backup: Backup) -> None:
         raise InvalidTransition(f"backup {backup.public_id} is {backup.state}, so it cannot be restored{why}")
 
 
-def project_restore_backup(*, backup: Backup, confirm: str | None, requested_by=None) -> Operation:
+def project_restore_backup(*, backup: Backup, confirm: str | None, requested_by: User | None = None) -> Operation:
     """Replace the project's database with `backup`, after a safety backup; `confirm` must repeat the project's id."""
     project = backup.project
     if confirm != project.public_id:

@@ -108,8 +108,8 @@ def _project_entries(project: Project, containers: list[ContainerState], volumes
     pid = project.public_id
     if project.status == S.PURGED:
         if containers:
-            names = ", ".join(sorted(c.name for c in containers))
-            entries.append(DriftEntry("project", pid, f"purged, but containers exist: {names}", "nothing automatic: remove them by hand (`docker rm -f`)"))
+            listed = ", ".join(sorted(c.name for c in containers))
+            entries.append(DriftEntry("project", pid, f"purged, but containers exist: {listed}", "nothing automatic: remove them by hand (`docker rm -f`)"))
         return entries  # its network and volume, if any, are reported as orphans
 
     names = object_names(pid)

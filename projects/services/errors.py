@@ -7,6 +7,8 @@ reads the same status: see views.py's `_shown`).
 
 from http import HTTPStatus
 
+from projects.models import Operation
+
 
 class ServiceError(Exception):
     """Base: `code` is a stable machine-readable word, str() a sentence for a person."""
@@ -59,7 +61,7 @@ class OperationInFlight(ServiceError):
     code = "operation_in_flight"
     status = HTTPStatus.CONFLICT
 
-    def __init__(self, operation) -> None:
+    def __init__(self, operation: Operation) -> None:
         super().__init__(
             f"operation {operation.public_id} ({operation.kind}, {operation.state}) is already in flight for this project"
         )

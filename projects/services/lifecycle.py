@@ -7,6 +7,7 @@ operations.py); the worker runs the matching step (steps.py).
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from projects.models import Backup, Operation, Project
@@ -24,7 +25,7 @@ S = Project.Status
 
 
 def project_create(
-    *, owner, name: str | None = None, postgres_version: str | None = None, api: str | None = None, from_backup: Backup | None = None
+    *, owner: User, name: str | None = None, postgres_version: str | None = None, api: str | None = None, from_backup: Backup | None = None
 ) -> Operation:
     """Reserve ports and secrets for a new project and queue its creation; `from_backup` clones that backup's rows into it."""
     source = from_backup.project if from_backup is not None else None
@@ -72,7 +73,7 @@ def project_check_offered(*, postgres_version: str, api: str) -> None:
         raise InvalidInput("api", (f"{Project.Api(api).label} cannot run here ({why}); " if why else "") + f"must be one of {choices}")
 
 
-def project_stop(*, project: Project, requested_by=None) -> Operation:
+def project_stop(*, project: Project, requested_by: User | None = None) -> Operation:
     return operation_enqueue(project=project, kind="stop", action="stop", transitional=S.STOPPING, requested_by=requested_by)
 
 
@@ -120,17 +121,17 @@ def _enqueue_onto_volume(*, project: Project, action: str, transitional: str, re
     )  # fmt: skip
 
 
-def project_delete(*, project: Project, requested_by=None) -> Operation:
+def project_delete(*, project: Project, requested_by: User | None = None) -> Operation:
     """Soft delete: containers go, the volume and the ports stay until purge."""
     return operation_enqueue(project=project, kind="delete", action="delete", transitional=S.DELETING, requested_by=requested_by)
 
 
-def project_restore(*, project: Project, requested_by=None, allow_empty_database: bool = False) -> Operation:
+def project_restore(*, project: Project, requested_by: User | None = None, allow_empty_database: bool = False) -> Operation:
     """Bring a deleted project back, stopped, with the same ports and data; `allow_empty_database` as for start."""
     return _enqueue_onto_volume(project=project, action="restore", transitional=S.RESTORING, requested_by=requested_by, allow_empty_database=allow_empty_database)
 
 
-def project_purge(*, project: Project, confirm: str | None, requested_by=None) -> Operation:
+def project_purge(*, project: Project, confirm: str | None, requested_by: User | None = None) -> Operation:
     """Remove a deleted project's data for good; `confirm` must repeat its id."""
     if confirm != project.public_id:
         raise InvalidInput("confirm", f"must be the project's id ({project.public_id}) to purge it for good")

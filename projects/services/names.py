@@ -10,12 +10,11 @@ with the same one.
 import unicodedata
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
-from projects.models import Project
+from projects.models import NAME_MAX, Project
 
 from .errors import InvalidInput, NameTaken
-
-NAME_MAX = Project._meta.get_field("name").max_length
 
 # Unicode's Bidi_Control property (UAX #9): ALM, LRM, RLM, the embeddings and
 # overrides LRE..RLO, and the isolates LRI..PDI.
@@ -37,7 +36,7 @@ def project_name_clean(*, name: str) -> str:
     return name
 
 
-def project_name_check_free(*, owner, name: str) -> None:
+def project_name_check_free(*, owner: User, name: str) -> None:
     """Raise NameTaken when one of `owner`'s projects that is not purged has this name.
 
     Call it inside the transaction that inserts the project: it locks the

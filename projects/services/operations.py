@@ -21,7 +21,10 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
+
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import Q, QuerySet
 from django.tasks import TaskResultStatus, task, task_backends
@@ -50,7 +53,7 @@ def _lock_project(project_id: int) -> Project:
 
 
 def operation_enqueue(
-    *, project: Project, kind: str, action: str, transitional: str | None, requested_by=None, backup=None,
+    *, project: Project, kind: str, action: str, transitional: str | None, requested_by: User | None = None, backup: Backup | None = None,
     allow_empty_database: bool = False,
 ) -> Operation:  # fmt: skip
     """Queue `kind` for `project` if its status accepts `action`; raise InvalidTransition or OperationInFlight.
@@ -78,7 +81,11 @@ def operation_enqueue(
                     allow_empty_database=allow_empty_database,
                 )  # fmt: skip
         except IntegrityError:
-            raise OperationInFlight(locked.operations.filter(state__in=Operation.IN_FLIGHT).first()) from None
+            in_flight = locked.operations.filter(state__in=Operation.IN_FLIGHT).first()
+            if in_flight is None:
+                # It settled between the insert and this read: nothing is in flight now.
+                raise InvalidTransition(f"another operation on this project just finished; {action} it again") from None
+            raise OperationInFlight(in_flight) from None
         if transitional is not None:
             locked.status = transitional
             locked.save(update_fields=["status", "updated_at"])
@@ -237,7 +244,7 @@ def operation_backups_settle(operation: Operation, *, error: str, now: datetime)
     )
 
 
-def _task_rows(operation_pk: int) -> "QuerySet[DBTaskResult] | None":
+def _task_rows(operation_pk: int) -> "QuerySet[DBTaskResult[Any, Any]] | None":
     """django-tasks-db's rows for this operation's task, or None with another tasks backend."""
     if not isinstance(task_backends["default"], DatabaseBackend):
         return None

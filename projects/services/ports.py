@@ -63,8 +63,11 @@ def project_insert_with_ports(project: Project) -> Project:
     with transaction.atomic():
         allocation_lock()
         for _ in range(ATTEMPTS):
-            reserved = set(Project.objects.filter(db_port__isnull=False).values_list("db_port", flat=True))
-            reserved |= set(Project.objects.filter(api_port__isnull=False).values_list("api_port", flat=True))
+            taken = [
+                *Project.objects.filter(db_port__isnull=False).values_list("db_port", flat=True),
+                *Project.objects.filter(api_port__isnull=False).values_list("api_port", flat=True),
+            ]
+            reserved = {port for port in taken if port is not None}
             project.db_port = _first_free(*settings.BERTH_DB_PORTS, reserved, "BERTH_DB_PORTS")
             project.api_port = _first_free(*settings.BERTH_API_PORTS, reserved, "BERTH_API_PORTS")
             try:

@@ -82,6 +82,13 @@ def _stack_up(project: Project, *, start: bool = True, action: str = "start", ne
         ) from None
 
 
+def _operation_backup(operation: Operation) -> Backup:
+    # Every backup kind is queued with its Backup (operation_enqueue's `backup`).
+    if operation.backup is None:
+        raise StepFailed(f"operation {operation.public_id} ({operation.kind}) has no backup to work on", outcome={})
+    return operation.backup
+
+
 def _stack_up_ready(project: Project, runtime: Runtime) -> StackSpec:
     """Create and start what is missing of the project's stack, and return (its spec) once it answers."""
     spec = _stack_up(project, start=True, action="start")
@@ -268,7 +275,7 @@ def backup_verify_run(backup: Backup, *, runtime: Runtime | None = None) -> None
 
 
 def _step_backup(project: Project) -> StepResult:
-    backup = _current_operation(project).backup
+    backup = _operation_backup(_current_operation(project))
     try:
         backup_take(project, backup)
     except BackupRefused as exc:
@@ -277,7 +284,7 @@ def _step_backup(project: Project) -> StepResult:
 
 
 def _step_verify_backup(project: Project) -> StepResult:
-    backup = _current_operation(project).backup
+    backup = _operation_backup(_current_operation(project))
     try:
         backup_verify_run(backup)
     except BackupRefused as exc:
@@ -287,7 +294,7 @@ def _step_verify_backup(project: Project) -> StepResult:
 
 def _step_restore_backup(project: Project) -> StepResult:
     operation = _current_operation(project)
-    source = operation.backup
+    source = _operation_backup(operation)
     runtime = get_runtime()
     if problem := backup_file_problem(source):
         backup_record(source, state=B.VERIFY_FAILED, error=problem, verified_at=timezone.now())

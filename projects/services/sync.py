@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -39,7 +39,7 @@ EVENT_WINDOW_S = 5.0
 # drift report, which sees volumes, says which case it is).
 ON_THE_VOLUME = "on its data volume (and refuses if that is gone)"
 # What each settled status expects to observe.
-EXPECTED_HEALTH = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}}
+EXPECTED_HEALTH: dict[str, set[str]] = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}}
 
 
 class DriftKind(StrEnum):
@@ -112,7 +112,7 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
         return Drift(project.public_id, f"{status}, but containers exist", fix)
     if health in EXPECTED_HEALTH[status]:
         published = {p for c in containers for p in c.host_ports}
-        expected = {project.db_port, project.api_port}
+        expected = {port for port in (project.db_port, project.api_port) if port is not None}
         if published and published != expected:
             return Drift(
                 project.public_id,
@@ -126,7 +126,7 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
             H.MISSING: "running, but its containers are missing",
             H.DOWN: "running, but its database container is stopped",
             H.UNHEALTHY: "running, but a container is unhealthy or stopped",
-        }[health]
+        }[H(health)]
         return Drift(project.public_id, problem, f"start recreates or restarts them {ON_THE_VOLUME}")
     if status == S.STOPPED:
         if health == H.MISSING:
@@ -209,7 +209,7 @@ def project_observe(project_id: str, *, runtime: Runtime | None = None, event: E
     return health if updated else None
 
 
-def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Runtime | None = None, log=logger.info) -> None:
+def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Runtime | None = None, log: Callable[[str], None] = logger.info) -> None:
     """Follow the engine's events and correct health as they come; a full pass every `full_pass_s`.
 
     An unreachable engine is reported and retried with backoff; it never ends the watch.

@@ -9,6 +9,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from projects.models import ApiToken, token_hash
@@ -34,7 +35,7 @@ def token_lifetime_parse(text: str) -> timedelta:
     return lifetime
 
 
-def api_token_create(*, user, name: str = "", lifetime: timedelta | None = None, read_only: bool = False) -> tuple[ApiToken, str]:
+def api_token_create(*, user: User, name: str = "", lifetime: timedelta | None = None, read_only: bool = False) -> tuple[ApiToken, str]:
     """Create a token for `user`; returns it with the raw value, which is never stored. `lifetime` None: it never expires."""
     raw = PREFIX + secrets.token_urlsafe(32)
     expires_at: datetime | None = timezone.now() + lifetime if lifetime is not None else None
@@ -45,13 +46,13 @@ def api_token_create(*, user, name: str = "", lifetime: timedelta | None = None,
     return token, raw
 
 
-def api_token_revoke(*, user, token_id: int) -> bool:
+def api_token_revoke(*, user: User, token_id: int) -> bool:
     """Delete one of `user`'s tokens; False when there is no such token of theirs."""
     deleted, _ = ApiToken.objects.filter(user=user, pk=token_id).delete()
     return bool(deleted)
 
 
-def api_tokens_revoke_all(*, user) -> int:
+def api_tokens_revoke_all(*, user: User) -> int:
     """Delete every token of `user` (their password changed: whoever had it may have made tokens)."""
     if user.pk is None:
         return 0
