@@ -9,6 +9,7 @@ import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -155,7 +156,7 @@ def env_networks(name: str, *, environ: Mapping[str, str] = ENV) -> list[ipaddre
     return networks
 
 
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str) -> dict[str, Any]:
     """Turn DATABASE_URL (postgres://… or sqlite:///path) into a DATABASES entry."""
     parts = urlsplit(url)
     options = dict(parse_qsl(parts.query))
@@ -176,7 +177,7 @@ def database_from_url(url: str) -> dict:
     raise ImproperlyConfigured(f"DATABASE_URL must start with postgres:// or sqlite:///, got scheme {parts.scheme!r}")
 
 
-def sqlite_database(path: str | Path) -> dict:
+def sqlite_database(path: str | Path) -> dict[str, Any]:
     # A web process and several workers write at once: WAL, a busy timeout and
     # IMMEDIATE transactions keep SQLite from answering "database is locked".
     return {

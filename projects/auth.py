@@ -5,9 +5,11 @@ through it, so there is no form or view to forget.
 """
 
 import ipaddress
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
@@ -45,7 +47,7 @@ def client_address(request: HttpRequest | None) -> str:
 
 
 class RateLimitedModelBackend(ModelBackend):
-    def authenticate(self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs):
+    def authenticate(self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any) -> User | None:
         if username is None:
             username = kwargs.get(self._username_field(), "")
         address = client_address(request)

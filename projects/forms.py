@@ -1,5 +1,7 @@
 """Dashboard forms: they parse and check input; the services decide everything else."""
 
+from typing import Any, cast
+
 from django import forms
 
 from .models import NAME_MAX, ApiToken, Project
@@ -19,7 +21,7 @@ class ProjectCreateForm(forms.Form):
     postgres_version = forms.ChoiceField(label="PostgreSQL version")
     api = forms.ChoiceField(label="API", choices=Project.Api.choices, widget=forms.RadioSelect)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         offer_choices(self)
 
@@ -61,12 +63,12 @@ class ConfirmNameForm(forms.Form):
 
     confirm = forms.CharField(label="Type the project's name to confirm", max_length=NAME_MAX)
 
-    def __init__(self, *args, project: Project, **kwargs) -> None:
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.project = project
 
     def clean_confirm(self) -> str:
-        confirm = self.cleaned_data["confirm"]  # CharField has stripped it
+        confirm: str = self.cleaned_data["confirm"]  # CharField has stripped it
         if confirm != self.project.name:
             raise forms.ValidationError(f"That is not the project's name; type {self.project.name!r} exactly.")
         return confirm

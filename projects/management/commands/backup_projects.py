@@ -9,8 +9,9 @@ it from cron (hourly is enough: a due backup is caught up on the next pass).
 
 import signal
 import threading
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from projects.services.backup_pass import BackupsReport, backups_pass
@@ -19,11 +20,11 @@ from projects.services.backup_pass import BackupsReport, backups_pass
 class Command(BaseCommand):
     help = "Queue due scheduled backups, apply retention, clean up after dead workers. Cron it hourly, or use --watch."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--watch", action="store_true", help="keep going: one pass every --interval seconds")
         parser.add_argument("--interval", type=float, default=60.0, help="seconds between passes with --watch (default 60)")
 
-    def handle(self, *, watch: bool, interval: float, **options) -> None:
+    def handle(self, *, watch: bool, interval: float, **options: Any) -> None:
         if not watch:
             report = backups_pass()
             self._print(report, quiet=False)

@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from projects.services.errors import InvalidInput
 from projects.services.tokens import api_token_create, token_lifetime_parse
@@ -11,13 +13,13 @@ class Command(BaseCommand):
         "with `| tail -n 1`."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="cli", help="a label to tell tokens apart")
         parser.add_argument("--expires", metavar="DURATION", help="expire after this long: 12h, 30d, 2w (default: never)")
         parser.add_argument("--read-only", action="store_true", help="the token may only read (GET); a write gets 403 read_only_token")
 
-    def handle(self, *, username: str, name: str, expires: str | None, read_only: bool, **options) -> None:
+    def handle(self, *, username: str, name: str, expires: str | None, read_only: bool, **options: Any) -> None:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user {username!r}; create one with `manage.py createsuperuser` or the admin")

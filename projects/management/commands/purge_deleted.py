@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
@@ -9,7 +11,7 @@ from projects.services.lifecycle import project_purge
 class Command(BaseCommand):
     help = "Queue a purge for every deleted project whose retention (purge_after) has run out."
 
-    def handle(self, **options) -> None:
+    def handle(self, **options: Any) -> None:
         due = Project.objects.filter(status=Project.Status.DELETED, purge_after__lte=timezone.now())
         queued = 0
         for project in due:

@@ -15,10 +15,11 @@ project's database password and JWT secret stay what they are.
 """
 
 import argparse
+from typing import Any
 
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.core.management.base import BaseCommand, CommandError, CommandParser, DjangoHelpFormatter
 from django.db import transaction
 
 from projects.crypto import derived_key, first_key, secret_rotate
@@ -37,10 +38,10 @@ class StepsHelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatt
 class Command(BaseCommand):
     help = "Re-encrypt every project's stored secrets with the first key of\nBERTH_SECRETS_KEY (the steps are below)."
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> argparse.ArgumentParser:
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         return super().create_parser(prog_name, subcommand, formatter_class=StepsHelpFormatter, epilog=STEPS, **kwargs)
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--generate-key", action="store_true", help="print a new Fernet key and change nothing")
         parser.add_argument(
             "--print-derived-key",
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             help="print the key derived from SECRET_KEY (what an install without BERTH_SECRETS_KEY uses) and change nothing",
         )
 
-    def handle(self, *, generate_key: bool, print_derived_key: bool, **options) -> None:
+    def handle(self, *, generate_key: bool, print_derived_key: bool, **options: Any) -> None:
         if generate_key:
             self.stdout.write(Fernet.generate_key().decode())
             return

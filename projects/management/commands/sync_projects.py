@@ -1,7 +1,8 @@
 import signal
 import threading
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from projects.services.drift import drift_report
 from projects.services.sync import projects_sync, sync_watch
@@ -10,7 +11,7 @@ from projects.services.sync import projects_sync, sync_watch
 class Command(BaseCommand):
     help = "Update every project's observed health from the engine and report drift. Never removes anything."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--watch", action="store_true", help="keep going: follow engine events, full pass every 30 s")
         parser.add_argument("--interval", type=float, default=30.0, help="seconds between full passes with --watch")
         parser.add_argument(
@@ -21,7 +22,7 @@ class Command(BaseCommand):
             "with the fix for each; changes nothing. Exit 0 when clean, 1 with drift, 2 when the engine is unreachable",
         )
 
-    def handle(self, *, watch: bool, interval: float, drift_only: bool, **options) -> None:
+    def handle(self, *, watch: bool, interval: float, drift_only: bool, **options: Any) -> None:
         if drift_only:
             self._report()
             return

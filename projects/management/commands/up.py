@@ -25,12 +25,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from django.db.migrations.executor import MigrationExecutor
 
@@ -46,13 +46,13 @@ ADMIN_PASSWORD_FILE = "admin_password"
 class Command(BaseCommand):
     help = "Migrate, ensure an admin account, and run the web server, the workers and the sync watcher."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT for the web server (default 127.0.0.1:8000)")
         parser.add_argument("--workers", type=int, default=settings.BERTH_WORKERS, help="task worker processes")
         parser.add_argument("--no-web", action="store_true", help="run only the workers and the watcher (compose's worker service)")
         parser.add_argument("--no-worker", action="store_true", help="run only the web server (compose's web service)")
 
-    def handle(self, *, bind: str, workers: int, no_web: bool, no_worker: bool, **options) -> None:
+    def handle(self, *, bind: str, workers: int, no_web: bool, no_worker: bool, **options: Any) -> None:
         host, sep, port = bind.rpartition(":")
         if not sep or not port.isdigit():
             raise CommandError(f"--bind must be HOST:PORT, got {bind!r}")
@@ -192,14 +192,14 @@ class Command(BaseCommand):
     def _supervise(self, commands: dict[str, list[str]], bind: str | None, roles: list[str]) -> None:
         stopping = False
 
-        def stop(*_) -> None:
+        def stop(*_: object) -> None:
             nonlocal stopping
             stopping = True
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
 
-        def spawn(name: str) -> subprocess.Popen:
+        def spawn(name: str) -> subprocess.Popen[bytes]:
             # Each child leads its own process group: a terminal's Ctrl-C reaches
             # only `up`, which then stops every child once, in order, and can
             # kill a child's whole group (gunicorn's workers too) if it hangs.
