@@ -16,9 +16,10 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -119,7 +120,9 @@ class DockerRuntime:
         # A short timeout of its own: the dashboard pings while rendering, and a
         # hung engine must cost a page seconds, not the client's 30 s.
         with self._engine("checking the engine"):
-            self.api._result(self.api._get(self.api._url("/_ping"), timeout=PING_TIMEOUT_S))
+            # APIClient.ping() takes no timeout, so the request it makes is made
+            # here; types-docker leaves the SDK's private helpers out.
+            self.api._result(self.api._get(self.api._url("/_ping"), timeout=PING_TIMEOUT_S))  # type: ignore[attr-defined]
 
     # --- stacks ------------------------------------------------------------
 
@@ -164,7 +167,7 @@ class DockerRuntime:
     def _image_ensure(self, image: str) -> None:
         with self._engine(f"checking image {image}"):
             try:
-                self.api.inspect_image(image)
+                self.api.inspect_image(image)  # type: ignore[no-untyped-call]  # types-docker leaves it unannotated
                 return
             except docker.errors.ImageNotFound:
                 pass
@@ -402,7 +405,8 @@ class DockerRuntime:
     def events(self, *, timeout_s: float | None = None, since: float | None = None) -> Iterator[EngineEvent]:
         until = time.time() + timeout_s if timeout_s else None
         with self._engine("following events"):
-            stream = self.api.events(
+            # The Engine takes fractional seconds; types-docker's overloads say int.
+            stream = self.api.events(  # type: ignore[call-overload]
                 decode=True, since=since, until=until, filters={"type": "container", "label": f"{MANAGED_LABEL}=true"}
             )
             for event in stream:
@@ -432,13 +436,14 @@ class DockerRuntime:
             # The SDK's exec_start(stream=True) reads with poll() and no
             # timeout, so a wedged command would hang the worker for ever: we
             # read the multiplexed frames ourselves, with a timeout.
-            response = self.api._post_json(
-                self.api._url("/exec/{0}/start", exec_id),
+            # The SDK's private helpers, which types-docker leaves out.
+            response = self.api._post_json(  # type: ignore[attr-defined]
+                self.api._url("/exec/{0}/start", exec_id),  # type: ignore[attr-defined]
                 headers={"Connection": "Upgrade", "Upgrade": "tcp"},
                 data={"Tty": False, "Detach": False},
                 stream=True,
             )
-            sock = self.api._get_raw_response_socket(response)
+            sock = self.api._get_raw_response_socket(response)  # type: ignore[attr-defined]
         raw = getattr(sock, "_sock", sock)
         raw.settimeout(idle_timeout_s)
         stderr = bytearray()
@@ -680,7 +685,7 @@ def _label_filter(project_id: str) -> list[str]:
     return [f"{MANAGED_LABEL}=true", f"{PROJECT_LABEL}={project_id}"]
 
 
-def _container_state(c: dict) -> ContainerState:
+def _container_state(c: dict[str, Any]) -> ContainerState:
     labels = c.get("Labels") or {}
     status_text = c.get("Status") or ""
     health = None
