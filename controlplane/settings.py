@@ -12,10 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from controlplane.files import private_dir, private_file, secret_file_read_or_create
+
+# Makes Django's generic classes subscriptable at run time (admin.ModelAdmin[Project]),
+# as the type checker reads them. django-tasks-db happens to do it too; Berth does not rely on that.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = os.environ

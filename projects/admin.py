@@ -9,7 +9,7 @@ columns nor the values behind them.
 from collections.abc import Callable
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from .models import ApiToken, Backup, Operation, Project, UserQuota
@@ -20,17 +20,17 @@ from .services.quotas import quota_limits, quota_usage
 from .services.sync import project_observe
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin[M: Model](admin.ModelAdmin[M]):
     """Rows are shown, never added or edited here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
         return False
 
 
-class OperationInline(admin.TabularInline):
+class OperationInline(admin.TabularInline[Operation, Project]):
     model = Operation
     fields = ("public_id", "kind", "state", "requested_by", "created_at", "started_at", "finished_at", "error")
     readonly_fields = fields
@@ -42,7 +42,7 @@ class OperationInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(ReadOnlyAdmin):
+class ProjectAdmin(ReadOnlyAdmin[Project]):
     list_display = (
         "name", "public_id", "owner", "status", "health", "postgres_version", "api_flavour",
         "db_port", "api_port", "observed_at", "created_at",
@@ -61,7 +61,7 @@ class ProjectAdmin(ReadOnlyAdmin):
     inlines = (OperationInline,)
     actions = ("sync_selected", "stop_selected", "start_selected", "delete_selected_projects")
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Project | None = None) -> bool:
         # Deleting a row here would leave its containers and volume behind:
         # delete and purge are operations (the actions below, `purge_deleted`).
         return False
@@ -110,7 +110,7 @@ class ProjectAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Operation)
-class OperationAdmin(ReadOnlyAdmin):
+class OperationAdmin(ReadOnlyAdmin[Operation]):
     list_display = ("public_id", "kind", "state", "project", "requested_by", "created_at", "duration", "error")
     list_filter = ("state", "kind")
     search_fields = ("public_id", "project__public_id", "project__name")
@@ -122,7 +122,7 @@ class OperationAdmin(ReadOnlyAdmin):
     )  # fmt: skip
     readonly_fields = fields
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Operation | None = None) -> bool:
         return False  # the history of a project is not edited
 
     @admin.display(description="took")
@@ -131,7 +131,7 @@ class OperationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlyAdmin):
+class ApiTokenAdmin(ReadOnlyAdmin[ApiToken]):
     # No key_hash: nothing derived from a token's value is shown; the prefix tells tokens apart.
     list_display = ("name", "user", "prefix", "read_only", "created_at", "expires_at", "last_used_at")
     list_filter = ("read_only",)
@@ -143,7 +143,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Backup)
-class BackupAdmin(ReadOnlyAdmin):
+class BackupAdmin(ReadOnlyAdmin[Backup]):
     list_display = ("public_id", "project", "trigger", "state", "size", "created_at", "verified_at", "keep_until")
     list_filter = ("state", "trigger")
     search_fields = ("public_id", "project__public_id", "project__name")
@@ -155,7 +155,7 @@ class BackupAdmin(ReadOnlyAdmin):
     )  # fmt: skip
     readonly_fields = fields
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Backup | None = None) -> bool:
         # A backup is a row and a file: deleting here would orphan the file.
         # The dashboard and the API delete both through the backups service.
         return False

@@ -24,7 +24,7 @@ TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 STRING_OR_NULL = {"type": ["string", "null"]}
 
 
-def obj(properties: dict[str, Any], *, optional: tuple[str, ...] = (), description: str = "") -> dict:
+def obj(properties: dict[str, Any], *, optional: tuple[str, ...] = (), description: str = "") -> dict[str, Any]:
     """A closed object: every listed property required unless optional, nothing unlisted allowed."""
     schema = {
         "type": "object",
@@ -37,7 +37,7 @@ def obj(properties: dict[str, Any], *, optional: tuple[str, ...] = (), descripti
     return schema
 
 
-def ref(name: str) -> dict:
+def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
@@ -150,11 +150,11 @@ ERRORS = {
 }
 
 
-def error_responses(*codes: int) -> dict:
+def error_responses(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": ERRORS[str(c)], "content": {JSON: {"schema": ref("Error")}}} for c in (401, *codes)}
 
 
-def answer(schema: dict, description: str) -> dict:
+def answer(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
@@ -170,16 +170,16 @@ WAIT = {
 }
 
 
-def path_id(name: str) -> dict:
+def path_id(name: str) -> dict[str, Any]:
     # Any string is accepted and answered 404 when unknown; real ids are 12 hex characters.
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def any_body(description: str = "ignored; when sent it must be a JSON object") -> dict:
+def any_body(description: str = "ignored; when sent it must be a JSON object") -> dict[str, Any]:
     return {"required": False, "description": description, "content": {JSON: {"schema": {"type": "object"}}}}
 
 
-def empty_database_body(verb: str, fields: dict[str, dict] | None = None) -> dict:
+def empty_database_body(verb: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """An optional body of `fields` (a failed create's retry choices, for start) and allow_empty_database."""
     allow = {
         "type": ["boolean", "null"],
@@ -189,7 +189,7 @@ def empty_database_body(verb: str, fields: dict[str, dict] | None = None) -> dic
     return {"required": False, "content": {JSON: {"schema": obj(properties, optional=tuple(properties))}}}
 
 
-def action(operation_id: str, summary: str, *, body: dict | None = None, response: str = "Project", codes=(400, 403, 404, 409, 413)) -> dict:
+def action(operation_id: str, summary: str, *, body: dict[str, Any] | None = None, response: str = "Project", codes: tuple[int, ...] = (400, 403, 404, 409, 413)) -> dict[str, Any]:
     return {
         "operationId": operation_id,
         "summary": summary,
@@ -203,7 +203,7 @@ def action(operation_id: str, summary: str, *, body: dict | None = None, respons
     }
 
 
-def offered_fields() -> dict[str, dict]:
+def offered_fields() -> dict[str, dict[str, Any]]:
     """postgres_version and api as this installation offers them (a create's and a retry's body)."""
     offered = offer()
     versions = sorted(offered.postgres, key=int)
@@ -220,7 +220,7 @@ def offered_fields() -> dict[str, dict]:
     }
 
 
-def openapi_document() -> dict:
+def openapi_document() -> dict[str, Any]:
     choices = offered_fields()
     project_links = {
         name: {"operationId": op, "parameters": {"project_id": "$response.body#/project_id"}}
