@@ -13,6 +13,7 @@ import ipaddress
 import shlex
 from collections.abc import Callable
 from functools import wraps
+from typing import Any, Concatenate, cast
 from http import HTTPStatus
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -36,7 +38,8 @@ from .downloads import BackupUnverified
 from .downloads import backup_download as backup_file_download
 from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm, ProjectRetryForm
 from .keys import project_keys
-from .models import Backup, Operation, Project
+from .http import DashboardRequest
+from .models import ApiToken, Backup, Operation, Project
 from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_never_ran, projects_for_user
 from .services import backups, lifecycle
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
@@ -57,22 +60,27 @@ TOKENS = "projects/token_list.html"
 SETTLED_EVENT = "settled"
 
 
-def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def login_required[**P](
+    view: Callable[Concatenate[DashboardRequest, P], HttpResponseBase],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
     """Django's login_required, except that an HTMX request (a poll after the session
     expired) sends the whole page to the login form instead of swapping it into a row."""
     guarded = django_login_required(view)
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if request.htmx and not request.user.is_authenticated:
-            login = redirect_to_login(request.htmx.current_url_abs_path or request.get_full_path())
+    def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+        # The type only: HtmxMiddleware sets htmx on every request, and Django's
+        # login_required (guarded) lets only a signed-in user through to the view.
+        dashboard = cast(DashboardRequest, request)
+        if dashboard.htmx and not request.user.is_authenticated:
+            login = redirect_to_login(dashboard.htmx.current_url_abs_path or request.get_full_path())
             return HttpResponseClientRedirect(login["Location"])
-        return guarded(request, *args, **kwargs)
+        return guarded(dashboard, *args, **kwargs)
 
     return wrapper
 
 
-def _partial(request: HttpRequest, template: str, partial: str) -> str:
+def _partial(request: DashboardRequest, template: str, partial: str) -> str:
     return f"{template}#{partial}" if request.htmx else template
 
 
@@ -85,7 +93,7 @@ def _queue[T](run: Callable[[], T]) -> T:
     return run()
 
 
-def _shown(refusal: ServiceError) -> tuple[int, str]:
+def _shown(refusal: ServiceError) -> tuple[HTTPStatus, str]:
     """The status and the sentence the dashboard answers a refusal with.
 
     The status is the error class's, as in the API, except that input the
@@ -95,7 +103,7 @@ def _shown(refusal: ServiceError) -> tuple[int, str]:
     return status, f"Nothing was changed: {str(refusal).rstrip('.')}."
 
 
-def _attempt(run: Callable[[], object]) -> tuple[int, str]:
+def _attempt(run: Callable[[], object]) -> tuple[HTTPStatus, str]:
     """Run one service; (200, "") when it was queued, else the status and the sentence to show."""
     try:
         _queue(run)
@@ -104,7 +112,7 @@ def _attempt(run: Callable[[], object]) -> tuple[int, str]:
     return HTTPStatus.OK, ""
 
 
-def _visible(request: HttpRequest, project_id: str) -> Project:
+def _visible(request: DashboardRequest, project_id: str) -> Project:
     """The project if this user may see it: their own, or any for staff. Others get the same 404 as a typo."""
     project = project_for_user(request.user, project_id)
     if project is None:
@@ -118,7 +126,7 @@ def _visible(request: HttpRequest, project_id: str) -> Project:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def project_list(request: HttpRequest) -> HttpResponse:
+def project_list(request: DashboardRequest) -> HttpResponse:
     show_deleted = request.GET.get("deleted") == "1"
     # A constant number of queries whatever the number of projects (count +
     # one page, owners joined), and no engine call: rows show what the
@@ -130,7 +138,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def project_row(request: HttpRequest, project_id: str) -> HttpResponse:
+def project_row(request: DashboardRequest, project_id: str) -> HttpResponse:
     """One row of the list, polled every 2 s while its project is changing."""
     project = _visible(request, project_id)
     if not request.htmx:
@@ -146,7 +154,7 @@ def project_row(request: HttpRequest, project_id: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
-def project_create(request: HttpRequest) -> HttpResponse:
+def project_create(request: DashboardRequest) -> HttpResponse:
     form = ProjectCreateForm(request.POST if request.method == "POST" else None)
     status = HTTPStatus.OK
     if form.is_bound and form.is_valid():
@@ -215,7 +223,7 @@ def _buttons(project: Project) -> frozenset[str]:
     return frozenset(actions)
 
 
-def _panel_context(project: Project, *, action_error: str = "", failed_action: str = "") -> dict:
+def _panel_context(project: Project, *, action_error: str = "", failed_action: str = "") -> dict[str, Any]:
     """Status, actions, containers and operations: the part of the page that changes."""
     purged = project.status == Project.Status.PURGED
     # A purged project has nothing on the engine left to ask about.
@@ -236,7 +244,7 @@ def _panel_context(project: Project, *, action_error: str = "", failed_action: s
     }
 
 
-def _connection_context(request: HttpRequest, project: Project, *, reveal: bool = False) -> dict:
+def _connection_context(request: DashboardRequest, project: Project, *, reveal: bool = False) -> dict[str, Any]:
     is_owner = project.owner_id == request.user.pk
     reveal = reveal and is_owner  # the password and keys are the owner's alone, staff included
     keys = project_keys(project) if reveal else {"anon_key": None, "service_key": None}
@@ -254,13 +262,13 @@ def _connection_context(request: HttpRequest, project: Project, *, reveal: bool 
     }
 
 
-def _logs_context(project: Project) -> dict:
+def _logs_context(project: Project) -> dict[str, Any]:
     if project.status == Project.Status.PURGED:
         return {"project": project, "logs": LogsReport()}
     return {"project": project, "logs": project_logs_report(project.public_id, tail=LOG_LINES)}
 
 
-def _page(request: HttpRequest, project: Project, *, status: int = 200, reveal: bool = False, **panel) -> TemplateResponse:
+def _page(request: DashboardRequest, project: Project, *, status: int = 200, reveal: bool = False, **panel: Any) -> TemplateResponse:
     context = {
         **_panel_context(project, **panel),
         **_connection_context(request, project, reveal=reveal),
@@ -275,7 +283,7 @@ def _page(request: HttpRequest, project: Project, *, status: int = 200, reveal: 
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
+def project_detail(request: DashboardRequest, project_id: str) -> HttpResponse:
     project = _visible(request, project_id)
     if not request.htmx:
         return _page(request, project)
@@ -290,7 +298,7 @@ def project_detail(request: HttpRequest, project_id: str) -> HttpResponse:
     return trigger_client_event(HttpResponseStopPolling(html), SETTLED_EVENT)
 
 
-def _purge(*, project: Project, requested_by) -> Operation:
+def _purge(*, project: Project, requested_by: User | None) -> Operation:
     # The person confirmed by typing the name (ConfirmNameForm); the service's
     # own guard wants the id, which the dashboard supplies once that check passed.
     return lifecycle.project_purge(project=project, confirm=project.public_id, requested_by=requested_by)
@@ -307,13 +315,13 @@ CONFIRMED_BY_NAME = {"delete", "purge"}
 EMPTY_DATABASE_ACTIONS = {"start", "restore"}
 
 
-def _confirm_error(request: HttpRequest, project: Project) -> str:
+def _confirm_error(request: DashboardRequest, project: Project) -> str:
     """Why the typed name does not confirm a delete, purge or restore; "" when it does."""
     confirm = ConfirmNameForm(request.POST, project=project)
-    return "" if confirm.is_valid() else " ".join(confirm.errors["confirm"])
+    return "" if confirm.is_valid() else " ".join(str(message) for message in confirm.errors["confirm"])
 
 
-def _retry_choices(request: HttpRequest, project: Project) -> dict[str, str]:
+def _retry_choices(request: DashboardRequest, project: Project) -> dict[str, str]:
     """The other version or flavour a retried create asked for ("Retry with…"); InvalidInput when not offered."""
     if not {"postgres_version", "api"} & set(request.POST):
         return {}
@@ -326,7 +334,7 @@ def _retry_choices(request: HttpRequest, project: Project) -> dict[str, str]:
 
 @login_required
 @require_POST
-def project_action(request: HttpRequest, project_id: str, action: str) -> HttpResponse:
+def project_action(request: DashboardRequest, project_id: str, action: str) -> HttpResponse:
     project = _visible(request, project_id)
     fields = {}
     if action in EMPTY_DATABASE_ACTIONS and request.POST.get("allow_empty_database"):
@@ -350,7 +358,7 @@ def project_action(request: HttpRequest, project_id: str, action: str) -> HttpRe
 
 @login_required
 @require_POST
-def project_reveal(request: HttpRequest, project_id: str) -> HttpResponse:
+def project_reveal(request: DashboardRequest, project_id: str) -> HttpResponse:
     """Show the password: a POST, so it is never in a link, a prefetch or a history entry."""
     project = _visible(request, project_id)
     if project.owner_id != request.user.pk:
@@ -365,7 +373,7 @@ def project_reveal(request: HttpRequest, project_id: str) -> HttpResponse:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def project_logs(request: HttpRequest, project_id: str) -> HttpResponse:
+def project_logs(request: DashboardRequest, project_id: str) -> HttpResponse:
     """The last 200 lines of each container, read when asked for."""
     project = _visible(request, project_id)
     if not request.htmx:
@@ -376,14 +384,14 @@ def project_logs(request: HttpRequest, project_id: str) -> HttpResponse:
 # --- API tokens ----------------------------------------------------------------------
 
 
-def _tokens_context(request: HttpRequest, form: ApiTokenCreateForm, created: tuple | None = None) -> dict:
+def _tokens_context(request: DashboardRequest, form: ApiTokenCreateForm, created: tuple[ApiToken, str] | None = None) -> dict[str, Any]:
     return {"form": form, "tokens": request.user.api_tokens.all(), "created": created, "now": timezone.now()}
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
-def token_list(request: HttpRequest) -> HttpResponse:
+def token_list(request: DashboardRequest) -> HttpResponse:
     form = ApiTokenCreateForm(request.POST if request.method == "POST" else None)
     created = None
     if form.is_bound and form.is_valid():
@@ -406,7 +414,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_revoke(request: DashboardRequest, token_id: int) -> HttpResponse:
     if not api_token_revoke(user=request.user, token_id=token_id):
         raise Http404("No such token, or it is not yours.")
     if request.htmx:
@@ -421,7 +429,7 @@ BACKUPS_SHOWN = 50
 BACKUP_KINDS = frozenset({"backup", "verify_backup", "restore_backup"})
 
 
-def _backups_context(request: HttpRequest, project: Project, *, error: str = "", failed: str = "", notice: str = "") -> dict:
+def _backups_context(request: DashboardRequest, project: Project, *, error: str = "", failed: str = "", notice: str = "") -> dict[str, Any]:
     in_flight = project.operations.filter(state__in=Operation.IN_FLIGHT).select_related("backup").first()
     backup_operation = in_flight if in_flight is not None and in_flight.kind in BACKUP_KINDS else None
     listed = list(project.backups.all()[:BACKUPS_SHOWN])
@@ -444,24 +452,24 @@ def _backups_context(request: HttpRequest, project: Project, *, error: str = "",
     }
 
 
-def _backups_response(request: HttpRequest, project: Project, *, status: int = 200, **extra) -> HttpResponse:
+def _backups_response(request: DashboardRequest, project: Project, *, status: int = 200, **extra: Any) -> HttpResponse:
     context = _backups_context(request, project, **extra)
     if request.htmx:
         return TemplateResponse(request, f"{BACKUPS}#backups", context, status=status)
     # Without JavaScript: the whole project page, with the section rendered in place.
     response = _page(request, project, status=status)
-    response.context_data.update(context)
+    response.context_data = {**(response.context_data or {}), **context}
     return response
 
 
-def _backup_visible(request: HttpRequest, backup_id: str) -> Backup:
+def _backup_visible(request: DashboardRequest, backup_id: str) -> Backup:
     backup = backup_for_user(request.user, backup_id)
     if backup is None:
         raise Http404("No such backup, or it is not yours.")
     return backup
 
 
-def _backup_answer(request: HttpRequest, project: Project, status: int, error: str, *, failed: str = "", notice: str = "") -> HttpResponse:
+def _backup_answer(request: DashboardRequest, project: Project, status: int, error: str, *, failed: str = "", notice: str = "") -> HttpResponse:
     if not error and not request.htmx:
         return redirect(reverse("project-backups", args=[project.public_id]) + "#backups")
     return _backups_response(request, project, status=status, error=error, failed=failed, notice="" if error else notice)
@@ -470,14 +478,14 @@ def _backup_answer(request: HttpRequest, project: Project, status: int, error: s
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def project_backups(request: HttpRequest, project_id: str) -> HttpResponse:
+def project_backups(request: DashboardRequest, project_id: str) -> HttpResponse:
     """The backups section: swapped into the project page by HTMX (and polled while one runs), else the whole page."""
     return _backups_response(request, _visible(request, project_id))
 
 
 @login_required
 @require_POST
-def project_backup_create(request: HttpRequest, project_id: str) -> HttpResponse:
+def project_backup_create(request: DashboardRequest, project_id: str) -> HttpResponse:
     project = _visible(request, project_id)
     status, error = _attempt(lambda: backups.project_backup(project=project, requested_by=request.user))
     notice = "Backup queued: it is dumped, then restored into a throwaway database and checked."
@@ -486,7 +494,7 @@ def project_backup_create(request: HttpRequest, project_id: str) -> HttpResponse
 
 @login_required
 @require_POST
-def backup_verify(request: HttpRequest, backup_id: str) -> HttpResponse:
+def backup_verify(request: DashboardRequest, backup_id: str) -> HttpResponse:
     backup = _backup_visible(request, backup_id)
     status, error = _attempt(lambda: backups.backup_verify(backup=backup, requested_by=request.user))
     return _backup_answer(request, backup.project, status, error, notice=f"Verification of backup {backup.public_id} queued.")
@@ -494,7 +502,7 @@ def backup_verify(request: HttpRequest, backup_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def backup_restore(request: HttpRequest, backup_id: str) -> HttpResponse:
+def backup_restore(request: DashboardRequest, backup_id: str) -> HttpResponse:
     backup = _backup_visible(request, backup_id)
     project = backup.project
     if error := _confirm_error(request, project):
@@ -509,7 +517,7 @@ def backup_restore(request: HttpRequest, backup_id: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def backup_download(request: HttpRequest, backup_id: str) -> HttpResponse:
+def backup_download(request: DashboardRequest, backup_id: str) -> HttpResponseBase:
     """The file, the owner's alone; a backup that failed verification only with ?force=1."""
     backup = _backup_visible(request, backup_id)
     try:
@@ -525,7 +533,7 @@ def backup_download(request: HttpRequest, backup_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def project_backup_schedule(request: HttpRequest, project_id: str) -> HttpResponse:
+def project_backup_schedule(request: DashboardRequest, project_id: str) -> HttpResponse:
     project = _visible(request, project_id)
     try:
         hour, keep = int(request.POST.get("hour", "")), int(request.POST.get("keep", ""))
@@ -544,7 +552,7 @@ def project_backup_schedule(request: HttpRequest, project_id: str) -> HttpRespon
 
 @login_required
 @require_GET
-def drift(request: HttpRequest) -> HttpResponse:
+def drift(request: DashboardRequest) -> HttpResponse:
     """What the engine runs against what Berth recorded, each mismatch with its fix; changes nothing."""
     from .services.drift import drift_report
 

@@ -16,7 +16,7 @@ class ServiceError(Exception):
     code = "error"
     status = HTTPStatus.BAD_REQUEST
     field: str | None = None  # the input at fault, when one is
-    operation = None  # the Operation in the way, when one is
+    operation: Operation | None = None  # the Operation in the way, when one is
 
 
 class InvalidInput(ServiceError):
