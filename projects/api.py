@@ -6,9 +6,10 @@ from the refusal a view or a service raises.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from .api_common import (
     LIST_LIMIT_DEFAULT,
@@ -28,6 +29,7 @@ from .api_common import (
     token_required,
     wait_seconds,
 )
+from .http import AuthedRequest
 from .models import Operation, Project
 from .services.certificates import ca_get
 from .selectors import backup_for_user, projects_for_user
@@ -35,7 +37,7 @@ from .services import lifecycle
 from .services.errors import InvalidInput
 
 
-def _string_field(body: dict, name: str) -> str | None:
+def _string_field(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is None:
         return None
@@ -46,14 +48,14 @@ def _string_field(body: dict, name: str) -> str | None:
     return value
 
 
-def _bool_field(body: dict, name: str) -> bool | None:
+def _bool_field(body: dict[str, Any], name: str) -> bool | None:
     value = body.get(name)
     if value is not None and not isinstance(value, bool):
         raise InvalidInput(name, "must be true or false")
     return value
 
 
-def _answer(request: HttpRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
+def _answer(request: AuthedRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
     """202 with the transitional state, or — with ?wait=N — the settled project when it settles in time."""
     operation, final = settled(request, operation)
     status = (201 if created else 200) if final else 202
@@ -62,7 +64,7 @@ def _answer(request: HttpRequest, operation: Operation, *, created: bool = False
 
 @token_required
 @methods("GET", "POST")
-def projects_collection(request: HttpRequest) -> JsonResponse:
+def projects_collection(request: AuthedRequest) -> JsonResponse:
     if request.method == "GET":
         limit = query_int(request, "limit", default=LIST_LIMIT_DEFAULT, low=1, high=LIST_LIMIT_MAX)
         offset = query_int(request, "offset", default=0, low=0, high=OFFSET_MAX)
@@ -100,7 +102,7 @@ def projects_collection(request: HttpRequest) -> JsonResponse:
 
 @token_required
 @methods("GET", "DELETE")
-def project_detail(request: HttpRequest, project_id: str) -> JsonResponse:
+def project_detail(request: AuthedRequest, project_id: str) -> JsonResponse:
     project = project_visible(request, project_id)
     if request.method == "GET":
         return JsonResponse(project_json(project, viewer=request.user))
@@ -108,7 +110,7 @@ def project_detail(request: HttpRequest, project_id: str) -> JsonResponse:
     return _answer(request, lifecycle.project_delete(project=project, requested_by=request.user))
 
 
-ACTIONS = {
+ACTIONS: dict[str, Callable[..., Operation]] = {
     "stop": lifecycle.project_stop,
     "start": lifecycle.project_start,
     "restore": lifecycle.project_restore,
@@ -123,7 +125,7 @@ ACTION_FIELDS: dict[str, dict[str, Callable[[dict, str], object]]] = {
 }
 
 
-def _action_fields(action: str, body: dict) -> dict[str, object]:
+def _action_fields(action: str, body: dict[str, Any]) -> dict[str, object]:
     parsers = ACTION_FIELDS.get(action)
     if parsers is None:
         return {}  # the other actions take no fields and ignore a body, as before
@@ -134,7 +136,7 @@ def _action_fields(action: str, body: dict) -> dict[str, object]:
 
 @token_required
 @methods("POST")
-def project_action(request: HttpRequest, project_id: str, action: str) -> JsonResponse:
+def project_action(request: AuthedRequest, project_id: str, action: str) -> JsonResponse:
     project = project_visible(request, project_id)
     wait_seconds(request)
     body = json_body(request)
@@ -148,7 +150,7 @@ def project_action(request: HttpRequest, project_id: str, action: str) -> JsonRe
 
 @token_required
 @methods("GET")
-def project_operations(request: HttpRequest, project_id: str) -> JsonResponse:
+def project_operations(request: AuthedRequest, project_id: str) -> JsonResponse:
     project = project_visible(request, project_id)
     operations = project.operations.select_related("requested_by")[:OPERATIONS_LISTED]
     for op in operations:
@@ -158,16 +160,16 @@ def project_operations(request: HttpRequest, project_id: str) -> JsonResponse:
 
 @token_required
 @methods("GET")
-def operation_detail(request: HttpRequest, operation_id: str) -> JsonResponse:
+def operation_detail(request: AuthedRequest, operation_id: str) -> JsonResponse:
     return JsonResponse(operation_json(operation_visible(request, operation_id)))
 
 
 @token_required
-def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+def not_found(request: AuthedRequest, path: str = "") -> JsonResponse:
     return error(404, "not_found", f"no such endpoint: /v1/{path}")
 
 
 @methods("GET")
-def ca_pem(request: HttpRequest) -> HttpResponse:
+def ca_pem(request: AuthedRequest) -> HttpResponse:
     """Berth's CA certificate, for clients' sslmode=verify-full (made on first use)."""
     return HttpResponse(ca_get().cert_pem, content_type="application/x-pem-file")

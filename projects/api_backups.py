@@ -4,7 +4,9 @@ Only the project's owner may download a backup's file (it holds every row);
 staff who can see the project see its backups but get 403 on the file.
 """
 
-from django.http import FileResponse, HttpRequest, JsonResponse
+from typing import Any
+
+from django.http import FileResponse, JsonResponse
 
 from .api_common import (
     backup_visible,
@@ -20,6 +22,7 @@ from .api_common import (
     wait_seconds,
 )
 from .downloads import HAS_FILE, backup_download as backup_file_download
+from .http import AuthedRequest
 from .models import Backup, BackupSchedule, Operation, Project
 from .selectors import backup_schedule_for
 from .services import backups
@@ -28,7 +31,7 @@ from .services.errors import InvalidInput
 LIST_MAX = 200
 
 
-def backup_json(backup: Backup) -> dict:
+def backup_json(backup: Backup) -> dict[str, Any]:
     return {
         "backup_id": backup.public_id,
         "project_id": backup.project.public_id,
@@ -48,24 +51,32 @@ def backup_json(backup: Backup) -> dict:
     }
 
 
-def schedule_json(schedule: BackupSchedule | None) -> dict | None:
+def schedule_json(schedule: BackupSchedule | None) -> dict[str, Any] | None:
     if schedule is None:
         return None
     return {"enabled": schedule.enabled, "hour": schedule.hour, "keep": schedule.keep}
 
 
-def _backup_answer(request: HttpRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
+def _made(operation: Operation) -> Backup:
+    """The Backup a backup operation makes, verifies or restores (operation_enqueue always gets one)."""
+    if operation.backup is None:
+        raise RuntimeError(f"operation {operation.public_id} ({operation.kind}) has no backup")
+    return operation.backup
+
+
+def _backup_answer(request: AuthedRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
     """202 while it runs; with ?wait=N the settled backup (201 for a new one, 200 for a verification)."""
     operation, final = settled(request, operation)
+    backup = _made(operation)
     # Settled means the backup too: an answer never says 201 with a backup still running.
-    final = final and operation.backup.state != Backup.State.RUNNING
-    data = {**backup_json(operation.backup), "operation": operation_json(operation)}
+    final = final and backup.state != Backup.State.RUNNING
+    data = {**backup_json(backup), "operation": operation_json(operation)}
     return JsonResponse(data, status=(201 if created else 200) if final else 202)
 
 
 @token_required
 @methods("GET", "POST")
-def project_backups(request: HttpRequest, project_id: str) -> JsonResponse:
+def project_backups(request: AuthedRequest, project_id: str) -> JsonResponse:
     project = project_visible(request, project_id)
     if request.method == "GET":
         listed = project.backups.select_related("project")[:LIST_MAX]
@@ -79,7 +90,7 @@ def project_backups(request: HttpRequest, project_id: str) -> JsonResponse:
 
 @token_required
 @methods("GET", "PUT")
-def project_backup_schedule(request: HttpRequest, project_id: str) -> JsonResponse:
+def project_backup_schedule(request: AuthedRequest, project_id: str) -> JsonResponse:
     project = project_visible(request, project_id)
     if request.method == "GET":
         return JsonResponse({"schedule": schedule_json(backup_schedule_for(project))})
@@ -97,7 +108,7 @@ def project_backup_schedule(request: HttpRequest, project_id: str) -> JsonRespon
 
 @token_required
 @methods("GET", "DELETE")
-def backup_detail(request: HttpRequest, backup_id: str) -> JsonResponse:
+def backup_detail(request: AuthedRequest, backup_id: str) -> JsonResponse:
     backup = backup_visible(request, backup_id)
     if request.method == "GET":
         return JsonResponse(backup_json(backup))
@@ -107,7 +118,7 @@ def backup_detail(request: HttpRequest, backup_id: str) -> JsonResponse:
 
 @token_required
 @methods("POST")
-def backup_action(request: HttpRequest, backup_id: str, action: str) -> JsonResponse:
+def backup_action(request: AuthedRequest, backup_id: str, action: str) -> JsonResponse:
     backup = backup_visible(request, backup_id)
     wait_seconds(request)
     body = json_body(request)
@@ -119,7 +130,7 @@ def backup_action(request: HttpRequest, backup_id: str, action: str) -> JsonResp
     operation, final = settled(request, operation)
     project = Project.objects.select_related("owner").get(pk=operation.project_id)
     data = project_json(project, viewer=request.user, operation=operation)
-    data["backup"] = backup_json(operation.backup)
+    data["backup"] = backup_json(_made(operation))
     safety = operation.backups_made.select_related("project").first()
     data["safety_backup"] = backup_json(safety) if safety else None
     return JsonResponse(data, status=200 if final else 202)
@@ -127,6 +138,6 @@ def backup_action(request: HttpRequest, backup_id: str, action: str) -> JsonResp
 
 @token_required
 @methods("GET")
-def backup_download(request: HttpRequest, backup_id: str) -> FileResponse:
+def backup_download(request: AuthedRequest, backup_id: str) -> FileResponse:
     backup = backup_visible(request, backup_id)
     return backup_file_download(backup=backup, user=request.user, force=query_flag(request, "force"))

@@ -10,14 +10,18 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
+from typing import Any, Concatenate, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from .keys import project_keys
+from .http import AuthedRequest
 from .models import ApiToken, Backup, Operation, Project, is_public_id, token_hash
 from .selectors import backup_for_user, project_for_user
 from .services.errors import BodyTooLarge, InvalidInput, NotFound, QuotaExceeded, ServiceError
@@ -35,17 +39,20 @@ OPERATIONS_LISTED = 100
 BODY_DEPTH_MAX = 32
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
+# A /v1 view, as token_required calls it: the signed-in request, then the URL's arguments.
+type ApiView[**P] = Callable[Concatenate[AuthedRequest, P], HttpResponseBase]
+
 
 # --- answers ---------------------------------------------------------------------
 
 
-def error(status: int, code: str, message: str, **extra) -> JsonResponse:
+def error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
 
 
 def refusal(exc: ServiceError) -> JsonResponse:
     """The one rendering of a service's refusal: its class says the status and the code."""
-    extra: dict = {}
+    extra: dict[str, Any] = {}
     if exc.field is not None:
         extra["field"] = exc.field
     if exc.operation is not None:
@@ -59,7 +66,7 @@ def time_json(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def operation_json(op: Operation) -> dict:
+def operation_json(op: Operation) -> dict[str, Any]:
     return {
         "operation_id": op.public_id,
         "project_id": op.project.public_id,
@@ -73,8 +80,8 @@ def operation_json(op: Operation) -> dict:
     }
 
 
-def project_json(project: Project, *, viewer, operation: Operation | None = None) -> dict:
-    data = {
+def project_json(project: Project, *, viewer: User, operation: Operation | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "project_id": project.public_id,
         "name": project.name,
         "owner": project.owner.username,
@@ -100,12 +107,12 @@ def project_json(project: Project, *, viewer, operation: Operation | None = None
 # --- wrappers --------------------------------------------------------------------
 
 
-def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def token_required[**P](view: ApiView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
     """Bearer-token authentication, the only way into /v1 (no sessions, so no CSRF); renders raised refusals."""
 
     @csrf_exempt
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return error(401, "unauthenticated", "send an API token as 'Authorization: Bearer <token>'")
@@ -120,19 +127,20 @@ def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
         request.user = api_token.user
+        authed = cast(AuthedRequest, request)  # the type only: its user is the token's, just set
         try:
-            _query_parsed(request)
-            return view(request, *args, **kwargs)
+            _query_parsed(authed)
+            return view(authed, *args, **kwargs)
         except ServiceError as exc:
             return refusal(exc)
 
     return wrapper
 
 
-def methods(*allowed: str) -> Callable:
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def methods[**P](*allowed: str) -> Callable[[ApiView[P]], ApiView[P]]:
+    def decorator(view: ApiView[P]) -> ApiView[P]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapper(request: AuthedRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
             if request.method not in allowed:
                 response = error(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(allowed)}")
                 response["Allow"] = ", ".join(allowed)
@@ -155,7 +163,7 @@ def _query_parsed(request: HttpRequest) -> None:
         raise InvalidInput("query", f"has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters") from None
 
 
-def json_body(request: HttpRequest) -> dict:
+def json_body(request: HttpRequest) -> dict[str, Any]:
     """The request's JSON object ({} for an empty body); InvalidInput naming what is wrong with it."""
     try:
         raw = request.body
@@ -164,7 +172,7 @@ def json_body(request: HttpRequest) -> dict:
     return body_parse(raw)
 
 
-def body_parse(raw: bytes) -> dict:
+def body_parse(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
@@ -180,7 +188,7 @@ def body_parse(raw: bytes) -> dict:
     return body
 
 
-def _refuse_unstorable(body: dict) -> None:
+def _refuse_unstorable(body: dict[str, Any]) -> None:
     """Every string (keys too) storable as UTF-8 without NUL, and no deep nesting; walked without recursion."""
     pending: list[tuple[object, str, int]] = [(body, "body", 1)]
     while pending:
@@ -244,21 +252,21 @@ def settled(request: HttpRequest, operation: Operation) -> tuple[Operation, bool
 # --- look-ups: the thing, or NotFound (the same for a typo and for someone else's) ---
 
 
-def project_visible(request: HttpRequest, project_id: str) -> Project:
+def project_visible(request: AuthedRequest, project_id: str) -> Project:
     project = project_for_user(request.user, project_id)
     if project is None:
         raise NotFound(f"no project {project_id!r} (or it is not yours)")
     return project
 
 
-def backup_visible(request: HttpRequest, backup_id: str) -> Backup:
+def backup_visible(request: AuthedRequest, backup_id: str) -> Backup:
     backup = backup_for_user(request.user, backup_id)
     if backup is None:
         raise NotFound(f"no backup {backup_id!r} (or it is not yours)")
     return backup
 
 
-def operation_visible(request: HttpRequest, operation_id: str) -> Operation:
+def operation_visible(request: AuthedRequest, operation_id: str) -> Operation:
     operation = None
     if is_public_id(operation_id):
         operation = Operation.objects.select_related("project", "requested_by").filter(public_id=operation_id).first()

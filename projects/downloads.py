@@ -7,6 +7,7 @@ imports the other.
 import base64
 import hashlib
 
+from django.contrib.auth.models import User
 from django.http import FileResponse
 
 from .models import Backup
@@ -23,7 +24,7 @@ class BackupUnverified(InvalidTransition):
     code = "verify_failed"
 
 
-def backup_download(*, backup: Backup, user, force: bool = False) -> FileResponse:
+def backup_download(*, backup: Backup, user: User, force: bool = False) -> FileResponse:
     """The backup's file, streamed as an attachment with its RFC 9530 `Repr-Digest`.
 
     Refused (nothing is read) for anyone but the project's owner, for a backup
