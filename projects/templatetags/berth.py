@@ -6,6 +6,9 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from projects.models import Project
+from projects.services.engine import StackReport
+
 register = template.Library()
 
 
@@ -28,7 +31,7 @@ _REMOVED = {"deleted", "purged"}
 
 
 @register.filter
-def health_shown(project) -> tuple[str, str]:
+def health_shown(project: Project) -> tuple[str, str]:
     """The health badge as (css modifier, word): the observed health, read in the light of the status.
 
     On the way up it says "starting" until the operation has proved the
@@ -52,7 +55,7 @@ def health_shown(project) -> tuple[str, str]:
 
 
 @register.filter
-def absent_container(project) -> str:
+def absent_container(project: Project) -> str:
     """The word for a stack container the engine does not have, given the project's status."""
     if project.status in _MAKING:
         return "pending"
@@ -62,6 +65,6 @@ def absent_container(project) -> str:
 
 
 @register.filter
-def has_containers(stack) -> bool:
+def has_containers(stack: StackReport) -> bool:
     """True when the engine has any of the stack's containers (a StackReport from services/engine.py)."""
     return any(row.state is not None for row in stack.containers)
