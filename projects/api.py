@@ -119,7 +119,7 @@ ACTIONS: dict[str, Callable[..., Operation]] = {
 # the ones sent as keyword arguments. Start retries a failed create with other
 # choices; allow_empty_database: a project whose data volume is gone comes up
 # on a new, empty one (the owner's choice).
-ACTION_FIELDS: dict[str, dict[str, Callable[[dict, str], object]]] = {
+ACTION_FIELDS: dict[str, dict[str, Callable[[dict[str, Any], str], object]]] = {
     "start": {"postgres_version": _string_field, "api": _string_field, "allow_empty_database": _bool_field},
     "restore": {"allow_empty_database": _bool_field},
 }

@@ -30,9 +30,10 @@ def offer_choices(form: "ProjectCreateForm | ProjectRetryForm") -> None:
     """Only what this installation can run (its image could be had), read at each use: `up` may have changed it."""
     offered = offer()
     versions = sorted(offered.postgres, key=int, reverse=True)
-    form.fields["postgres_version"].choices = [(v, f"PostgreSQL {v}") for v in versions]
+    # Field is what `fields` holds; these two are the ChoiceFields both forms declare.
+    cast(forms.ChoiceField, form.fields["postgres_version"]).choices = [(v, f"PostgreSQL {v}") for v in versions]
     form.fields["postgres_version"].initial = offered.default_postgres_version
-    form.fields["api"].choices = [(value, label) for value, label in Project.Api.choices if value in offered.api]
+    cast(forms.ChoiceField, form.fields["api"]).choices = [(value, label) for value, label in Project.Api.choices if value in offered.api]
     form.fields["api"].initial = offered.default_api
     # Shown on the form: a person sees why a choice is absent, not just that it is.
     form.not_offered = [need.label for need in needs() if need.key in offered.missing]
@@ -46,7 +47,7 @@ class ProjectRetryForm(forms.Form):
     postgres_version = forms.ChoiceField(label="PostgreSQL version")
     api = forms.ChoiceField(label="API", widget=forms.RadioSelect)
 
-    def __init__(self, *args, project: Project, **kwargs) -> None:
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "retry_%s")  # beside the page's other forms
         super().__init__(*args, **kwargs)
         offer_choices(self)

@@ -328,7 +328,7 @@ def _retry_choices(request: DashboardRequest, project: Project) -> dict[str, str
     retry = ProjectRetryForm(request.POST, project=project)
     if not retry.is_valid():
         field, errors = next(iter(retry.errors.items()))
-        raise InvalidInput(field, " ".join(errors))
+        raise InvalidInput(field, " ".join(str(message) for message in errors))
     return retry.cleaned_data
 
 
@@ -343,7 +343,7 @@ def project_action(request: DashboardRequest, project_id: str, action: str) -> H
     if (action in CONFIRMED_BY_NAME or fields) and (error := _confirm_error(request, project)):
         status = HTTPStatus.UNPROCESSABLE_CONTENT
     else:
-        choices = lambda: _retry_choices(request, project) if action == "start" else {}  # noqa: E731
+        choices: Callable[[], dict[str, str]] = lambda: _retry_choices(request, project) if action == "start" else {}  # noqa: E731
         status, error = _attempt(lambda: ACTIONS[action](project=project, requested_by=request.user, **choices(), **fields))
     project.refresh_from_db()
     if request.htmx:

@@ -107,7 +107,7 @@ def record_path() -> Path:
     return Path(settings.DATA_DIR) / "images.json"
 
 
-_cache: tuple[tuple, Offer] | None = None
+_cache: tuple[tuple[object, ...], Offer] | None = None
 _lock = threading.Lock()
 
 

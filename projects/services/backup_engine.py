@@ -30,7 +30,8 @@ from django.conf import settings
 from projects.models import Backup, Project
 from projects.runtime import Runtime, RuntimeFailure, ScratchSpec
 from projects.runtime.base import SERVICE_LABEL, container_name, object_names, scratch_service
-from projects.runtime.spec import DB_PORT, PGDATA, postgres_command, postgres_image, project_labels, stack_spec
+from projects.runtime.images import postgres_image
+from projects.runtime.spec import DB_PORT, PGDATA, postgres_command, project_labels, stack_spec
 
 from .backup_files import (
     MAGIC,

@@ -78,7 +78,7 @@ def project_stop(*, project: Project, requested_by: User | None = None) -> Opera
 
 
 def project_start(
-    *, project: Project, requested_by=None, postgres_version: str | None = None, api: str | None = None,
+    *, project: Project, requested_by: User | None = None, postgres_version: str | None = None, api: str | None = None,
     allow_empty_database: bool = False,
 ) -> Operation:  # fmt: skip
     """Start (or repair) a project.

@@ -5,22 +5,24 @@ the settings can use and the engine lacks) from the recipes in images/, with
 progress and the time each took.
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from projects.runtime import RuntimeFailure
 from projects.runtime.images import offer, own_images, own_recipe, record_path
-from projects.services.images import BuildImpossible, build_requirements, image_build, images_ensure, images_listing
+from projects.services.images import BuildImpossible, ImageRow, build_requirements, image_build, images_ensure, images_listing
 
 
 class Command(BaseCommand):
     help = "List the images the settings need (where each comes from, whether the engine has it); `build [NAME…]` builds Berth's own."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", nargs="?", choices=["list", "build"], default="list")
         parser.add_argument("names", nargs="*", metavar="NAME", help=f"images to build (any of {', '.join(own_images())})")
         parser.add_argument("--force", action="store_true", help="build even when the engine has the image")
 
-    def handle(self, *, action: str, names: list[str], force: bool, **options) -> None:
+    def handle(self, *, action: str, names: list[str], force: bool, **options: Any) -> None:
         try:
             rows = images_listing()
         except RuntimeFailure as exc:
@@ -35,7 +37,7 @@ class Command(BaseCommand):
                 raise CommandError(f"there is no recipe for {name}; Berth builds {', '.join(own_images())}")
         if not names:
             # What the settings can use that the engine lacks: a stand-in only where the configured image is missing too.
-            by_need: dict[str, list] = {}
+            by_need: dict[str, list[ImageRow]] = {}
             for row in rows:
                 by_need.setdefault(row.need.key, []).append(row)
             names = [
@@ -69,7 +71,7 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"not built: {', '.join(failed)}")
 
-    def _list(self, rows) -> None:
+    def _list(self, rows: list[ImageRow]) -> None:
         self.stdout.write(f"{'offering':<16} {'image':<32} {'engine':<8} comes from")
         for row in rows:
             self.stdout.write(f"{row.need.label:<16} {row.image:<32} {'present' if row.present else 'missing':<8} {row.source}")

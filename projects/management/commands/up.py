@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -149,7 +150,7 @@ class Command(BaseCommand):
 
     # --- one `up` per data directory, and nothing left behind ---------------------------
 
-    def _lock(self, role: str) -> IO:
+    def _lock(self, role: str) -> IO[str]:
         """Hold `up-<role>.lock` in the data directory for this process's life; refuse if another `up` holds it."""
         path = Path(settings.DATA_DIR) / f"up-{role}.lock"
         handle = open(path, "a+")
@@ -263,7 +264,7 @@ def _children_file(role: str) -> Path:
     return Path(settings.DATA_DIR) / f"up-{role}.children"
 
 
-def _die_with_parent(parent: int):
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
     """A preexec_fn: ask the kernel for SIGTERM when the parent dies (Linux); elsewhere the children file covers it."""
 
     def preexec() -> None:
