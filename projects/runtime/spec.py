@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from projects.models import Project
 
 DB_PORT = 5432
-# The data directory, where the project\'s volume is mounted.
+# The data directory, where the project's volume is mounted.
 PGDATA = "/var/lib/postgresql/data"
 POSTGREST_PORT = 3000
 POSTGRAPHILE_PORT = 5000
