@@ -63,7 +63,8 @@ def project_subnet_allocate(project: Project, *, runtime: Runtime, avoid: Iterab
         try:
             with transaction.atomic():
                 allocation_lock()
-                reserved = set(Project.objects.filter(network_subnet__isnull=False).values_list("network_subnet", flat=True))
+                taken = Project.objects.filter(network_subnet__isnull=False).values_list("network_subnet", flat=True)
+                reserved = {cidr for cidr in taken if cidr is not None}
                 subnet = _first_free(reserved - {project.network_subnet}, engine)
                 Project.objects.filter(pk=project.pk).update(network_subnet=subnet)
         except IntegrityError:
