@@ -9,6 +9,7 @@ user must not read any of it.
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -34,7 +35,7 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def secret_file_read_or_create(path: Path, make=lambda: secrets.token_urlsafe(50)) -> str:
+def secret_file_read_or_create(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(50)) -> str:
     """The secret kept in `path`, created once with O_EXCL and mode 0600.
 
     O_EXCL: two processes starting at once (gunicorn's and the workers') never

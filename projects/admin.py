@@ -163,7 +163,7 @@ class BackupAdmin(ReadOnlyAdmin[Backup]):
 
 
 @admin.register(UserQuota)
-class UserQuotaAdmin(admin.ModelAdmin):
+class UserQuotaAdmin(admin.ModelAdmin[UserQuota]):
     """Operators set one user's limits here (Django's add/change permissions on quotas); empty fields take BERTH_QUOTA_*."""
 
     list_display = ("user", "projects", "backups", "backup_bytes", "unlimited", "usage", "updated_at")

@@ -6,6 +6,7 @@ made by projects/services/.
 
 import hashlib
 import secrets
+from datetime import datetime
 from urllib.parse import quote
 
 from django.conf import settings
@@ -323,7 +324,7 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
-    def is_expired(self, now) -> bool:
+    def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
 

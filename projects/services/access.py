@@ -6,6 +6,8 @@ delete its backups. An operator grants the model permission in the admin (a
 superuser has it). Berth's own passes act with no user and are not asked.
 """
 
+from django.contrib.auth.models import User
+
 from projects.models import Project
 
 from .errors import NotPermitted
@@ -13,12 +15,12 @@ from .errors import NotPermitted
 ACT_PERMISSION = "projects.change_project"
 
 
-def project_may_act(*, user, project: Project) -> bool:
+def project_may_act(*, user: User | None, project: Project) -> bool:
     """Whether `user` may change `project` (None: Berth itself, which may)."""
     return user is None or project.owner_id == user.pk or user.has_perm(ACT_PERMISSION)
 
 
-def project_check_actor(*, user, project: Project) -> None:
+def project_check_actor(*, user: User | None, project: Project) -> None:
     """NotPermitted unless `user` may change `project`."""
     if not project_may_act(user=user, project=project):
         raise NotPermitted(

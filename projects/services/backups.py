@@ -76,7 +76,7 @@ def backup_assert_cloneable(backup: Backup, *, postgres_version: str) -> None:
         )
 
 
-def backup_delete(*, backup: Backup, requested_by=None) -> None:
+def backup_delete(*, backup: Backup, requested_by: User | None = None) -> None:
     """Remove a backup's file and row; refused while an operation makes or uses it, and for a purge's recent final backup."""
     project_check_actor(user=requested_by, project=backup.project)
     backup_check_unprotected(backup)
@@ -106,7 +106,7 @@ def backup_check_unprotected(backup: Backup, *, now: datetime | None = None) -> 
         )
 
 
-def backup_schedule_set(*, project: Project, hour: int, keep: int, enabled: bool = True, requested_by=None) -> BackupSchedule:
+def backup_schedule_set(*, project: Project, hour: int, keep: int, enabled: bool = True, requested_by: User | None = None) -> BackupSchedule:
     """Daily backups of `project` at `hour` (UTC), keeping the newest `keep` good ones."""
     project_check_actor(user=requested_by, project=project)
     for name, value, low, high in (("hour", hour, 0, BackupSchedule.HOUR_MAX), ("keep", keep, 1, BackupSchedule.KEEP_MAX)):

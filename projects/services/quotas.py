@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db.models import Sum
 
 from projects.models import Backup, Project, UserQuota
@@ -36,7 +37,7 @@ class Limits:
     backup_bytes: int
 
 
-def quota_limits(user) -> Limits | None:
+def quota_limits(user: User) -> Limits | None:
     """The user's limits, or None when an operator made them unlimited."""
     own = UserQuota.objects.filter(user=user).first()
     if own is not None and own.unlimited:
@@ -53,7 +54,7 @@ def quota_limits(user) -> Limits | None:
     )
 
 
-def quota_usage(user) -> dict[str, int]:
+def quota_usage(user: User) -> dict[str, int]:
     """What the user holds now, in the units of their limits."""
     backups = Backup.objects.filter(project__owner=user)
     return {
@@ -63,13 +64,13 @@ def quota_usage(user) -> dict[str, int]:
     }
 
 
-def _lock_user(user) -> None:
+def _lock_user(user: User) -> None:
     # Serialises one user's creates (PostgreSQL; SQLite's IMMEDIATE
     # transactions serialise every write already).
     get_user_model().objects.select_for_update().filter(pk=user.pk).first()
 
 
-def quota_check_project(*, owner) -> None:
+def quota_check_project(*, owner: User) -> None:
     """QuotaExceeded when `owner` holds as many projects as allowed. Call inside the create's transaction."""
     limits = quota_limits(owner)
     if limits is None:

@@ -63,10 +63,10 @@ def api_tokens_revoke_all(*, user: User) -> int:
 class RevokeTokensOnPasswordChange:
     """Not a rule for passwords: Django's hook for "this user's password just changed" (settings.AUTH_PASSWORD_VALIDATORS)."""
 
-    def validate(self, password: str, user=None) -> None:
+    def validate(self, password: str, user: User | None = None) -> None:
         return None
 
-    def password_changed(self, password: str, user=None) -> None:
+    def password_changed(self, password: str, user: User | None = None) -> None:
         if user is not None:
             api_tokens_revoke_all(user=user)
 
