@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+from typing import Any
 
 from projects.models import Project
 from projects.runtime.spec import ANON_ROLE, JWT_AUDIENCE, SERVICE_ROLE
@@ -19,7 +20,7 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def jwt_sign(claims: dict, secret: str) -> str:
+def jwt_sign(claims: dict[str, Any], secret: str) -> str:
     """An HS256 JWT of `claims` (compact JSON, keys sorted so a key is the same every time it is shown)."""
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
     payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())

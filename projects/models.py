@@ -19,10 +19,10 @@ from .crypto import secret_decrypt, secret_encrypt
 def encrypted(column: str) -> property:
     """The plaintext of an encrypted column, as a property: reading decrypts, assigning encrypts."""
 
-    def get(instance) -> str:
+    def get(instance: models.Model) -> str:
         return secret_decrypt(getattr(instance, column))
 
-    def set_(instance, value: str) -> None:
+    def set_(instance: models.Model, value: str) -> None:
         setattr(instance, column, secret_encrypt(value))
 
     return property(get, set_)

@@ -58,6 +58,8 @@ def server_certificate(*, ca_cert_pem: str, ca_key_pem: str, hosts: list[str]) -
     """A server certificate for `hosts` (DNS names or IP addresses; the first is the subject): (certificate PEM, key PEM, not after)."""
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode())
     ca_key = serialization.load_pem_private_key(ca_key_pem.encode(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("Berth's CA key is not the EC key it makes (see ca_create); it cannot sign")
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     not_after = now + datetime.timedelta(days=SERVER_DAYS)

@@ -190,7 +190,7 @@ def _psql_command(project: Project, *, reveal: bool) -> str | None:
     if project.db_port is None:
         return None
     # Without the password in the URL psql asks for it: paste-ready either way.
-    url = project.db_url(reveal=True) if reveal else (
+    url = (project.db_url(reveal=True) or "") if reveal else (
         f"postgresql://{quote(project.db_user, safe='')}@{settings.BERTH_PUBLIC_HOST}:{project.db_port}"
         f"/{quote(project.db_name, safe='')}"
     )  # fmt: skip

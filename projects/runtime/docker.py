@@ -233,7 +233,7 @@ class DockerRuntime:
                 # stopping it first so Postgres shuts down cleanly.
                 self.api.stop(c.name, timeout=c.stop_timeout_s)
                 self.api.remove_container(c.name, force=True)
-            binds = {spec.volume: {"bind": c.volume_mount, "mode": "rw"}} if c.volume_mount else None
+            binds: dict[str, Mapping[str, str]] | None = {spec.volume: {"bind": c.volume_mount, "mode": "rw"}} if c.volume_mount else None
             host_config = self.api.create_host_config(
                 port_bindings={c.container_port: (c.publish_host, c.host_port)},
                 binds=binds,
@@ -288,7 +288,7 @@ class DockerRuntime:
             tail = result.stderr.strip().splitlines()
             raise ProbeFailed(f"bootstrap exited {result.exit_code}: {tail[-1] if tail else 'no message'}")
 
-    def _wait(self, deadline: float, spec: StackSpec, service: str, probe) -> None:
+    def _wait(self, deadline: float, spec: StackSpec, service: str, probe: Callable[[], None]) -> None:
         last_error = ""
         checked_at = time.monotonic()
         while True:
@@ -617,7 +617,7 @@ def _api_answers(spec: StackSpec) -> None:
         raise ProbeFailed(f"{url} answered {status}")
 
 
-def _confinement(c: Confinement) -> dict:
+def _confinement(c: Confinement) -> dict[str, Any]:
     """create_host_config's arguments for a Confinement."""
     return {
         "cap_drop": ["ALL"],
@@ -655,7 +655,7 @@ def _tar(files: tuple[FileSpec, ...]) -> bytes:
     return buffer.getvalue()
 
 
-def _managed(labels: dict | None) -> bool:
+def _managed(labels: dict[str, str] | None) -> bool:
     return (labels or {}).get(MANAGED_LABEL) == "true"
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from projects import tls
 from projects.models import CertificateAuthority, Project
-from projects.runtime.spec import object_names
+from projects.runtime.base import object_names
 
 CA_NAME = "berth"
 

@@ -6,6 +6,8 @@ server without restarting it); any other one takes it on its next start.
 Run it daily (cron, or a systemd timer); every start also renews what is due.
 """
 
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from projects.models import Project
@@ -17,7 +19,7 @@ from projects.services.lifecycle import project_start
 class Command(BaseCommand):
     help = "Renew due database certificates (expiring, or for an old BERTH_PUBLIC_HOST); running projects get a start to apply them."
 
-    def handle(self, **options) -> None:
+    def handle(self, **options: Any) -> None:
         queued = due = 0
         for project in Project.objects.exclude(status=Project.Status.PURGED).exclude(tls_cert_pem="").iterator():
             if not certificate_is_due(project):
