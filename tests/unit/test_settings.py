@@ -1,8 +1,21 @@
+"""controlplane/settings.py: every BERTH_* variable parsed or refused with its name, and production settings that pass Django's deploy checks."""
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from controlplane.settings import database_from_url, env_bool, env_int, env_list, env_pairs, env_port_range
 from tests.settings_env import berth_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -95,3 +108,83 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions():
 def test_an_unknown_database_scheme_is_refused():
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
         database_from_url("mysql://x@y/z")
+
+
+def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a production Berth behind a TLS proxy, for a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DJANGO_"))}
+    return {
+        **env,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "berth.example.com",
+        "BERTH_SECRETS_KEY": Fernet.generate_key().decode(),
+        "BERTH_DATA_DIR": str(tmp_path),
+        "BERTH_HTTPS": "1",
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+        **extra,
+    }
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+# --- production settings ---------------------------------------------------------------
+
+
+def test_check_deploy_is_clean_under_production_settings(tmp_path):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_over_plain_http_names_exactly_the_https_warnings(tmp_path):
+    # Without BERTH_HTTPS everything else must still be clean: only what plain HTTP implies is left.
+    result = manage("check", "--deploy", env=production_env(tmp_path, BERTH_HTTPS="0"))
+    assert set(re.findall(r"\(security\.(W\d+)\)", result.stderr + result.stdout)) == {"W004", "W008", "W012", "W016"}
+
+
+def test_production_settings_secure_the_cookies_and_trust_the_proxy(tmp_path):
+    script = (
+        "import django, json; django.setup(); from django.conf import settings as s; print(json.dumps({k: getattr(s, k) for k in "
+        "['SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT', 'SECURE_HSTS_SECONDS', "
+        "'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_PROXY_SSL_HEADER', 'SESSION_COOKIE_HTTPONLY', 'DEBUG']}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=production_env(tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert json.loads(result.stdout) == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31_536_000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "SESSION_COOKIE_HTTPONLY": True,
+        "DEBUG": False,
+    }
+
+
+def test_every_page_carries_the_security_headers_and_a_strict_content_security_policy(client, user):
+    response = client.get("/accounts/login/")
+    policy = response["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert re.fullmatch(r"'self' 'nonce-[A-Za-z0-9+/=_-]+'", directives["script-src"])
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_the_session_cookie_is_http_only_and_same_site(client, user):
+    response = client.post("/accounts/login/", {"username": "alice", "password": "alice-password-1"})
+    assert response.status_code == 302
+    cookie = response.cookies["sessionid"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+def test_plain_http_by_default_so_up_on_loopback_keeps_working(settings):
+    # `up` serves http://127.0.0.1:8000: Secure cookies would never come back.
+    assert settings.BERTH_HTTPS is False and settings.SESSION_COOKIE_SECURE is False and settings.SECURE_SSL_REDIRECT is False

@@ -1,7 +1,5 @@
-"""Crash recovery and the watcher against FakeRuntime: what a dead worker leaves is settled, events move health."""
+"""services/operations.py against FakeRuntime: what a dead worker leaves is settled, and an operation's error never holds a secret."""
 
-import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,13 +9,12 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from projects.models import Operation, Project
-from projects.runtime import EngineEvent, RuntimeFailure, RuntimeUnavailable
+from projects.runtime import RuntimeFailure, RuntimeUnavailable
 from projects.services import lifecycle, steps
 from projects.services.operations import operation_execute, operation_recover_stale
-from projects.services.sync import projects_sync, sync_watch
+from projects.services.sync import projects_sync
 
 S = Project.Status
-H = Project.Health
 DB_BACKEND = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 
@@ -243,174 +240,6 @@ def test_an_unexpected_error_carrying_a_secret_is_logged_with_its_traceback_reda
     assert password not in caplog.text
 
 
-# --- the watcher ------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_connection(monkeypatch):
-    # The watcher drops stale connections between passes; the test's one lives in a transaction.
-    monkeypatch.setattr("projects.services.sync.close_old_connections", lambda: None)
-
-
-class StopAfter(threading.Event):
-    """A stop switch whose waits return at once and are recorded; it trips after `waits` of them."""
-
-    def __init__(self, waits: int) -> None:
-        super().__init__()
-        self.waits: list[float] = []
-        self.limit = waits
-
-    def wait(self, timeout=None) -> bool:
-        self.waits.append(timeout)
-        if len(self.waits) >= self.limit:
-            self.set()
-        return self.is_set()
-
-
-def watch(fake_runtime, *, until, stop: threading.Event | None = None, full_pass_s: float = 5.0) -> list[str]:
-    """Run sync_watch until a logged line satisfies `until` (a timer bounds it at 10 s); returns the log.
-
-    In this thread: the test's database transaction is only visible here.
-    """
-    lines: list[str] = []
-    stop = stop or threading.Event()
-
-    def log(line: str) -> None:
-        lines.append(line)
-        if until(line):
-            stop.set()
-
-    guard = threading.Timer(10, stop.set)
-    guard.start()
-    try:
-        sync_watch(stop=stop, full_pass_s=full_pass_s, runtime=fake_runtime, log=log)
-    finally:
-        guard.cancel()
-    return lines
-
-
-def test_a_dying_db_container_turns_health_down_from_its_event(user, fake_runtime):
-    project = running_project(user)
-    name = f"project_{project.public_id}_db"
-
-    def kill_after_first_pass(line: str) -> bool:
-        if line.startswith("full pass"):
-            fake_runtime.set_status(name, "exited")
-            fake_runtime.pending_events.append(EngineEvent(project.public_id, "db", "die"))
-        return "→" in line
-
-    lines = watch(fake_runtime, until=kill_after_first_pass, full_pass_s=30.0)
-    project.refresh_from_db()
-    assert f"{project.public_id}: db die → down" in lines
-    assert project.health == H.DOWN and project.status == S.RUNNING
-
-
-def test_healthcheck_exec_events_do_not_make_the_watcher_read_the_engine(user, fake_runtime):
-    project = running_project(user)
-    execs = [EngineEvent(project.public_id, "db", f"exec_{a}: pg_isready -h 127.0.0.1") for a in ("create", "start", "die")]
-
-    def feed(line: str) -> bool:
-        if line.startswith("full pass"):
-            fake_runtime.pending_events.extend([*execs, EngineEvent(project.public_id, "api", "health_status: healthy")])
-            fake_runtime.calls.clear()
-        return "→" in line
-
-    lines = watch(fake_runtime, until=feed, full_pass_s=30.0)
-    assert fake_runtime.calls["stack_state"] == 1  # the health_status event only
-    assert [line for line in lines if "exec_" in line] == []
-
-
-def test_an_unreachable_engine_is_logged_retried_with_backoff_and_never_ends_the_watch(user, fake_runtime):
-    project = running_project(user)
-    fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
-    stop = StopAfter(waits=7)
-    lines = watch(fake_runtime, until=lambda line: False, stop=stop)
-    project.refresh_from_db()
-    assert stop.waits == [1, 2, 4, 8, 16, 30, 30]
-    assert lines[0] == "engine unreachable, retrying in 1 s: Docker Engine unreachable at unix:///nowhere"
-    assert project.health == H.UNKNOWN and project.status == S.RUNNING
-
-
-def test_the_watcher_comes_back_when_the_engine_does(user, fake_runtime):
-    project = running_project(user)
-    fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
-
-    def heal(line: str) -> bool:
-        if line.startswith("engine unreachable"):
-            fake_runtime.heal()
-        return line.startswith("full pass")
-
-    lines = watch(fake_runtime, until=heal)
-    project.refresh_from_db()
-    assert lines[-1] == "full pass: 1 project(s) checked, 1 changed, 0 drift"
-    assert project.health == H.HEALTHY
-
-
-def test_an_engine_error_while_following_events_goes_back_to_a_full_pass(user, fake_runtime):
-    running_project(user)
-    fake_runtime.fail_with("events", RuntimeFailure("the engine refused: events are off"))
-    passes = []
-
-    def count(line: str) -> bool:
-        passes.append(line)
-        return sum(1 for p in passes if p.startswith("full pass")) >= 2
-
-    lines = watch(fake_runtime, until=count)
-    assert "engine error while following events: the engine refused: events are off" in lines
-
-
-def test_event_windows_follow_on_from_the_pass_and_each_other_without_gaps(user, fake_runtime, monkeypatch):
-    running_project(user)
-    calls: list[dict[str, float]] = []
-    passes: list[float] = []
-    original_containers = fake_runtime.containers
-
-    def containers():
-        passes.append(time.time())
-        return original_containers()
-
-    def events(*, timeout_s=None, since=None):
-        # Like the engine: the stream stays open until its window ends.
-        call = {"since": since, "started": time.time()}
-        time.sleep(timeout_s)
-        call["ended"] = time.time()
-        calls.append(call)
-        return iter(())
-
-    monkeypatch.setattr(fake_runtime, "containers", containers)
-    monkeypatch.setattr(fake_runtime, "events", events)
-    monkeypatch.setattr("projects.services.sync.EVENT_WINDOW_S", 0.1)
-    stop = threading.Event()
-    guard = threading.Timer(1.5, stop.set)
-    guard.start()
-    sync_watch(stop=stop, full_pass_s=0.5, runtime=fake_runtime, log=lambda line: None)
-    guard.cancel()
-
-    assert len(passes) >= 2 and len(calls) >= 6
-    for n, call in enumerate(calls):
-        last_pass = max(p for p in passes if p < call["started"])
-        previous = calls[n - 1] if n else None
-        if previous is None or previous["started"] < last_pass:
-            # The first window after a pass replays from before the pass read the engine...
-            assert call["since"] <= last_pass
-        else:
-            # ...and each later one starts where the previous ended: nothing falls in between.
-            assert previous["started"] <= call["since"] <= previous["ended"]
-
-
-def test_a_die_event_wins_over_a_container_list_that_still_says_running(user, fake_runtime):
-    # The engine emits "die" before its list catches up; the event is the truth.
-    project = running_project(user)
-
-    def die_after_first_pass(line: str) -> bool:
-        if line.startswith("full pass"):
-            fake_runtime.pending_events.append(EngineEvent(project.public_id, "db", "die"))
-        return "→" in line
-
-    lines = watch(fake_runtime, until=die_after_first_pass, full_pass_s=30.0)
-    assert f"{project.public_id}: db die → down" in lines
-
-
 def test_a_dead_workers_backup_fails_the_backup_and_leaves_the_project_as_it_was(user, settings):
     from projects.models import Backup
 
@@ -439,23 +268,3 @@ def test_a_dead_workers_restore_from_backup_leaves_the_project_failed(user, sett
 
     project.refresh_from_db()
     assert project.status == S.FAILED
-
-
-def test_the_watcher_logs_a_drift_once_and_again_when_it_is_gone(user, fake_runtime):
-    project = running_project(user)
-    del fake_runtime.containers_by_name[f"project_{project.public_id}_db"]
-    passes = []
-
-    def third_pass(line: str) -> bool:
-        if line.startswith("full pass"):
-            passes.append(line)
-            if len(passes) == 2:
-                lifecycle.project_start(project=project)  # repairs it before the third pass
-        return len(passes) == 3
-
-    lines = watch(fake_runtime, until=third_pass, full_pass_s=0.05)
-    drift_lines = [line for line in lines if line.startswith("drift")]
-    assert drift_lines == [
-        f"drift: {project.public_id}: running, but its containers are missing (fix: start recreates or restarts them on its data volume (and refuses if that is gone))",
-        f"drift resolved: {project.public_id}: running, but its containers are missing",
-    ]
