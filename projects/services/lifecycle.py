@@ -107,7 +107,7 @@ def project_start(
         )
 
 
-def _enqueue_onto_volume(*, project: Project, action: str, transitional: str, requested_by, allow_empty_database: bool) -> Operation:
+def _enqueue_onto_volume(*, project: Project, action: str, transitional: str, requested_by: User | None, allow_empty_database: bool) -> Operation:
     """Queue a start or restore, the two actions that bring a stack up on the project's data volume."""
     # Giving a project that held data an empty database is its owner's choice
     # (staff act on the project, not on what it holds); None is Berth itself.
