@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from projects.models import Backup, BackupSchedule, Project
+from projects.models import Backup, BackupSchedule, Operation, Project
 from projects.runtime.fake import fake_postgres
 from projects.services import backups, lifecycle
 from projects.services import backup_files as files_service
