@@ -19,7 +19,7 @@ from bench.common import BerthServer, Timer, cleanup_on_exit, django_setup, summ
 
 
 def berth_create(server: BerthServer) -> tuple[float, str]:
-    from projects.runtime.docker import _api_answers, _db_answers
+    from projects.runtime.probes import api_answers as _api_answers, db_answers as _db_answers
 
     timer = Timer()
     # A name of its own: an owner's project names are unique, and creates run concurrently.

@@ -50,7 +50,7 @@ def reference_spec(db_port: int, api_port: int):
 
 
 def probe_until_ready(spec, timeout_s: float = 60) -> None:
-    from projects.runtime.docker import ProbeFailed, _api_answers, _db_answers
+    from projects.runtime.probes import ProbeFailed, api_answers as _api_answers, db_answers as _db_answers
 
     deadline = time.monotonic() + timeout_s
     for probe in (_db_answers, _api_answers):

@@ -7,15 +7,10 @@ number of calls a pass makes is the number we wrote (the high-level
 
 import dataclasses
 import hashlib
-import io
 import logging
 import os
-import socket
-import struct
 import tarfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +19,6 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
-import psycopg
 import requests.exceptions
 
 from .base import (
@@ -58,6 +52,8 @@ from .base import (
     volume_name,
 )
 from .images import own_recipe
+from .probes import ProbeFailed, api_answers, db_accepts, db_answers
+from .wire import exec_frames, tar_archive
 
 logger = logging.getLogger(__name__)
 
@@ -266,15 +262,15 @@ class DockerRuntime:
 
     def _files_put(self, container: str, files: tuple[FileSpec, ...]) -> None:
         with self._engine(f"copying files into {container}"):
-            self.api.put_archive(container, "/", _tar(files))
+            self.api.put_archive(container, "/", tar_archive(files))
 
     def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        self._wait(deadline, spec, "db", lambda: _db_accepts(spec))
+        self._wait(deadline, spec, "db", lambda: db_accepts(spec))
         if spec.db_probe.bootstrap_sql:
             self._wait(deadline, spec, "db", lambda: self._db_bootstrap(spec))
-        self._wait(deadline, spec, "db", lambda: _db_answers(spec))
-        self._wait(deadline, spec, "api", lambda: _api_answers(spec))
+        self._wait(deadline, spec, "db", lambda: db_answers(spec))
+        self._wait(deadline, spec, "api", lambda: api_answers(spec))
 
     def _db_bootstrap(self, spec: StackSpec) -> None:
         p = spec.db_probe
@@ -450,7 +446,7 @@ class DockerRuntime:
 
         def chunks() -> Iterator[bytes]:
             try:
-                for stream, data in _frames(raw):
+                for stream, data in exec_frames(raw):
                     if stream == 2:
                         stderr.extend(data)
                         del stderr[:-STDERR_KEEP]
@@ -576,47 +572,6 @@ class DockerRuntime:
                 pass
 
 
-class ProbeFailed(Exception):
-    pass
-
-
-def _db_accepts(spec: StackSpec) -> None:
-    # Before any exec: the published port answers only once the real server
-    # runs (the entrypoint's initdb server listens on its socket alone).
-    p = spec.db_probe
-    conninfo = psycopg.conninfo.make_conninfo(host=p.host, port=p.port, dbname=p.dbname, connect_timeout=2)
-    if psycopg.pq.PGconn.ping(conninfo.encode()) != psycopg.pq.Ping.OK:
-        raise ProbeFailed(f"the db at {p.host}:{p.port} does not accept connections yet")
-
-
-def _db_answers(spec: StackSpec) -> None:
-    p = spec.db_probe
-    try:
-        with psycopg.connect(
-            host=p.host, port=p.port, user=p.user, password=p.password, dbname=p.dbname, connect_timeout=2
-        ) as conn:
-            conn.execute("SELECT 1").fetchone()
-    except psycopg.Error as exc:
-        # psycopg's message never contains the password, only host/port and the reason.
-        raise ProbeFailed(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
-
-
-def _api_answers(spec: StackSpec) -> None:
-    probe = spec.api_probe
-    url = f"http://{spec.db_probe.host}:{spec.api.host_port}{probe.path}"
-    headers = {"Content-Type": probe.content_type} if probe.content_type else {}
-    request = urllib.request.Request(url, data=probe.body, method=probe.method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as exc:
-        raise ProbeFailed(f"{url} does not answer ({getattr(exc, 'reason', exc)})") from None
-    if status >= 500:
-        raise ProbeFailed(f"{url} answered {status}")
-
-
 def _confinement(c: Confinement) -> dict[str, Any]:
     """create_host_config's arguments for a Confinement."""
     return {
@@ -636,49 +591,8 @@ def _config_digest(spec: StackSpec, c: ContainerSpec) -> str:
     return hashlib.sha256(repr((made_of, spec.network, spec.volume)).encode()).hexdigest()[:16]
 
 
-def _tar(files: tuple[FileSpec, ...]) -> bytes:
-    """The files as a tar archive to unpack at /, with their directories (owned like the files, 0700)."""
-    buffer = io.BytesIO()
-    now = int(time.time())
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        directories: set[str] = set()
-        for f in files:
-            directory = os.path.dirname(f.path.lstrip("/"))
-            if directory and directory not in directories:
-                directories.add(directory)
-                info = tarfile.TarInfo(directory)
-                info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o700, f.uid, f.gid, now
-                tar.addfile(info)
-            info = tarfile.TarInfo(f.path.lstrip("/"))
-            info.size, info.mode, info.uid, info.gid, info.mtime = len(f.content), f.mode, f.uid, f.gid, now
-            tar.addfile(info, io.BytesIO(f.content))
-    return buffer.getvalue()
-
-
 def _managed(labels: dict[str, str] | None) -> bool:
     return (labels or {}).get(MANAGED_LABEL) == "true"
-
-
-def _frames(sock: socket.socket) -> Iterator[tuple[int, bytes]]:
-    """The engine's multiplexed exec output: (1 = stdout | 2 = stderr, bytes) until the end."""
-
-    def exactly(n: int) -> bytes | None:
-        data = b""
-        while len(data) < n:
-            more = sock.recv(n - len(data))
-            if not more:
-                return None
-            data += more
-        return data
-
-    while (header := exactly(8)) is not None:
-        stream, size = struct.unpack(">BxxxL", header)
-        while size > 0:
-            data = sock.recv(min(size, 256 * 1024))
-            if not data:
-                return
-            size -= len(data)
-            yield stream, data
 
 
 def _label_filter(project_id: str) -> list[str]:
