@@ -5,8 +5,9 @@
 - compose: what a hand-made control plane does — a compose file and an .env per
   project, `docker-compose up -d` (Debian's docker-compose).
 
-Both are probed exactly as Berth probes a project (projects.runtime.docker's
-_db_answers and _api_answers: a real query with the project's password, a real
+Both make the same containers Berth does (confinement, files copied in, the
+roles' bootstrap) and are probed exactly as Berth probes a project
+(projects.runtime.probes: a real query with the project's password, a real
 GraphQL answer) and carry only the benchmark's label, so Berth's own sync never
 sees them.
 """
@@ -21,6 +22,8 @@ from pathlib import Path
 import docker
 
 from bench.common import LABEL
+from projects.runtime.docker import _confinement
+from projects.runtime.wire import tar_archive
 
 NS = 1_000_000_000
 
@@ -49,11 +52,13 @@ def reference_spec(db_port: int, api_port: int):
     return stack_spec(project)
 
 
-def probe_until_ready(spec, timeout_s: float = 60) -> None:
-    from projects.runtime.probes import ProbeFailed, api_answers as _api_answers, db_answers as _db_answers
+def probe_until_ready(spec, timeout_s: float = 60, *, bootstrap=None) -> None:
+    """Probe as Berth does; `bootstrap` (the db's role SQL, run once the db accepts) as Berth runs it."""
+    from projects.runtime.probes import ProbeFailed, api_answers, db_accepts, db_answers
 
     deadline = time.monotonic() + timeout_s
-    for probe in (_db_answers, _api_answers):
+    steps = [db_accepts, *([bootstrap] if bootstrap and spec.db_probe.bootstrap_sql else []), db_answers, api_answers]
+    for probe in steps:
         while True:
             try:
                 probe(spec)
@@ -81,15 +86,18 @@ class Floor:
                 binds={spec.volume: {"bind": c.volume_mount, "mode": "rw"}} if c.volume_mount else None,
                 mem_limit=c.mem_limit,
                 network_mode=spec.network,
+                **_confinement(c.confinement),
             )
             api.create_container(
                 c.image, command=c.command, name=c.name, environment=c.environment, labels=self.labels,
                 ports=[c.container_port], host_config=host_config,
                 volumes=[c.volume_mount] if c.volume_mount else None,
             )  # fmt: skip
+            if c.files:
+                api.put_archive(c.name, "/", tar_archive(c.files))
         for c in spec.containers:
             api.start(c.name)
-        probe_until_ready(spec)
+        probe_until_ready(spec, bootstrap=self.bootstrap)
 
     def stop(self, spec) -> None:
         for c in reversed(spec.containers):
@@ -98,7 +106,18 @@ class Floor:
     def start(self, spec) -> None:
         for c in spec.containers:
             self.api.start(c.name)
-        probe_until_ready(spec)
+        probe_until_ready(spec, bootstrap=self.bootstrap)
+
+    def bootstrap(self, spec) -> None:
+        """The roles and grants, with psql in the db container, secrets in the exec's environment."""
+        from projects.runtime.base import BOOTSTRAP_ARGV
+        from projects.runtime.probes import ProbeFailed
+
+        p = spec.db_probe
+        exec_id = self.api.exec_create(spec.db.name, BOOTSTRAP_ARGV, environment={**p.bootstrap_env, "BERTH_SQL": p.bootstrap_sql})["Id"]
+        self.api.exec_start(exec_id)
+        if self.api.exec_inspect(exec_id)["ExitCode"] != 0:
+            raise ProbeFailed("bootstrap failed")
 
     def remove_containers(self, spec) -> None:
         for c in spec.containers:
@@ -111,6 +130,7 @@ class Floor:
                 binds={spec.volume: {"bind": c.volume_mount, "mode": "rw"}} if c.volume_mount else None,
                 mem_limit=c.mem_limit,
                 network_mode=spec.network,
+                **_confinement(c.confinement),
             )
             self.api.create_container(
                 c.image, command=c.command, name=c.name, environment=c.environment, labels=self.labels,
