@@ -27,6 +27,7 @@ def stopped_project(owner, *, labelled: bool = True) -> Project:
     """
     project = Project(owner=owner, name="twin", postgres_version="17", api_flavour="postgraphile", status=Project.Status.STOPPED)
     project.db_password, project.jwt_secret = "pw-twin-0123456789", "j" * 48
+    project.admin_password, project.authenticator_password = "pw-admin-0123456789", "pw-auth-0123456789"  # what project_create sets
     project_insert_with_ports(project)
     spec = stack_spec(project)
     if not labelled:

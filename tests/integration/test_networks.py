@@ -25,6 +25,7 @@ def test_more_project_networks_than_the_engines_default_pools_hold_all_succeed(u
     for n in range(PROJECTS):
         project = Project(owner=user, name=f"dense-{n}", postgres_version="17", api_flavour="postgraphile", status=Project.Status.STOPPED)
         project.db_password, project.jwt_secret = f"pw-dense-{n:04d}-0123456789", "j" * 48
+        project.admin_password, project.authenticator_password = "pw-admin-0123456789", "pw-auth-0123456789"  # what project_create sets
         project_insert_with_ports(project)
         project_stack_up(project, start=False)
         projects.append(project)
