@@ -24,7 +24,7 @@ from .keys import project_keys
 from .http import AuthedRequest
 from .models import ApiToken, Backup, Operation, Project, is_public_id, token_hash
 from .selectors import backup_for_user, project_for_user
-from .services.errors import BodyTooLarge, InvalidInput, NotFound, QuotaExceeded, ServiceError
+from .services.errors import BodyTooLarge, InvalidInput, NotFound, ServiceError
 from .services.operations import operation_wait
 from .services.tokens import READ_METHODS
 from .services.waiting import wait_slot
@@ -52,13 +52,11 @@ def error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
 
 def refusal(exc: ServiceError) -> JsonResponse:
     """The one rendering of a service's refusal: its class says the status and the code."""
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = exc.details()
     if exc.field is not None:
         extra["field"] = exc.field
     if exc.operation is not None:
         extra["operation"] = operation_json(exc.operation)
-    if isinstance(exc, QuotaExceeded):
-        extra["limit"] = exc.limit
     return error(exc.status, exc.code, str(exc), **extra)
 
 

@@ -6,6 +6,7 @@ reads the same status: see views.py's `_shown`).
 """
 
 from http import HTTPStatus
+from typing import Any
 
 from projects.models import Operation
 
@@ -17,6 +18,10 @@ class ServiceError(Exception):
     status = HTTPStatus.BAD_REQUEST
     field: str | None = None  # the input at fault, when one is
     operation: Operation | None = None  # the Operation in the way, when one is
+
+    def details(self) -> dict[str, Any]:
+        """What else a program needs to act on the refusal, as JSON-ready fields beside the message."""
+        return {}
 
 
 class InvalidInput(ServiceError):
@@ -101,6 +106,9 @@ class QuotaExceeded(ServiceError):
     def __init__(self, message: str, *, limit: str) -> None:
         super().__init__(message)
         self.limit = limit  # which quota: projects, backups or backup_bytes
+
+    def details(self) -> dict[str, Any]:
+        return {"limit": self.limit}
 
 
 class NotPermitted(Forbidden):
