@@ -42,6 +42,7 @@ from .http import DashboardRequest
 from .models import ApiToken, Backup, Operation, Project
 from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_never_ran, projects_for_user
 from .services import backups, lifecycle
+from .services.access import project_may_act
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
 from .services.tokens import api_token_create, api_token_revoke, token_lifetime_parse
@@ -209,8 +210,10 @@ def _curl_command(project: Project, *, anon_key: str | None) -> str | None:
     return f"curl -s {auth} {project.api_url}/"
 
 
-def _buttons(project: Project) -> frozenset[str]:
-    """The actions to offer: those the status accepts, less the ones that would change nothing."""
+def _buttons(project: Project, *, user: User) -> frozenset[str]:
+    """The actions to offer: those the status accepts and the user may take, less the ones that would change nothing."""
+    if not project_may_act(user=user, project=project):
+        return frozenset()  # staff see other users' projects; acting needs the permission
     actions = set(project.allowed_actions()) & set(ACTIONS)
     S, H = Project.Status, Project.Health
     # The services accept these (they converge, and start repairs a running
@@ -223,14 +226,14 @@ def _buttons(project: Project) -> frozenset[str]:
     return frozenset(actions)
 
 
-def _panel_context(project: Project, *, action_error: str = "", failed_action: str = "") -> dict[str, Any]:
+def _panel_context(project: Project, *, user: User, action_error: str = "", failed_action: str = "") -> dict[str, Any]:
     """Status, actions, containers and operations: the part of the page that changes."""
     purged = project.status == Project.Status.PURGED
     # A purged project has nothing on the engine left to ask about.
     stack = StackReport() if purged else project_stack_report(project.public_id)
     return {
         "project": project,
-        "actions": _buttons(project),
+        "actions": _buttons(project, user=user),
         "operations": project.operations.select_related("requested_by")[:OPERATIONS_SHOWN],
         "stack": stack,
         # It ran, and its data volume is gone: start and restore refuse to make
@@ -270,7 +273,7 @@ def _logs_context(project: Project) -> dict[str, Any]:
 
 def _page(request: DashboardRequest, project: Project, *, status: int = 200, reveal: bool = False, **panel: Any) -> TemplateResponse:
     context = {
-        **_panel_context(project, **panel),
+        **_panel_context(project, user=request.user, **panel),
         **_connection_context(request, project, reveal=reveal),
         **_logs_context(project),
     }
@@ -292,7 +295,7 @@ def project_detail(request: DashboardRequest, project_id: str) -> HttpResponse:
     # HTMX asks for the panel only while the project is changing (it polls);
     # once settled it gets the final panel, the polling stops and the other
     # sections hear that they are out of date.
-    html = render_to_string(f"{DETAIL}#panel", _panel_context(project), request=request)
+    html = render_to_string(f"{DETAIL}#panel", _panel_context(project, user=request.user), request=request)
     if not project.is_settled:
         return HttpResponse(html)
     return trigger_client_event(HttpResponseStopPolling(html), SETTLED_EVENT)
@@ -347,7 +350,7 @@ def project_action(request: DashboardRequest, project_id: str, action: str) -> H
         status, error = _attempt(lambda: ACTIONS[action](project=project, requested_by=request.user, **choices(), **fields))
     project.refresh_from_db()
     if request.htmx:
-        context = _panel_context(project, action_error=error, failed_action=action if error else "")
+        context = _panel_context(project, user=request.user, action_error=error, failed_action=action if error else "")
         response = TemplateResponse(request, f"{DETAIL}#panel", context, status=status)
         # An operation that finished before this answer (a fast engine) leaves no poll to say so.
         return trigger_client_event(response, SETTLED_EVENT) if not error and project.is_settled else response
@@ -433,8 +436,11 @@ def _backups_context(request: DashboardRequest, project: Project, *, error: str 
     in_flight = project.operations.filter(state__in=Operation.IN_FLIGHT).select_related("backup").first()
     backup_operation = in_flight if in_flight is not None and in_flight.kind in BACKUP_KINDS else None
     listed = list(project.backups.all()[:BACKUPS_SHOWN])
-    allowed = project.allowed_actions()
+    # Staff see other users' backups; acting on them needs the permission.
+    may_act = project_may_act(user=request.user, project=project)
+    allowed = project.allowed_actions() if may_act else frozenset()
     return {
+        "may_act": may_act,
         "project": project,
         "backups_section": True,
         "backups": listed,

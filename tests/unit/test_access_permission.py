@@ -123,6 +123,21 @@ def test_staff_without_the_permission_get_403_on_the_dashboard_and_nothing_chang
     assert snapshot() == before
 
 
+def test_the_dashboard_offers_no_buttons_to_staff_who_may_only_look(client, staff, running, backup):
+    client.force_login(staff)
+    p = running.public_id
+    # The page with its backups section rendered in place (the no-JavaScript way).
+    page = client.get(f"/projects/{p}/backups").content.decode()
+    for action in ("stop", "delete", "backups/new", "backup-schedule"):
+        assert f"/projects/{p}/{action}" not in page, action
+    assert f"/backups/{backup.public_id}/verify" not in page
+    grant(staff)
+    page = client.get(f"/projects/{p}/backups").content.decode()
+    for action in ("stop", "delete", "backups/new", "backup-schedule"):
+        assert f"/projects/{p}/{action}" in page, action
+    assert f"/backups/{backup.public_id}/verify" in page
+
+
 def test_the_admin_offers_project_actions_only_with_the_permission(client, staff, running, django_user_model):
     staff.user_permissions.add(Permission.objects.get(codename="view_project", content_type__app_label="projects"))
     client.force_login(staff)
