@@ -94,6 +94,7 @@ class Project(models.Model):
         PURGING = "purging"
         PURGED = "purged"
         FAILED = "failed"
+        UPGRADING = "upgrading"  # to another major, or back to the kept one (rollback)
 
     class Health(models.TextChoices):
         HEALTHY = "healthy"
@@ -148,6 +149,16 @@ class Project(models.Model):
     # When it first reached running. From then on its data volume holds data:
     # a start or restore never makes a new, empty one unless asked (steps.py).
     first_running_at = models.DateTimeField(null=True, blank=True)
+    # Which data volume the stack mounts: "" the one it was created with, else
+    # the major an upgrade made its volume for (runtime/base.py, data_volume_name).
+    volume_version = models.CharField(max_length=8, blank=True, default="", editable=False)
+    # The volume an upgrade left behind, kept for a rollback until it is
+    # dropped or the project purged: its major, its volume_version, and whether
+    # its server was of the old kind (the owner its superuser). Empty: none kept.
+    kept_postgres_version = models.CharField(max_length=8, blank=True, default="", editable=False)
+    kept_volume_version = models.CharField(max_length=8, blank=True, default="", editable=False)
+    kept_owner_is_superuser = models.BooleanField(default=False, editable=False)
+    kept_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -191,6 +202,11 @@ class Project(models.Model):
         return self.status in self.SETTLED
 
     @property
+    def has_kept_volume(self) -> bool:
+        """Whether an upgrade's old volume is kept (a rollback can return to it)."""
+        return bool(self.kept_postgres_version)
+
+    @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
@@ -218,17 +234,23 @@ class Project(models.Model):
 
 # Backups read a project without changing its status (services/backups.py).
 BACKUP_ACTIONS = ("backup", "verify_backup")
+# A major-version upgrade reads the live server's extensions, so it needs a
+# running project; a rollback and dropping the kept volume work on any live one.
+UPGRADE_ACTIONS = ("rollback_upgrade", "drop_kept_volume")
 ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
     Project.Status.PROVISIONING: frozenset({"create"}),  # a new row, before its create is queued
-    Project.Status.RUNNING: frozenset({"stop", "start", "delete", *BACKUP_ACTIONS, "restore_backup"}),  # start repairs a running · missing project
-    Project.Status.STOPPED: frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup"}),  # stop again converges too
+    Project.Status.RUNNING: frozenset(
+        {"stop", "start", "delete", *BACKUP_ACTIONS, "restore_backup", "upgrade", *UPGRADE_ACTIONS}
+    ),  # start repairs a running · missing project
+    Project.Status.STOPPED: frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS}),  # stop again converges too
     Project.Status.DELETED: frozenset({"restore", "purge", "verify_backup"}),
     # A purged project's final backup can still be verified (and cloned: that is the new project's operation).
     Project.Status.PURGED: frozenset({"verify_backup"}),
 }
 # A failed project can have a backup restored into it (a restore that died,
 # a data volume that vanished): it settles stopped, or running if its db ran.
-FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup"})
+# A failed one can roll back to its kept volume too.
+FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS})
 FAILED_DELETED_ACTIONS = frozenset({"delete", "restore", "purge", "verify_backup"})
 
 
@@ -245,6 +267,10 @@ class Operation(models.Model):
         VERIFY_BACKUP = "verify_backup"
         RESTORE_BACKUP = "restore_backup"
         CLONE = "clone"  # a create that restores a backup into the new project
+        # services/upgrades.py: to another major on a new volume, back to the kept one, drop the kept one
+        UPGRADE = "upgrade"
+        ROLLBACK_UPGRADE = "rollback_upgrade"
+        DROP_KEPT_VOLUME = "drop_kept_volume"
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -274,6 +300,8 @@ class Operation(models.Model):
     # A start or restore the owner allowed to make a new, empty data volume for
     # a project that ran before and whose volume is gone.
     allow_empty_database = models.BooleanField(default=False)
+    # The major an upgrade goes to.
+    postgres_version = models.CharField(max_length=8, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -371,6 +399,8 @@ class Backup(models.Model):
         SCHEDULED = "scheduled"
         PRE_PURGE = "pre-purge"
         PRE_RESTORE = "pre-restore"
+        PRE_UPGRADE = "pre-upgrade"  # the dump an upgrade restores into the new major
+        PRE_ROLLBACK = "pre-rollback"  # the upgraded database, before a rollback drops its volume
 
     RESTORABLE = (State.SUCCEEDED, State.VERIFIED)
 

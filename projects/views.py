@@ -230,7 +230,7 @@ def _panel_context(project: Project, *, user: User, action_error: str = "", fail
     """Status, actions, containers and operations: the part of the page that changes."""
     purged = project.status == Project.Status.PURGED
     # A purged project has nothing on the engine left to ask about.
-    stack = StackReport() if purged else project_stack_report(project.public_id)
+    stack = StackReport() if purged else project_stack_report(project)
     return {
         "project": project,
         "actions": _buttons(project, user=user),

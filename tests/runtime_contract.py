@@ -216,3 +216,31 @@ class RuntimeContract:
         runtime.stack_up(spec, start=False)
         with pytest.raises(RuntimeFailure, match="3 of its 10 bytes"):
             runtime.file_put(spec.db.name, "/tmp/short", iter([b"abc"]), size=10)
+
+    def test_a_second_data_volume_is_made_removed_and_purged_with_its_project(self, runtime, make_spec):
+        # A major-version upgrade keeps the old volume beside the new one.
+        spec = make_spec()
+        runtime.stack_up(spec, start=False)
+        other = f"{spec.volume}_pg17"
+        runtime.volume_create(other, spec.labels)
+        runtime.volume_create(other, spec.labels)  # twice converges
+        assert runtime.stack_state(spec.project_id, volume=other).volume
+        assert runtime.inventory().volumes[other] == spec.project_id
+        runtime.volume_remove(other)
+        runtime.volume_remove(other)  # nothing there is fine
+        assert not runtime.stack_state(spec.project_id, volume=other).volume
+        assert runtime.stack_state(spec.project_id).volume
+        runtime.volume_create(other, spec.labels)
+        runtime.stack_purge(spec.project_id)
+        assert other not in runtime.inventory().volumes
+
+    def test_stack_up_on_another_volume_recreates_the_db_there(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec, start=False)
+        moved = dataclasses.replace(spec, volume=f"{spec.volume}_pg17")
+        runtime.stack_up(moved, start=False)
+        assert runtime.stack_state(spec.project_id, volume=moved.volume).volume
+        runtime.stack_remove_containers(spec.project_id)
+        runtime.volume_remove(spec.volume)  # the first one is no longer in use
+        assert not runtime.stack_state(spec.project_id).volume
+        runtime.stack_purge(spec.project_id)

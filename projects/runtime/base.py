@@ -32,6 +32,21 @@ def volume_name(prefix: str) -> str:
     return f"{prefix}_data"
 
 
+# A data volume made by a major-version upgrade is named for its major
+# (`project_<id>_data_pg17`), so it never collides with the volume it replaces,
+# which is kept beside it until a rollback, a drop or the purge (Project.kept_*).
+# The volume a project was created with keeps the plain name (volume_version "").
+UPGRADED_VOLUME_INFIX = "_pg"
+# On volumes an upgrade makes: the major whose initdb made the data directory.
+POSTGRES_LABEL = "berth.postgres"
+
+
+def data_volume_name(project_id: str, volume_version: str = "") -> str:
+    """A project's data volume: the one it was created with, or the one an upgrade to `volume_version` made."""
+    plain = volume_name(object_prefix(project_id))
+    return f"{plain}{UPGRADED_VOLUME_INFIX}{volume_version}" if volume_version else plain
+
+
 def object_prefix(project_id: str) -> str:
     """What every engine object of the project is named after: `project_<id>`."""
     return f"project_{project_id}"
@@ -42,11 +57,12 @@ def container_name(project_id: str, service: str) -> str:
     return f"{object_prefix(project_id)}_{service}"
 
 
-def object_names(project_id: str) -> dict[str, str]:
+def object_names(project_id: str, *, volume_version: str = "") -> dict[str, str]:
+    """The stack's engine objects; `volume_version` picks the data volume (see data_volume_name)."""
     prefix = object_prefix(project_id)
     return {
         "network": network_name(prefix),
-        "volume": volume_name(prefix),
+        "volume": data_volume_name(project_id, volume_version),
         "db": container_name(project_id, "db"),
         "api": container_name(project_id, "api"),
     }
@@ -338,12 +354,19 @@ class Runtime(Protocol):
     def stack_purge(self, project_id: str) -> None:
         """Remove containers, network and volume; nothing there is fine."""
 
-    def stack_state(self, project_id: str) -> StackState:
+    def stack_state(self, project_id: str, *, volume: str = "") -> StackState:
         """The project's containers (its backups' throwaways included), and whether its own network and data volume exist.
 
         `network` and `volume` are the stack's objects by name: a throwaway's own
-        volume, labelled with the project too, is not its data volume.
+        volume, labelled with the project too, is not its data volume. `volume`
+        names the data volume when it is not the plain one (an upgraded project's).
         """
+
+    def volume_create(self, name: str, labels: dict[str, str]) -> None:
+        """Create a volume with these labels; one that exists already is fine (it is kept as it is)."""
+
+    def volume_remove(self, name: str) -> None:
+        """Remove a Berth-labelled volume (no container may use it); nothing there is fine."""
 
     def containers(self) -> tuple[ContainerState, ...]:
         """Every Berth-labelled container, of every project: one engine call."""

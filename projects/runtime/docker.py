@@ -353,7 +353,7 @@ class DockerRuntime:
                 except docker.errors.NotFound:
                     pass
 
-    def stack_state(self, project_id: str) -> StackState:
+    def stack_state(self, project_id: str, *, volume: str = "") -> StackState:
         label = _label_filter(project_id)
         with self._engine(f"reading project {project_id}"):
             containers = tuple(_container_state(c) for c in self.api.containers(all=True, filters={"label": label}))
@@ -365,8 +365,24 @@ class DockerRuntime:
             project_id=project_id,
             containers=containers,
             network=any(n["Name"] == names["network"] for n in networks),
-            volume=any(v["Name"] == names["volume"] for v in volumes),
+            volume=any(v["Name"] == (volume or names["volume"]) for v in volumes),
         )
+
+    def volume_create(self, name: str, labels: dict[str, str]) -> None:
+        with self._engine(f"creating volume {name}"):
+            try:
+                self.api.inspect_volume(name)
+            except docker.errors.NotFound:
+                self.api.create_volume(name, labels=labels)
+
+    def volume_remove(self, name: str) -> None:
+        # Only what carries Berth's label: a same-named volume someone else made is left alone.
+        with self._engine(f"removing volume {name}"):
+            try:
+                if _managed(self.api.inspect_volume(name).get("Labels")):
+                    self.api.remove_volume(name)
+            except docker.errors.NotFound:
+                pass
 
     def subnets_in_use(self) -> list[str]:
         with self._engine("listing the engine's networks"):

@@ -66,6 +66,9 @@ class FakeRuntime:
         self.mounts: dict[str, str] = {}  # container name -> the volume at its PGDATA
         # A volume's database as fake_postgres sees it: qualified table name -> rows.
         self.databases: dict[str, dict[str, int]] = {}
+        # Extensions installed in a volume's database, and those an image offers (absent: FAKE_EXTENSIONS).
+        self.extensions_used: dict[str, list[str]] = {}
+        self.extensions_available: dict[str, list[str]] = {}
 
     # --- fault injection ---------------------------------------------------
 
@@ -110,6 +113,10 @@ class FakeRuntime:
         for name in (spec.network, spec.volume):
             self.installs.setdefault(name, spec.labels.get(INSTALL_LABEL, ""))
         for c in spec.containers:
+            known = self.containers_by_name.get(c.name)
+            if known is not None and (known.image != c.image or (c.volume_mount and self.mounts.get(c.name) != spec.volume)):
+                # Made from another spec: replaced, like DockerRuntime's digest check does.
+                del self.containers_by_name[c.name]
             if c.volume_mount:
                 self.mounts[c.name] = spec.volume
             if c.name not in self.containers_by_name:
@@ -146,14 +153,28 @@ class FakeRuntime:
         for network in [n for n in self.subnets if n not in self.networks]:
             del self.subnets[network]
 
-    def stack_state(self, project_id: str) -> StackState:
+    def stack_state(self, project_id: str, *, volume: str = "") -> StackState:
         self._call("stack_state")
         return StackState(
             project_id=project_id,
             containers=tuple(c for c in self.containers_by_name.values() if c.project_id == project_id),
             network=object_names(project_id)["network"] in self.networks,
-            volume=object_names(project_id)["volume"] in self.volumes,
+            volume=(volume or object_names(project_id)["volume"]) in self.volumes,
         )
+
+    def volume_create(self, name: str, labels: dict[str, str]) -> None:
+        self._call("volume_create")
+        if name not in self.volumes:
+            self.volumes[name] = labels.get(PROJECT_LABEL, "")
+            self.installs[name] = labels.get(INSTALL_LABEL, "")
+
+    def volume_remove(self, name: str) -> None:
+        self._call("volume_remove")
+        if any(c in self.containers_by_name for c, v in self.mounts.items() if v == name):
+            raise RuntimeFailure(f"removing volume {name}: volume is in use")
+        if self.volumes.pop(name, None) is not None:
+            self.databases.pop(name, None)
+            self.installs.pop(name, None)
 
     def subnets_in_use(self) -> list[str]:
         self._call("subnets_in_use")
@@ -249,6 +270,7 @@ class FakeRuntime:
 
 FAKE_DUMP_MAGIC = b"PGDMP-fake "
 FAKE_DATABASE_BYTES = 8 * 1024 * 1024  # what pg_database_size says of a small database
+FAKE_EXTENSIONS = ["pg_stat_statements", "pgcrypto", "plpgsql", "uuid-ossp"]
 
 
 def fake_postgres(runtime: FakeRuntime, container: str, argv: list[str], environment: dict[str, str]) -> ExecAnswer:
@@ -263,6 +285,13 @@ def fake_postgres(runtime: FakeRuntime, container: str, argv: list[str], environ
     program = argv[3] if argv[:2] == ["sh", "-c"] and len(argv) > 3 else argv[0]
     if program == "pg_isready":
         return b"", 0, ""
+    if program == "berth-bootstrap":
+        return b"", 0, ""
+    if program == "psql" and "pg_available_extensions" in argv[-1]:
+        image = runtime.containers_by_name[container].image
+        return json.dumps(runtime.extensions_available.get(image, FAKE_EXTENSIONS)).encode(), 0, ""
+    if program == "psql" and "pg_extension" in argv[-1]:
+        return json.dumps(runtime.extensions_used.get(volume, ["plpgsql"])).encode(), 0, ""
     if program == "berth-dump":
         # The dump script refuses before writing when the database is larger than the room Berth has for it.
         if int(environment.get("BERTH_DUMP_ROOM", FAKE_DATABASE_BYTES)) < FAKE_DATABASE_BYTES:

@@ -25,6 +25,7 @@ from .base import (
     FileSpec,
     HealthCheck,
     StackSpec,
+    data_volume_name,
     object_names,
 )
 from .images import api_image, postgres_image
@@ -257,13 +258,23 @@ def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
     return sql, env
 
 
+def project_volume(project: "Project") -> str:
+    """The data volume the project's stack mounts (the plain one, or the one its last upgrade made)."""
+    return data_volume_name(project.public_id, project.volume_version)
+
+
+def kept_volume(project: "Project") -> str | None:
+    """The volume an upgrade kept for a rollback, if any."""
+    return data_volume_name(project.public_id, project.kept_volume_version) if project.kept_postgres_version else None
+
+
 def stack_spec(project: "Project") -> StackSpec:
     pid = project.public_id
     # Only a purged project has no ports, and a purged project has no stack.
     if project.db_port is None or project.api_port is None:
         raise ValueError(f"project {pid} has no ports: a purged project has no stack")
     db_port, api_port_host = project.db_port, project.api_port
-    names = object_names(pid)
+    names = object_names(pid, volume_version=project.volume_version)
     labels = project_labels(pid)
     tls_files, tls_options = db_files(project)
     db = ContainerSpec(

@@ -29,9 +29,9 @@ from django.conf import settings
 
 from projects.models import Backup, Project
 from projects.runtime import Runtime, RuntimeFailure, ScratchSpec
-from projects.runtime.base import SERVICE_LABEL, container_name, object_names, scratch_service
+from projects.runtime.base import SERVICE_LABEL, container_name, scratch_service
 from projects.runtime.images import postgres_image
-from projects.runtime.spec import DB_PORT, PGDATA, postgres_command, project_labels, stack_spec
+from projects.runtime.spec import DB_PORT, PGDATA, postgres_command, project_labels, project_volume, stack_spec
 
 from .backup_files import (
     MAGIC,
@@ -55,7 +55,9 @@ MIN_DUMP_BYTES = 256
 MANIFEST_MARKER = "BERTH-MANIFEST "
 NO_ROOM_MARKER = "BERTH-NO-ROOM "
 NO_ROOM_EXIT = 75
-SCRATCH_SERVICES = ("backup-dump", "backup-restore", "backup-verify")
+# Throwaway containers: a backup's, and an upgrade's (its check of the new
+# major's extensions, its restore onto the new volume): services/upgrade_engine.py.
+SCRATCH_SERVICES = ("backup-dump", "backup-restore", "backup-verify", "upgrade-check", "upgrade-restore")
 
 # What a dump holds, as JSON: every user table with its exact row count, and
 # the roles the dump may name (owners, grantees), which a restore into a
@@ -176,12 +178,12 @@ def _scratch_spec(project: Project, *, purpose: str, backup: Backup, own_volume:
         volume_mount=PGDATA,
         mem_limit=db.mem_limit,
         confinement=db.confinement,
-        volume="" if own_volume else object_names(project.public_id)["volume"],
+        volume="" if own_volume else project_volume(project),
         own_volume=own_volume,
     )
 
 
-def _scratch_remove_quietly(runtime: Runtime, name: str) -> None:
+def scratch_remove_quietly(runtime: Runtime, name: str) -> None:
     try:
         runtime.scratch_remove(name)
     except RuntimeFailure:
@@ -197,13 +199,13 @@ def _scratch_db(
     spec = _scratch_spec(project, purpose=purpose, backup=backup, own_volume=own_volume, password=password)
     try:
         runtime.scratch_up(spec)
-        _wait_ready(runtime, spec.name, env, project_id=project.public_id, service=scratch_service(purpose, backup.public_id))
+        scratch_wait_ready(runtime, spec.name, env, project_id=project.public_id, service=scratch_service(purpose, backup.public_id))
         yield spec.name
     finally:
-        _scratch_remove_quietly(runtime, spec.name)
+        scratch_remove_quietly(runtime, spec.name)
 
 
-def _wait_ready(runtime: Runtime, container: str, env: dict[str, str], *, project_id: str, service: str) -> None:
+def scratch_wait_ready(runtime: Runtime, container: str, env: dict[str, str], *, project_id: str, service: str) -> None:
     deadline = time.monotonic() + settings.BERTH_READY_TIMEOUT
     while True:
         try:
@@ -221,7 +223,7 @@ def _wait_ready(runtime: Runtime, container: str, env: dict[str, str], *, projec
 @contextmanager
 def project_db(project: Project, backup: Backup, runtime: Runtime, *, purpose: str) -> Iterator[tuple[str, dict[str, str], bool]]:
     """The project's database as (container, environment, live): its db container if it runs, else a throwaway on its volume."""
-    state = runtime.stack_state(project.public_id)
+    state = runtime.stack_state(project.public_id, volume=project_volume(project))
     db = state.container("db")
     env = db_env(project)
     if db is not None and db.running:
@@ -242,7 +244,7 @@ def _last_words(stderr: str, lines: int = 3) -> str:
     return " / ".join(kept[-lines:]) or "no message"
 
 
-def _exit_reason(program: str, code: int | None, stderr: str) -> str:
+def exit_reason(program: str, code: int | None, stderr: str) -> str:
     if code is None:
         return f"{program} did not finish: the container stopped or vanished while it ran"
     killed = " (killed: the container was stopped or ran out of memory)" if code == 137 else ""
@@ -274,7 +276,7 @@ def backup_dump(project: Project, backup: Backup, runtime: Runtime) -> None:
                 if locked
                 else ""
             )
-            raise BackupFailed(f"the dump failed: {why}{_exit_reason('pg_dump', result.exit_code, result.stderr)}")
+            raise BackupFailed(f"the dump failed: {why}{exit_reason('pg_dump', result.exit_code, result.stderr)}")
         if size == 0:
             raise BackupFailed("the dump is empty: pg_dump wrote nothing")
         if head != MAGIC:
@@ -354,14 +356,14 @@ def backup_restore_into(runtime: Runtime, container: str, env: dict[str, str], b
     with runtime.exec_stream(container, argv, environment=environment, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT) as stream:
         _, result = stream.read_all()
     if result.exit_code != 0:
-        raise BackupFailed(_exit_reason("pg_restore", result.exit_code, result.stderr))
+        raise BackupFailed(exit_reason("pg_restore", result.exit_code, result.stderr))
 
 
-def _count(runtime: Runtime, container: str, env: dict[str, str]) -> dict[str, int]:
+def tables_count(runtime: Runtime, container: str, env: dict[str, str]) -> dict[str, int]:
     argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", MANIFEST_SQL]
     out, result = runtime.exec_stream(container, argv, environment=env, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT).read_all()
     if result.exit_code != 0:
-        raise BackupFailed(f"counting the restored rows failed: {_exit_reason('psql', result.exit_code, result.stderr)}")
+        raise BackupFailed(f"counting the restored rows failed: {exit_reason('psql', result.exit_code, result.stderr)}")
     tables: dict[str, int] = _manifest_parse(out.decode("utf-8", errors="replace").strip())["tables"]
     return tables
 
@@ -393,4 +395,4 @@ def backup_restore_test(backup: Backup, runtime: Runtime) -> str:
             return str(exc)
         except BackupFailed as exc:
             return f"the restore failed: {exc}"
-        return tables_difference(backup.tables, _count(runtime, container, env))
+        return tables_difference(backup.tables, tables_count(runtime, container, env))

@@ -18,7 +18,7 @@ from .sync import DriftKind, belongs_here, observed_health, project_drift
 
 S = Project.Status
 # Statuses whose project has a data volume on the engine (or is about to).
-HAS_VOLUME = {S.RUNNING, S.STOPPED, S.DELETED, S.STARTING, S.STOPPING, S.DELETING, S.RESTORING}
+HAS_VOLUME = {S.RUNNING, S.STOPPED, S.DELETED, S.STARTING, S.STOPPING, S.DELETING, S.RESTORING, S.UPGRADING}
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
     except RuntimeFailure as exc:
         report.engine_error = str(exc)
         return report
-    fields = ("id", "public_id", "status", "health", "db_port", "api_port", "deleted_at", "first_running_at")
+    fields = ("id", "public_id", "status", "health", "db_port", "api_port", "deleted_at", "first_running_at", "volume_version")
     projects = {p.public_id: p for p in Project.objects.only(*fields)}
     report.projects_checked = len(projects)
     # Only this installation's objects (and unlabelled ones of its projects):
@@ -112,7 +112,9 @@ def _project_entries(project: Project, containers: list[ContainerState], volumes
             entries.append(DriftEntry("project", pid, f"purged, but containers exist: {listed}", "nothing automatic: remove them by hand (`docker rm -f`)"))
         return entries  # its network and volume, if any, are reported as orphans
 
-    names = object_names(pid)
+    # An upgraded project mounts the volume its upgrade made; the volume it
+    # kept for a rollback is its own too (never an orphan), just not mounted.
+    names = object_names(pid, volume_version=project.volume_version)
     if names["volume"] not in volumes and (project.status in HAS_VOLUME or _ran(project)):
         # One entry says it all: the containers' drift would offer `start`,
         # which now refuses (a project that ran) or makes an empty database.

@@ -9,7 +9,9 @@ import time
 from dataclasses import dataclass, field
 
 from projects.runtime import ContainerState, Runtime, RuntimeFailure, RuntimeUnavailable, get_runtime
+from projects.models import Project
 from projects.runtime.base import container_name
+from projects.runtime.spec import project_volume
 
 ENGINE_CHECK_S = 10.0
 SERVICES = ("db", "api")
@@ -63,13 +65,14 @@ class LogsReport:
     error: str = ""
 
 
-def project_stack_report(project_id: str) -> StackReport:
+def project_stack_report(project: Project) -> StackReport:
     """The project's containers as the engine sees them, one per service, or why they could not be read."""
+    project_id = project.public_id
     if error := engine_error():
         return StackReport(error=error)
     runtime = get_runtime()
     try:
-        state = runtime.stack_state(project_id)
+        state = runtime.stack_state(project_id, volume=project_volume(project))
     except RuntimeUnavailable as exc:
         _engine_down(runtime, str(exc))
         return StackReport(error=str(exc))

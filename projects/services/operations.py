@@ -54,13 +54,14 @@ def _lock_project(project_id: int) -> Project:
 
 def operation_enqueue(
     *, project: Project, kind: str, action: str, transitional: str | None, requested_by: User | None = None, backup: Backup | None = None,
-    allow_empty_database: bool = False,
+    allow_empty_database: bool = False, postgres_version: str = "",
 ) -> Operation:  # fmt: skip
     """Queue `kind` for `project` if its status accepts `action`; raise InvalidTransition or OperationInFlight.
 
     `transitional` None keeps the status (backups read a project, they do not
     change it); `backup` is the Backup the operation makes, verifies or restores;
-    `allow_empty_database` lets a start or restore make a new, empty data volume.
+    `allow_empty_database` lets a start or restore make a new, empty data volume;
+    `postgres_version` is the major an upgrade goes to.
     """
     # Every way in queues here, so no edge can forget who may act.
     project_check_actor(user=requested_by, project=project)
@@ -78,7 +79,7 @@ def operation_enqueue(
             with transaction.atomic():
                 operation = Operation.objects.create(
                     project=locked, kind=kind, requested_by=requested_by, backup=backup, prior_status=locked.status,
-                    allow_empty_database=allow_empty_database,
+                    allow_empty_database=allow_empty_database, postgres_version=postgres_version,
                 )  # fmt: skip
         except IntegrityError:
             in_flight = locked.operations.filter(state__in=Operation.IN_FLIGHT).first()

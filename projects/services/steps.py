@@ -11,7 +11,9 @@ A backup is only called good once it has been restored: `backup_take` dumps
 then verifies, and a restore or a purge goes on only after a verified one.
 """
 
+import copy
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -22,7 +24,7 @@ from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
 from projects.runtime import Runtime, RuntimeFailure, RuntimeUnavailable, StackSpec, VolumeMissing, get_runtime
-from projects.runtime.spec import stack_spec
+from projects.runtime.spec import kept_volume, project_volume, stack_spec
 from projects.selectors import backup_to_restore, project_never_succeeded
 
 from .backup_engine import backup_dump, backup_restore_into, backup_restore_test, db_env, project_db
@@ -31,6 +33,7 @@ from .errors import SubnetsExhausted
 from .networks import project_stack_up
 from .certificates import project_certificate_ensure
 from .redact import secrets_redact
+from .upgrade_engine import UpgradeFailed, extensions_missing, upgrade_volume_fill
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +194,7 @@ def _step_purge(project: Project) -> StepResult:
     # Ports and the subnet go back to their pools only now: until a purge they are the project's.
     return {
         "status": S.PURGED, "health": Project.Health.MISSING, "observed_at": timezone.now(),
-        "db_port": None, "api_port": None, "network_subnet": None,
+        "db_port": None, "api_port": None, "network_subnet": None, **NO_KEPT_VOLUME,
     }  # fmt: skip
 
 
@@ -201,7 +204,7 @@ def _backup_before_purge(project: Project) -> Backup | None:
     A project without a data volume has nothing to lose: None.
     """
     runtime = get_runtime()
-    if not runtime.stack_state(project.public_id).volume:
+    if not runtime.stack_state(project.public_id, volume=project_volume(project)).volume:
         logger.info("purge of %s: no data volume, so no final backup", project.public_id)
         return None
     operation = _current_operation(project)
@@ -299,7 +302,7 @@ def _step_restore_backup(project: Project) -> StepResult:
     if problem := backup_file_problem(source):
         backup_record(source, state=B.VERIFY_FAILED, error=problem, verified_at=timezone.now())
         raise StepFailed(f"backup {source.public_id} refused: {problem}; the project was not touched", outcome={})
-    remade = not runtime.stack_state(project.public_id).volume
+    remade = not runtime.stack_state(project.public_id, volume=project_volume(project)).volume
     safety = None
     if remade:
         # The data volume is gone, so a safety backup would have nothing to
@@ -361,6 +364,141 @@ def _step_clone(project: Project) -> StepResult:
     return _running(project)
 
 
+# --- major-version upgrades ------------------------------------------------------------
+
+# A project's fields once no upgrade's old volume is kept (after a rollback, a drop, the purge).
+NO_KEPT_VOLUME: StepResult = {"kept_postgres_version": "", "kept_volume_version": "", "kept_owner_is_superuser": False, "kept_at": None}
+
+
+def _as(project: Project, **fields: object) -> Project:
+    """The project as it will be (or was) with `fields`, for its spec: an unsaved copy, the row is the step's outcome."""
+    other = copy.copy(project)
+    for name, value in fields.items():
+        setattr(other, name, value)
+    return other
+
+
+def _volume_remove_quietly(runtime: Runtime, volume: str) -> None:
+    try:
+        runtime.volume_remove(volume)
+    except RuntimeFailure:
+        # Labelled with the project: never an orphan; the next upgrade or the purge removes it.
+        logger.warning("volume %s not removed yet", volume, exc_info=True)
+
+
+def _step_upgrade(project: Project) -> StepResult:
+    """Move the project to the operation's major on a new volume, keeping the old one for a rollback.
+
+    Before anything changes, the extensions it uses are checked against the new
+    major's. Then the stack stops (no write lands after the dump), a verified
+    backup is taken, the new volume is made and filled from it in a throwaway
+    server and checked table by table, and the stack comes up on it with the
+    same names, ports and credentials. Any failure puts the stack back on the
+    old major and volume, as it was.
+    """
+    operation = _current_operation(project)
+    runtime = get_runtime()
+    target, old = operation.postgres_version, project.postgres_version
+    back: StepResult = {"status": operation.prior_status or S.RUNNING}
+    try:
+        missing = extensions_missing(project, version=target, operation_id=operation.public_id, runtime=runtime)
+    except UpgradeFailed as exc:
+        raise StepFailed(f"upgrade to PostgreSQL {target} not started, nothing was changed: {exc}", outcome=back) from None
+    if missing:
+        raise StepFailed(
+            f"upgrade to PostgreSQL {target} refused, nothing was changed: this database uses "
+            f"extension{'s' if len(missing) > 1 else ''} that PostgreSQL {target} here does not have: {', '.join(missing)}",
+            outcome=back,
+        )
+    upgraded = _as(project, postgres_version=target, volume_version=target)
+    if project.owner_is_superuser:
+        # The new server is made the new way: Berth's own superuser, the owner not one.
+        upgraded.admin_password = secrets.token_urlsafe(24)
+    backup = Backup.objects.create(
+        project=project, operation=operation, requested_by=operation.requested_by, trigger=Backup.Trigger.PRE_UPGRADE,
+        postgres_version=old,
+    )  # fmt: skip
+    runtime.stack_stop(stack_spec(project))
+    try:
+        backup_take(project, backup, runtime=runtime)
+        # What a dead worker's attempt left (never the volume in use: this one is named for the new major).
+        runtime.volume_remove(project_volume(upgraded))
+        upgrade_volume_fill(upgraded, backup, operation_id=operation.public_id, runtime=runtime)
+        project_stack_up(upgraded, start=True, create_volume=False)
+        runtime.stack_wait_ready(stack_spec(upgraded), timeout_s=settings.BERTH_READY_TIMEOUT)
+    except (BackupRefused, UpgradeFailed, RuntimeFailure) as exc:
+        # Back onto the old major and volume, untouched: the containers are recreated from the old spec.
+        project_stack_up(project, start=True, create_volume=False)
+        runtime.stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+        _volume_remove_quietly(runtime, project_volume(upgraded))
+        raise StepFailed(
+            f"upgrade to PostgreSQL {target} failed, the project is back on PostgreSQL {old} with its data: {exc}", outcome=_running(project)
+        ) from None
+    return {
+        **_running(project),
+        "postgres_version": target,
+        "volume_version": target,
+        "admin_password_encrypted": upgraded.admin_password_encrypted,
+        "kept_postgres_version": old,
+        "kept_volume_version": project.volume_version,
+        "kept_owner_is_superuser": project.owner_is_superuser,
+        "kept_at": timezone.now(),
+    }
+
+
+def _step_rollback_upgrade(project: Project) -> StepResult:
+    """Return to the kept volume and its major; the upgraded database is backed up (verified), then its volume goes."""
+    operation = _current_operation(project)
+    runtime = get_runtime()
+    back: StepResult = {"status": operation.prior_status or S.FAILED}
+    kept = kept_volume(project)
+    if kept is None:
+        raise StepFailed("no volume is kept from an upgrade: there is nothing to roll back to", outcome=back)
+    if not runtime.stack_state(project.public_id, volume=kept).volume:
+        raise StepFailed(
+            f"the kept volume {kept} is gone from the engine: there is nothing to roll back to; nothing was changed", outcome=back
+        )
+    previous = _as(project, postgres_version=project.kept_postgres_version, volume_version=project.kept_volume_version)
+    if project.kept_owner_is_superuser:
+        previous.admin_password_encrypted = ""  # its server's superuser is the owner, as before the upgrade
+    runtime.stack_stop(stack_spec(project))
+    current = project_volume(project)
+    if runtime.stack_state(project.public_id, volume=current).volume:
+        # What was written since the upgrade is kept in a verified backup before its volume goes.
+        safety = Backup.objects.create(
+            project=project, operation=operation, requested_by=operation.requested_by, trigger=Backup.Trigger.PRE_ROLLBACK,
+            postgres_version=project.postgres_version,
+        )  # fmt: skip
+        try:
+            backup_take(project, safety, runtime=runtime)
+        except BackupRefused as exc:
+            if operation.prior_status == S.RUNNING:
+                _stack_up_ready(project, runtime)
+            raise StepFailed(f"rollback refused, nothing was changed: the backup of the upgraded database failed: {exc}", outcome=back) from None
+    project_stack_up(previous, start=True, create_volume=False)
+    runtime.stack_wait_ready(stack_spec(previous), timeout_s=settings.BERTH_READY_TIMEOUT)
+    fields: StepResult = {
+        "postgres_version": previous.postgres_version,
+        "volume_version": previous.volume_version,
+        "admin_password_encrypted": previous.admin_password_encrypted,
+        **NO_KEPT_VOLUME,
+    }
+    if operation.prior_status == S.STOPPED:
+        runtime.stack_stop(stack_spec(previous))
+        fields |= {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now()}
+    else:
+        fields |= _running(project)
+    _volume_remove_quietly(runtime, current)
+    return fields
+
+
+def _step_drop_kept_volume(project: Project) -> StepResult:
+    """Remove the volume an upgrade kept: no rollback after this."""
+    if (kept := kept_volume(project)) is not None:
+        get_runtime().volume_remove(kept)
+    return dict(NO_KEPT_VOLUME)
+
+
 K = Operation.Kind
 # Operation.kind → its step: every kind has one.
 STEPS: dict[str, Step] = {
@@ -374,4 +512,7 @@ STEPS: dict[str, Step] = {
     K.VERIFY_BACKUP: _step_verify_backup,
     K.RESTORE_BACKUP: _step_restore_backup,
     K.CLONE: _step_clone,
+    K.UPGRADE: _step_upgrade,
+    K.ROLLBACK_UPGRADE: _step_rollback_upgrade,
+    K.DROP_KEPT_VOLUME: _step_drop_kept_volume,
 }

@@ -28,7 +28,7 @@ S = Project.Status
 SERVICES = ("db", "api")
 # Projects in these statuses have an operation in flight: what the engine
 # shows is a moment of a change, not drift.
-TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING, S.PURGING}
+TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING, S.PURGING, S.UPGRADING}
 # Engine events that can change a project's health ("kill" and "oom" only
 # announce a "die"). Healthchecks alone make three exec_* events per container
 # every interval: following those would re-read every stack for nothing.

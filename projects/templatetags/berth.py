@@ -25,7 +25,7 @@ def ago(value: datetime | None) -> str:
 # What the engine shows while an operation is still making or removing a
 # project's containers is the work in progress, not a fault: these statuses
 # name it instead of the alarming word the bare observation would give.
-_MAKING = {"provisioning": "starting", "starting": "starting", "restoring": "pending"}
+_MAKING = {"provisioning": "starting", "starting": "starting", "restoring": "pending", "upgrading": "upgrading"}
 _REMOVING = {"deleting", "purging"}
 _REMOVED = {"deleted", "purged"}
 
