@@ -33,7 +33,7 @@ from .http import AuthedRequest
 from .models import Operation, Project
 from .services.certificates import ca_get
 from .selectors import backup_for_user, projects_for_user
-from .services import lifecycle
+from .services import lifecycle, upgrades
 from .services.errors import InvalidInput
 
 
@@ -114,6 +114,8 @@ ACTIONS: dict[str, Callable[..., Operation]] = {
     "stop": lifecycle.project_stop,
     "start": lifecycle.project_start,
     "restore": lifecycle.project_restore,
+    "upgrade": upgrades.project_upgrade,
+    "rollback-upgrade": upgrades.project_rollback_upgrade,
 }
 # The fields an action's body may carry, each with its parser; the service gets
 # the ones sent as keyword arguments. Start retries a failed create with other
@@ -122,6 +124,8 @@ ACTIONS: dict[str, Callable[..., Operation]] = {
 ACTION_FIELDS: dict[str, dict[str, Callable[[dict[str, Any], str], object]]] = {
     "start": {"postgres_version": _string_field, "api": _string_field, "allow_empty_database": _bool_field},
     "restore": {"allow_empty_database": _bool_field},
+    "upgrade": {"postgres_version": _string_field},
+    "rollback-upgrade": {},
 }
 
 
@@ -130,8 +134,11 @@ def _action_fields(action: str, body: dict[str, Any]) -> dict[str, object]:
     if parsers is None:
         return {}  # the other actions take no fields and ignore a body, as before
     if unknown := set(body) - set(parsers):
-        raise InvalidInput(sorted(unknown)[0], f"is not a field of {action} ({', '.join(parsers)})")
-    return {name: value for name, parse in parsers.items() if (value := parse(body, name)) is not None}
+        raise InvalidInput(sorted(unknown)[0], f"is not a field of {action} ({', '.join(parsers) or 'it takes none'})")
+    fields = {name: value for name, parse in parsers.items() if (value := parse(body, name)) is not None}
+    if action == "upgrade":
+        fields.setdefault("postgres_version", None)  # required: the service says so
+    return fields
 
 
 @token_required
@@ -146,6 +153,15 @@ def project_action(request: AuthedRequest, project_id: str, action: str) -> Json
     else:
         operation = ACTIONS[action](project=project, requested_by=request.user, **_action_fields(action, body))
     return _answer(request, operation)
+
+
+@token_required
+@methods("DELETE")
+def project_kept_volume(request: AuthedRequest, project_id: str) -> JsonResponse:
+    """Drop the volume an upgrade kept for a rollback."""
+    project = project_visible(request, project_id)
+    wait_seconds(request)
+    return _answer(request, upgrades.project_kept_volume_drop(project=project, requested_by=request.user))
 
 
 @token_required

@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from .keys import project_keys
 from .http import AuthedRequest
 from .models import ApiToken, Backup, Operation, Project, is_public_id, token_hash
-from .selectors import backup_for_user, project_for_user
+from .selectors import backup_for_user, project_for_user, project_kept_volume
 from .services.errors import BodyTooLarge, InvalidInput, NotFound, ServiceError
 from .services.operations import operation_wait
 from .services.tokens import READ_METHODS
@@ -78,6 +78,14 @@ def operation_json(op: Operation) -> dict[str, Any]:
     }
 
 
+def kept_volume_json(project: Project) -> dict[str, Any] | None:
+    """The volume an upgrade kept for a rollback, or None."""
+    name = project_kept_volume(project)
+    if name is None:
+        return None
+    return {"name": name, "postgres_version": project.kept_postgres_version, "kept_at": time_json(project.kept_at)}
+
+
 def project_json(project: Project, *, viewer: User, operation: Operation | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "project_id": project.public_id,
@@ -93,6 +101,7 @@ def project_json(project: Project, *, viewer: User, operation: Operation | None 
         "db_url": project.db_url(reveal=viewer.pk == project.owner_id),
         **(project_keys(project) if viewer.pk == project.owner_id else {"anon_key": None, "service_key": None}),
         "owner_superuser": project.owner_is_superuser,
+        "kept_volume": kept_volume_json(project),
         "created_at": time_json(project.created_at),
         "deleted_at": time_json(project.deleted_at),
         "purge_after": time_json(project.purge_after),

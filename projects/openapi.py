@@ -78,6 +78,16 @@ PROJECT_FIELDS = {
         "type": "boolean",
         "description": "true for a project of the old kind, whose db_url user is the server's superuser (recreate it to change that)",
     },
+    "kept_volume": {
+        "oneOf": [
+            obj({"name": {"type": "string"}, "postgres_version": {"type": "string"}, "kept_at": TIME_OR_NULL}),
+            {"type": "null"},
+        ],
+        "description": (
+            "the data volume of the major an upgrade left, kept (labelled with the project) so rollback-upgrade can return to it; "
+            "removed by DELETE …/kept-volume or the purge; null when none is kept"
+        ),
+    },
     "created_at": TIME,
     "deleted_at": TIME_OR_NULL,
     "purge_after": TIME_OR_NULL,
@@ -375,6 +385,41 @@ def openapi_document() -> dict[str, Any]:
                     "Remove a deleted project's data for good",
                     body={"required": True, "content": {JSON: {"schema": {"type": "object", "properties": {"confirm": {"type": "string"}}}}}},
                 ),
+            },
+            "/v1/projects/{project_id}/upgrade": {
+                "parameters": [path_id("project_id")],
+                "post": action(
+                    "upgradeProject",
+                    "Upgrade a running project to a higher PostgreSQL major in place: a verified backup, a new volume of the new major "
+                    "filled from it and checked table by table, the stack switched over with the same URLs, ports and credentials; the "
+                    "old volume is kept for rollback-upgrade. Refused (400) for the same or a lower version or one not offered, (409) "
+                    "for a project not running, with an operation in flight or with a volume still kept from an earlier upgrade. "
+                    "Extensions the new major lacks fail the operation before anything changes, naming them",
+                    body={
+                        "required": True,
+                        "content": {JSON: {"schema": obj({"postgres_version": choices["postgres_version"]})}},
+                    },
+                ),
+            },
+            "/v1/projects/{project_id}/rollback-upgrade": {
+                "parameters": [path_id("project_id")],
+                "post": action(
+                    "rollbackProjectUpgrade",
+                    "Return to the major and volume the last upgrade kept, with the data as it was before that upgrade (what was written "
+                    "since is kept in a verified pre-rollback backup); 409 when no volume is kept",
+                    body={"required": False, "content": {JSON: {"schema": obj({})}}},
+                ),
+            },
+            "/v1/projects/{project_id}/kept-volume": {
+                "parameters": [path_id("project_id")],
+                "delete": {
+                    **action(
+                        "dropProjectKeptVolume",
+                        "Remove the volume the last upgrade kept: no rollback after this; 409 when none is kept",
+                        codes=(400, 403, 404, 409),
+                    ),
+                    "requestBody": any_body(),
+                },
             },
             "/v1/projects/{project_id}/operations": {
                 "parameters": [path_id("project_id")],

@@ -4,6 +4,7 @@ from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from .models import Backup, BackupSchedule, Operation, Project, is_public_id
+from .runtime.spec import kept_volume
 
 
 def projects_for_user(user: User, *, include_deleted: bool = False) -> QuerySet[Project]:
@@ -56,3 +57,8 @@ def backup_to_restore(project: Project) -> Backup | None:
     """The backup to offer when the project's data is gone: its newest verified one, else its newest that dumped."""
     newest = project.backups.order_by("-created_at", "-id")
     return newest.filter(state=Backup.State.VERIFIED).first() or newest.filter(state=Backup.State.SUCCEEDED).first()
+
+
+def project_kept_volume(project: Project) -> str | None:
+    """The name of the volume an upgrade kept for a rollback (listed on the project), or None."""
+    return kept_volume(project)
