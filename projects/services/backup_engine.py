@@ -126,10 +126,20 @@ printf '{MANIFEST_MARKER}%s\n' "$(cat "$work/manifest")" >&2
 # database: drop it (ending its sessions), create it empty from template0,
 # create the roles the dump names,
 # and pg_restore in one transaction, so a failed restore leaves an empty
-# database rather than half of one.
+# database rather than half of one. With BERTH_SKIP_EVENT_TRIGGERS set, the
+# dump's event triggers are left out: an upgrade of a project of the old kind
+# restores objects its owner made as a superuser onto a server where it is
+# none, and only a superuser may own an event trigger (Berth's own are made
+# again: the bootstrap's, and PostGraphile's --watch on its start).
 RESTORE_SCRIPT = r"""set -u
 file=$1
-trap 'rm -f "$file"' EXIT
+trap 'rm -f "$file" "$file.list"' EXIT
+set --
+if [ -n "${BERTH_SKIP_EVENT_TRIGGERS:-}" ]; then
+  pg_restore -l "$file" > "$file.list" || exit $?
+  grep -v ' EVENT TRIGGER ' "$file.list" > "$file.list.kept"; mv "$file.list.kept" "$file.list"
+  set -- --use-list="$file.list"
+fi
 maintenance=postgres
 [ "$PGDATABASE" = postgres ] && maintenance=template1
 psql -X -q -v ON_ERROR_STOP=1 -d "$maintenance" -v db="$PGDATABASE" -v owner="${BERTH_DB_OWNER:-$PGUSER}" -v roles="$BERTH_ROLES" <<'SQL' || exit $?
@@ -138,7 +148,7 @@ SELECT format('CREATE ROLE %I NOLOGIN', r) FROM json_array_elements_text((:'role
 DROP DATABASE IF EXISTS :"db" WITH (FORCE);
 CREATE DATABASE :"db" OWNER :"owner" TEMPLATE template0;
 SQL
-pg_restore --single-transaction --no-password --dbname="$PGDATABASE" "$file"
+pg_restore --single-transaction --no-password --dbname="$PGDATABASE" "$@" "$file"
 """
 
 

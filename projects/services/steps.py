@@ -423,7 +423,7 @@ def _step_upgrade(project: Project) -> StepResult:
         backup_take(project, backup, runtime=runtime)
         # What a dead worker's attempt left (never the volume in use: this one is named for the new major).
         runtime.volume_remove(project_volume(upgraded))
-        upgrade_volume_fill(upgraded, backup, operation_id=operation.public_id, runtime=runtime)
+        upgrade_volume_fill(upgraded, backup, operation_id=operation.public_id, runtime=runtime, from_old_kind=project.owner_is_superuser)
         project_stack_up(upgraded, start=True, create_volume=False)
         runtime.stack_wait_ready(stack_spec(upgraded), timeout_s=settings.BERTH_READY_TIMEOUT)
     except (BackupRefused, UpgradeFailed, RuntimeFailure) as exc:

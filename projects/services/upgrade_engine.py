@@ -90,13 +90,15 @@ def _bootstrap(runtime: Runtime, container: str, project: Project) -> None:
         raise UpgradeFailed(f"making the roles on the new server failed: {exit_reason('the bootstrap', result.exit_code, result.stderr)}")
 
 
-def upgrade_volume_fill(upgraded: Project, backup: Backup, *, operation_id: str, runtime: Runtime) -> None:
+def upgrade_volume_fill(upgraded: Project, backup: Backup, *, operation_id: str, runtime: Runtime, from_old_kind: bool = False) -> None:
     """Make `upgraded`'s data volume (new major, new name) and fill it from `backup`, checked table by table.
 
     `upgraded` is the project as it will be after the upgrade (its new
     postgres_version, volume_version and, for a project of the old kind, its
-    new superuser's password). UpgradeFailed says why it is not good; the
-    caller removes the volume then.
+    new superuser's password); `from_old_kind`: the dump comes from a server
+    whose owner was its superuser, so its event triggers are left out (only a
+    superuser may own one). UpgradeFailed says why it is not good; the caller
+    removes the volume then.
     """
     volume = project_volume(upgraded)
     runtime.volume_create(volume, {**project_labels(upgraded.public_id), POSTGRES_LABEL: upgraded.postgres_version})
@@ -106,7 +108,7 @@ def upgrade_volume_fill(upgraded: Project, backup: Backup, *, operation_id: str,
         runtime.scratch_up(spec)
         scratch_wait_ready(runtime, spec.name, env, project_id=upgraded.public_id, service=f"upgrade-restore_{operation_id}")
         _bootstrap(runtime, spec.name, upgraded)
-        backup_restore_into(runtime, spec.name, env, backup)
+        backup_restore_into(runtime, spec.name, {**env, "BERTH_SKIP_EVENT_TRIGGERS": "1"} if from_old_kind else env, backup)
         if difference := tables_difference(backup.tables, tables_count(runtime, spec.name, env)):
             raise UpgradeFailed(f"the restored database does not match the dump: {difference}")
         _bootstrap(runtime, spec.name, upgraded)  # the grants, now over the restored tables
