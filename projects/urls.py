@@ -10,7 +10,7 @@ urlpatterns = [
     path("projects/<str:project_id>/logs", views.project_logs, name="project-logs"),
     path("projects/<str:project_id>/reveal", views.project_reveal, name="project-reveal"),
     re_path(
-        r"^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|delete|restore|purge)$",
+        r"^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|delete|restore|purge|upgrade|rollback_upgrade|drop_kept_volume)$",
         views.project_action,
         name="project-action",
     ),

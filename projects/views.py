@@ -40,8 +40,9 @@ from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm, Proje
 from .keys import project_keys
 from .http import DashboardRequest
 from .models import ApiToken, Backup, Operation, Project
-from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_never_ran, projects_for_user
-from .services import backups, lifecycle
+from .runtime.images import offer
+from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_kept_volume, project_never_ran, projects_for_user
+from .services import backups, lifecycle, upgrades
 from .services.access import project_may_act
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
@@ -223,7 +224,17 @@ def _buttons(project: Project, *, user: User) -> frozenset[str]:
         actions.discard("start")
     if project.status == S.STOPPED and project.health == H.DOWN:
         actions.discard("stop")
+    # An upgrade needs a higher major on offer and no volume kept from the last one; the other two need that volume.
+    if not _upgrade_versions(project) or project.has_kept_volume:
+        actions.discard("upgrade")
+    if not project.has_kept_volume:
+        actions -= {"rollback_upgrade", "drop_kept_volume"}
     return frozenset(actions)
+
+
+def _upgrade_versions(project: Project) -> list[str]:
+    """The majors this installation offers above the project's, lowest first."""
+    return sorted((v for v in offer().postgres if v.isdigit() and int(v) > int(project.postgres_version)), key=int)
 
 
 def _panel_context(project: Project, *, user: User, action_error: str = "", failed_action: str = "") -> dict[str, Any]:
@@ -244,6 +255,8 @@ def _panel_context(project: Project, *, user: User, action_error: str = "", fail
         "retention_days": settings.BERTH_DELETE_RETENTION_DAYS,
         # A create that failed can be retried with another version or flavour.
         "retry_form": ProjectRetryForm(project=project) if project_never_ran(project) else None,
+        "upgrade_versions": _upgrade_versions(project),
+        "kept_volume": project_kept_volume(project),
     }
 
 
@@ -313,8 +326,11 @@ ACTIONS: dict[str, Callable[..., Operation]] = {
     "delete": lifecycle.project_delete,
     "restore": lifecycle.project_restore,
     "purge": _purge,
+    "upgrade": upgrades.project_upgrade,
+    "rollback_upgrade": upgrades.project_rollback_upgrade,
+    "drop_kept_volume": upgrades.project_kept_volume_drop,
 }
-CONFIRMED_BY_NAME = {"delete", "purge"}
+CONFIRMED_BY_NAME = {"delete", "purge", "upgrade", "rollback_upgrade", "drop_kept_volume"}
 EMPTY_DATABASE_ACTIONS = {"start", "restore"}
 
 
@@ -339,13 +355,15 @@ def _retry_choices(request: DashboardRequest, project: Project) -> dict[str, str
 @require_POST
 def project_action(request: DashboardRequest, project_id: str, action: str) -> HttpResponse:
     project = _visible(request, project_id)
-    fields = {}
+    fields: dict[str, object] = {}
     if action in EMPTY_DATABASE_ACTIONS and request.POST.get("allow_empty_database"):
         # An empty database for a project that had data: confirmed by name, like delete.
         fields["allow_empty_database"] = True
     if (action in CONFIRMED_BY_NAME or fields) and (error := _confirm_error(request, project)):
         status = HTTPStatus.UNPROCESSABLE_CONTENT
     else:
+        if action == "upgrade":
+            fields["postgres_version"] = request.POST.get("postgres_version") or None
         choices: Callable[[], dict[str, str]] = lambda: _retry_choices(request, project) if action == "start" else {}  # noqa: E731
         status, error = _attempt(lambda: ACTIONS[action](project=project, requested_by=request.user, **choices(), **fields))
     project.refresh_from_db()
