@@ -39,6 +39,7 @@ class World:
     task: DBTaskResult
     quota: UserQuota  # B's
     tokens: dict[str, str] = field(default_factory=dict)  # role -> raw API token
+    on15: Project | None = None  # A's, running PostgreSQL 15 (one to upgrade)
 
 
 @pytest.fixture
@@ -67,6 +68,7 @@ def world(db, settings) -> World:
     )  # fmt: skip
     quota = UserQuota.objects.create(user=b, projects=3)
     w = World(a, b, staff, project, deleted, backup, token, group, task, quota)
+    w.on15 = Project.objects.get(pk=lifecycle.project_create(owner=a, name="old", postgres_version="15").project_id)
     # The world is built with operations run inline; the requests only queue them,
     # as in production (and the task admin can then import the task's backend).
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
@@ -108,6 +110,7 @@ def expect(anonymous: int, a: int, b: int, staff: int) -> dict[str, int]:
 # project, but the password and the backup files stay the owner's.
 P = lambda w: w.project.public_id  # noqa: E731
 D = lambda w: w.deleted.public_id  # noqa: E731
+O = lambda w: w.on15.public_id  # noqa: E731
 BK = lambda w: w.backup.public_id  # noqa: E731
 DASHBOARD: dict[str, list[Cell]] = {
     "": [
@@ -135,12 +138,16 @@ DASHBOARD: dict[str, list[Cell]] = {
         Cell("POST", lambda w: f"/projects/{P(w)}/reveal", expect(302, 200, 404, 403)),
         Cell("GET", lambda w: f"/projects/{P(w)}/reveal", expect(302, 405, 405, 405)),
     ],
-    "^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|delete|restore|purge)$": [
+    "^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|delete|restore|purge|upgrade|rollback_upgrade|drop_kept_volume)$": [
         Cell("POST", lambda w: f"/projects/{P(w)}/stop", expect(302, 302, 404, 302)),
         Cell("POST", lambda w: f"/projects/{P(w)}/start", expect(302, 302, 404, 302)),
         Cell("POST", lambda w: f"/projects/{P(w)}/delete", expect(302, 302, 404, 302), data=lambda w: {"confirm": "mine"}),
         Cell("POST", lambda w: f"/projects/{D(w)}/restore", expect(302, 302, 404, 302)),
         Cell("POST", lambda w: f"/projects/{D(w)}/purge", expect(302, 302, 404, 302), data=lambda w: {"confirm": "gone"}),
+        Cell("POST", lambda w: f"/projects/{O(w)}/upgrade", expect(302, 302, 404, 302), data=lambda w: {"confirm": "old", "postgres_version": "17"}),
+        # Nothing is kept from an upgrade: the owner and staff hear why (409), B sees no project.
+        Cell("POST", lambda w: f"/projects/{P(w)}/rollback_upgrade", expect(302, 409, 404, 409), data=lambda w: {"confirm": "mine"}),
+        Cell("POST", lambda w: f"/projects/{P(w)}/drop_kept_volume", expect(302, 409, 404, 409), data=lambda w: {"confirm": "mine"}),
         Cell("GET", lambda w: f"/projects/{P(w)}/stop", expect(302, 405, 405, 405)),
     ],
     "projects/<str:project_id>/backups": [
@@ -203,12 +210,18 @@ API: dict[str, list[Cell]] = {
         Cell("DELETE", lambda w: f"/v1/projects/{P(w)}", expect(401, 202, 404, 202), api=True),
         Cell("PUT", lambda w: f"/v1/projects/{P(w)}", expect(401, 405, 405, 405), api=True),
     ],
-    "v1/^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge)$": [
+    "v1/^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge|upgrade|rollback-upgrade)$": [
         Cell("POST", lambda w: f"/v1/projects/{P(w)}/stop", expect(401, 202, 404, 202), api=True),
         Cell("POST", lambda w: f"/v1/projects/{P(w)}/start", expect(401, 202, 404, 202), api=True),
         Cell("POST", lambda w: f"/v1/projects/{D(w)}/restore", expect(401, 202, 404, 202), api=True),
         Cell("POST", lambda w: f"/v1/projects/{D(w)}/purge", expect(401, 202, 404, 202), api=True, data=lambda w: {"confirm": D(w)}),
+        Cell("POST", lambda w: f"/v1/projects/{O(w)}/upgrade", expect(401, 202, 404, 202), api=True, data=lambda w: {"postgres_version": "17"}),
+        Cell("POST", lambda w: f"/v1/projects/{P(w)}/rollback-upgrade", expect(401, 409, 404, 409), api=True),
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/stop", expect(401, 405, 405, 405), api=True),
+    ],
+    "v1/projects/<str:project_id>/kept-volume": [
+        Cell("DELETE", lambda w: f"/v1/projects/{P(w)}/kept-volume", expect(401, 409, 404, 409), api=True),
+        Cell("GET", lambda w: f"/v1/projects/{P(w)}/kept-volume", expect(401, 405, 405, 405), api=True),
     ],
     "v1/projects/<str:project_id>/operations": [
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/operations", expect(401, 200, 404, 200), api=True),
