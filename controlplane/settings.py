@@ -145,6 +145,41 @@ def env_pairs(name: str, *, environ: Mapping[str, str] = ENV) -> dict[str, str]:
     return pairs
 
 
+# One warm pool: the stacks of one PostgreSQL version and API flavour kept ready;
+# version and api None mean the default ones, as the offer has them (a bare count).
+WarmPool = tuple[str | None, str | None, int]
+
+
+def env_warm_pool(
+    name: str, default: str, *, versions: Mapping[str, object], apis: Sequence[str], environ: Mapping[str, str] = ENV
+) -> tuple[WarmPool, ...]:
+    """Parse `17/postgrest=2,15/postgraphile=1`, or a bare `2` (that many of the default version and flavour).
+
+    Unset means `default`; set but empty means no pool at all. A bad part is named.
+    """
+    raw = environ.get(name)
+    raw = default if raw is None else raw.strip()
+    if not raw:
+        return ()
+    if raw.isdigit():
+        return ((None, None, int(raw)),) if int(raw) else ()
+    pools: dict[tuple[str, str], int] = {}
+    for part in (p.strip() for p in raw.split(",")):
+        key, sep, count_text = part.partition("=")
+        version, slash, api = key.strip().partition("/")
+        version, api, count_text = version.strip(), api.strip(), count_text.strip()
+        if not sep or not slash or not count_text.isdigit():
+            raise ImproperlyConfigured(f"{name}: {part!r} must look like <postgres version>/<api>=<count>, e.g. 17/postgrest=2 (in {raw!r})")
+        if version not in versions:
+            raise ImproperlyConfigured(f"{name}: {part!r} names PostgreSQL {version!r}, not one of BERTH_POSTGRES_IMAGES ({', '.join(versions)})")
+        if api not in apis:
+            raise ImproperlyConfigured(f"{name}: {part!r} names the api {api!r}, not one of {', '.join(apis)}")
+        if (version, api) in pools:
+            raise ImproperlyConfigured(f"{name}: {version}/{api} is given twice (in {raw!r})")
+        pools[version, api] = int(count_text)
+    return tuple((version, api, count) for (version, api), count in pools.items() if count)
+
+
 def env_list(name: str, *, environ: Mapping[str, str] = ENV) -> list[str]:
     """Parse `a,b,c`, dropping empty items."""
     return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
@@ -368,6 +403,9 @@ BERTH_POSTGRES_SETTINGS = env_pairs("BERTH_POSTGRES_SETTINGS")
 # "Secrets"). Without one, a key is derived from SECRET_KEY.
 BERTH_SECRETS_KEYS = env_list("BERTH_SECRETS_KEY")
 BERTH_WORKERS = env_int("BERTH_WORKERS", 4, 1)
+# Stacks kept created, started and probed for creates to claim (README, "Warm pool"):
+# `17/postgrest=2,…`, or a count of the default version and flavour; empty: none.
+BERTH_WARM_POOL = env_warm_pool("BERTH_WARM_POOL", "2", versions=BERTH_POSTGRES_IMAGES, apis=("postgrest", "postgraphile"))
 # The worker touches a running operation's heartbeat this often; one
 # silent for BERTH_STALE_OPERATION_SECONDS belonged to a worker that died.
 BERTH_HEARTBEAT_SECONDS = env_int("BERTH_HEARTBEAT_SECONDS", 5, 1)

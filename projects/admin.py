@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from .models import ApiToken, Backup, Operation, Project, UserQuota
 from .runtime import RuntimeFailure
 from .services import lifecycle
 from .services.errors import ServiceError
+from .services.pool import pool_status
 from .services.quotas import quota_limits, quota_usage
 from .services.sync import project_observe
 
@@ -60,6 +61,11 @@ class ProjectAdmin(ReadOnlyAdmin[Project]):
     readonly_fields = fields
     inlines = (OperationInline,)
     actions = ("sync_selected", "stop_selected", "start_selected", "delete_selected_projects")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, object] | None = None) -> HttpResponse:
+        # The warm pool's state above the list (templates/admin/projects/project/change_list.html);
+        # its stacks are the rows without an owner.
+        return super().changelist_view(request, {**(extra_context or {}), "pools": pool_status()})
 
     def has_delete_permission(self, request: HttpRequest, obj: Project | None = None) -> bool:
         # Deleting a row here would leave its containers and volume behind:

@@ -35,6 +35,7 @@ from .services.certificates import ca_get
 from .selectors import backup_for_user, projects_for_user
 from .services import lifecycle, upgrades
 from .services.errors import InvalidInput
+from .services.pool import pool_status_for
 
 
 def _string_field(body: dict[str, Any], name: str) -> str | None:
@@ -178,6 +179,14 @@ def project_operations(request: AuthedRequest, project_id: str) -> JsonResponse:
 @methods("GET")
 def operation_detail(request: AuthedRequest, operation_id: str) -> JsonResponse:
     return JsonResponse(operation_json(operation_visible(request, operation_id)))
+
+
+@token_required
+@methods("GET")
+def pool(request: AuthedRequest) -> JsonResponse:
+    """The warm pool, for staff: each version and flavour's target, ready stacks and stacks being filled."""
+    pools = pool_status_for(user=request.user)
+    return JsonResponse({"pools": [{"postgres_version": p.postgres_version, "api": p.api, "target": p.target, "ready": p.ready, "filling": p.filling} for p in pools]})
 
 
 @token_required

@@ -90,7 +90,7 @@ def project_json(project: Project, *, viewer: User, operation: Operation | None 
     data: dict[str, Any] = {
         "project_id": project.public_id,
         "name": project.name,
-        "owner": project.owner.username,
+        "owner": project.owner.username if project.owner else "",  # "": a pool stack, never shown to a user
         "status": project.status,
         "health": project.health,
         "observed_at": time_json(project.observed_at),

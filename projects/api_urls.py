@@ -9,6 +9,7 @@ urlpatterns = [
     path("projects/<str:project_id>/kept-volume", api.project_kept_volume),
     path("projects/<str:project_id>/operations", api.project_operations),
     path("operations/<str:operation_id>", api.operation_detail),
+    path("pool", api.pool),
     path("projects/<str:project_id>/backups", api_backups.project_backups),
     path("projects/<str:project_id>/backup-schedule", api_backups.project_backup_schedule),
     path("backups/<str:backup_id>", api_backups.backup_detail),

@@ -95,6 +95,8 @@ class Project(models.Model):
         PURGED = "purged"
         FAILED = "failed"
         UPGRADING = "upgrading"  # to another major, or back to the kept one (rollback)
+        # In the warm pool: made, started and probed, owned by nobody, waiting to be claimed (services/pool.py).
+        POOLED = "pooled"
 
     class Health(models.TextChoices):
         HEALTHY = "healthy"
@@ -109,11 +111,12 @@ class Project(models.Model):
 
     ADMIN_USER = "berth_admin"
 
-    SETTLED = frozenset({Status.RUNNING, Status.STOPPED, Status.DELETED, Status.PURGED, Status.FAILED})
+    SETTLED = frozenset({Status.RUNNING, Status.STOPPED, Status.DELETED, Status.PURGED, Status.FAILED, Status.POOLED})
 
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     name = models.CharField(max_length=NAME_MAX)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="projects")
+    # Null: a warm-pool stack, Berth's own until a create claims it (services/pool.py); nobody sees it.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="projects")
     postgres_version = models.CharField(max_length=8)
     api_flavour = models.CharField(max_length=16, choices=Api.choices)
     # Unique across the engine; null once a purge has released them.
@@ -168,6 +171,8 @@ class Project(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(name=""), name="project_name_not_blank"),
+            # A pooled stack belongs to nobody: a claim sets the owner and leaves `pooled` in one update.
+            models.CheckConstraint(condition=~Q(status="pooled") | Q(owner__isnull=True), name="pooled_project_has_no_owner"),
         ]
 
     def __str__(self) -> str:
@@ -207,6 +212,11 @@ class Project(models.Model):
         return bool(self.kept_postgres_version)
 
     @property
+    def is_pooled(self) -> bool:
+        """A warm-pool stack (filling, ready, broken or drained): Berth's, not any user's."""
+        return self.owner_id is None
+
+    @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
@@ -225,6 +235,8 @@ class Project(models.Model):
 
     def allowed_actions(self) -> frozenset[str]:
         """The actions this project's status accepts (see DESIGN.md, State)."""
+        if self.is_pooled:
+            return POOL_ACTIONS_BY_STATUS.get(self.status, frozenset[str]())
         if self.status == self.Status.FAILED:
             # A failure while deleted is retried with the deleted-side actions;
             # otherwise with the live-side ones.
@@ -252,6 +264,13 @@ ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
 # A failed one can roll back to its kept volume too.
 FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS})
 FAILED_DELETED_ACTIONS = frozenset({"delete", "restore", "purge", "verify_backup"})
+# A warm-pool stack (no owner) only fills and drains; a claim is no operation
+# to queue but an update of the row (services/pool.py).
+POOL_ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
+    Project.Status.PROVISIONING: frozenset({"pool_fill"}),
+    Project.Status.POOLED: frozenset({"pool_drain"}),
+    Project.Status.FAILED: frozenset({"pool_drain"}),
+}
 
 
 class Operation(models.Model):
@@ -271,6 +290,11 @@ class Operation(models.Model):
         UPGRADE = "upgrade"
         ROLLBACK_UPGRADE = "rollback_upgrade"
         DROP_KEPT_VOLUME = "drop_kept_volume"
+        # The warm pool (services/pool.py): a stack made for the pool, one removed
+        # from it, and a create served by a pooled stack (recorded, never queued).
+        POOL_FILL = "pool_fill"
+        POOL_DRAIN = "pool_drain"
+        CLAIM = "claim"
 
     class State(models.TextChoices):
         QUEUED = "queued"

@@ -113,6 +113,16 @@ BACKUP_FIELDS = {
     "operation": ref("Operation"),
 }
 
+POOL = obj(
+    {
+        "postgres_version": {"type": "string"},
+        "api": {"enum": Project.Api.values},
+        "target": {"type": "integer", "minimum": 0, "description": "stacks BERTH_WARM_POOL asks for (0: no longer wanted, being drained)"},
+        "ready": {"type": "integer", "minimum": 0, "description": "stacks a create can claim now"},
+        "filling": {"type": "integer", "minimum": 0, "description": "stacks being made"},
+    }
+)
+
 SCHEDULE = obj(
     {
         "enabled": {"type": "boolean"},
@@ -278,6 +288,13 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
                         }
                     },
+                }
+            },
+            "/v1/pool": {
+                "get": {
+                    "operationId": "getPool",
+                    "summary": "The warm pool (staff only): per version and flavour, the stacks wanted, ready to claim and being made",
+                    "responses": {"200": answer(obj({"pools": {"type": "array", "items": ref("Pool")}}), "the pools"), **error_responses(403)},
                 }
             },
             "/v1/projects": {
@@ -549,6 +566,7 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "Backup": obj(BACKUP_FIELDS, optional=("operation",)),
                 "Schedule": SCHEDULE,
+                "Pool": POOL,
                 "Error": ERROR,
             },
         },

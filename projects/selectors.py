@@ -8,8 +8,8 @@ from .runtime.spec import kept_volume
 
 
 def projects_for_user(user: User, *, include_deleted: bool = False) -> QuerySet[Project]:
-    """The projects `user` may see: their own, or every one for staff."""
-    projects = Project.objects.select_related("owner")
+    """The projects `user` may see: their own, or every one for staff (the warm pool's stacks, owned by nobody, for nobody)."""
+    projects = Project.objects.select_related("owner").filter(owner__isnull=False)
     if not user.is_staff:
         projects = projects.filter(owner=user)
     if not include_deleted:

@@ -47,6 +47,7 @@ from .services.access import project_may_act
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
 from .services.tokens import api_token_create, api_token_revoke, token_lifetime_parse
+from .services.pool import pool_status_for
 
 PAGE_SIZE = 50
 OPERATIONS_SHOWN = 20
@@ -135,6 +136,9 @@ def project_list(request: DashboardRequest) -> HttpResponse:
     # database knows, and transitional rows poll for the rest.
     page = Paginator(projects_for_user(request.user, include_deleted=show_deleted), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "show_deleted": show_deleted}
+    if request.user.is_staff and not request.htmx:
+        # Operators see the warm pool above the list (its stacks are in no list).
+        context["pools"] = pool_status_for(user=request.user)
     return TemplateResponse(request, _partial(request, LIST, "projects"), context)
 
 

@@ -20,6 +20,13 @@ def _login_limits_per_test(settings, request):
     }
 
 
+@pytest.fixture(autouse=True)
+def _no_warm_pool(settings):
+    # The pool's default (two stacks) would make every test that syncs or
+    # creates fill it: only the pool's own tests turn it on.
+    settings.BERTH_WARM_POOL = ()
+
+
 @pytest.fixture
 def user(db):
     return get_user_model().objects.create_user("alice", password="alice-password-1")

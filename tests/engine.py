@@ -41,6 +41,7 @@ ENGINE_ENV = {
     "BERTH_PULL_IMAGES": "0",  # no registry is reachable; a missing image must fail fast
     "BERTH_HEARTBEAT_SECONDS": "1",
     "BERTH_READY_TIMEOUT": "60",
+    "BERTH_WARM_POOL": "",  # no pooled stacks unless a test asks for them (tests/integration/test_pool.py)
 }
 TEST_LABEL = f"berth.test={RUN_ID}"
 

@@ -24,6 +24,6 @@ def project_check_actor(*, user: User | None, project: Project) -> None:
     """NotPermitted unless `user` may change `project`."""
     if not project_may_act(user=user, project=project):
         raise NotPermitted(
-            f"project {project.public_id} is {project.owner.username}'s: acting on another user's project "
+            f"project {project.public_id} is {project.owner.username if project.owner else 'Berth'}'s: acting on another user's project "
             f"needs the {ACT_PERMISSION} permission, which an operator grants in the admin"
         )

@@ -18,7 +18,7 @@ from .sync import DriftKind, belongs_here, observed_health, project_drift
 
 S = Project.Status
 # Statuses whose project has a data volume on the engine (or is about to).
-HAS_VOLUME = {S.RUNNING, S.STOPPED, S.DELETED, S.STARTING, S.STOPPING, S.DELETING, S.RESTORING, S.UPGRADING}
+HAS_VOLUME = {S.RUNNING, S.STOPPED, S.DELETED, S.STARTING, S.STOPPING, S.DELETING, S.RESTORING, S.UPGRADING, S.POOLED}
 
 
 @dataclass(frozen=True)

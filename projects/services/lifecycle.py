@@ -4,9 +4,8 @@ Each public service checks its input, then queues an Operation (see
 operations.py); the worker runs the matching step (steps.py).
 """
 
-import secrets
+import logging
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
@@ -15,11 +14,15 @@ from projects.runtime.images import offer
 from projects.selectors import project_never_ran
 
 from .backups import backup_assert_cloneable
+from .credentials import project_credentials_generate
 from .errors import Forbidden, InvalidInput, InvalidTransition
 from .names import project_name_check_free, project_name_clean
 from .operations import operation_enqueue
+from .pool import pool_claim, pool_refill
 from .ports import project_insert_with_ports
 from .quotas import quota_check_project
+
+logger = logging.getLogger(__name__)
 
 S = Project.Status
 
@@ -27,7 +30,12 @@ S = Project.Status
 def project_create(
     *, owner: User, name: str | None = None, postgres_version: str | None = None, api: str | None = None, from_backup: Backup | None = None
 ) -> Operation:
-    """Reserve ports and secrets for a new project and queue its creation; `from_backup` clones that backup's rows into it."""
+    """Reserve ports and secrets for a new project and queue its creation; `from_backup` clones that backup's rows into it.
+
+    A create the warm pool can serve (no backup, a version and flavour it
+    holds) claims a ready stack instead: its operation, `claim`, has already
+    succeeded and the project is running.
+    """
     source = from_backup.project if from_backup is not None else None
     offered = offer()
     version = str(postgres_version or (from_backup.postgres_version if from_backup else "") or offered.default_postgres_version or "")
@@ -40,21 +48,25 @@ def project_create(
 
     project = Project(owner=owner, name=name or "untitled", postgres_version=version, api_flavour=flavour)
     project.name = name or f"project-{project.public_id}"
-    project.db_password = secrets.token_urlsafe(24)
-    project.jwt_secret = secrets.token_urlsafe(48)  # PostgREST wants at least 32 characters
-    # Berth's own superuser: the owner (`db_user`) is not one (see spec.BOOTSTRAP_SQL).
-    project.admin_password = secrets.token_urlsafe(24)
-    project.authenticator_password = secrets.token_urlsafe(24)
+    project_credentials_generate(project)
     with transaction.atomic():
         # One transaction: a project row never exists without its create operation.
         quota_check_project(owner=owner)
         if name is not None:
             project_name_check_free(owner=owner, name=name)
-        project_insert_with_ports(project)
-        return operation_enqueue(
-            project=project, kind="clone" if from_backup else "create", action="create", transitional=S.PROVISIONING,
-            requested_by=owner, backup=from_backup,
-        )
+        claimed = None if from_backup else pool_claim(owner=owner, name=name, postgres_version=version, api=flavour)
+        if claimed is None:
+            project_insert_with_ports(project)
+            return operation_enqueue(
+                project=project, kind="clone" if from_backup else "create", action="create", transitional=S.PROVISIONING,
+                requested_by=owner, backup=from_backup,
+            )
+    try:
+        pool_refill()  # the pool replaces what was just taken
+    except Exception:
+        # The claim stands whatever the refill meets; the watcher's next pass tries again.
+        logger.exception("pool refill after claiming %s failed", claimed.project.public_id)
+    return claimed
 
 
 def project_check_offered(*, postgres_version: str, api: str) -> None:

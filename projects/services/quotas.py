@@ -90,6 +90,8 @@ def quota_check_backup(*, project: Project, trigger: str) -> None:
     if trigger not in (Backup.Trigger.MANUAL, Backup.Trigger.SCHEDULED):
         return  # a restore's safety backup and a purge's final one are never refused
     owner = project.owner
+    if owner is None:
+        return  # a warm-pool stack is Berth's and takes no backups; nobody's quota is involved
     limits = quota_limits(owner)
     if limits is None:
         return

@@ -499,6 +499,29 @@ def _step_drop_kept_volume(project: Project) -> StepResult:
     return dict(NO_KEPT_VOLUME)
 
 
+# --- the warm pool (services/pool.py) ------------------------------------------------
+
+
+def _step_pool_fill(project: Project) -> StepResult:
+    """Make, start, bootstrap and probe a stack for the pool: a create that ends `pooled`, not `running`."""
+    _stack_up_ready(project, get_runtime())
+    return {**_running(project), "status": S.POOLED}
+
+
+def _step_pool_drain(project: Project) -> StepResult:
+    """Remove a pool stack for good: nobody's data is in it, so no final backup."""
+    get_runtime().stack_purge(project.public_id)
+    return {
+        "status": S.PURGED, "health": Project.Health.MISSING, "observed_at": timezone.now(),
+        "db_port": None, "api_port": None, "network_subnet": None,
+    }  # fmt: skip
+
+
+def _step_claim(project: Project) -> StepResult:
+    # A claim is recorded as succeeded in the create's transaction and never queued.
+    raise StepFailed("a claim is recorded when it happens; there is nothing to run", outcome={})
+
+
 K = Operation.Kind
 # Operation.kind → its step: every kind has one.
 STEPS: dict[str, Step] = {
@@ -515,4 +538,7 @@ STEPS: dict[str, Step] = {
     K.UPGRADE: _step_upgrade,
     K.ROLLBACK_UPGRADE: _step_rollback_upgrade,
     K.DROP_KEPT_VOLUME: _step_drop_kept_volume,
+    K.POOL_FILL: _step_pool_fill,
+    K.POOL_DRAIN: _step_pool_drain,
+    K.CLAIM: _step_claim,
 }

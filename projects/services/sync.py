@@ -3,6 +3,8 @@
 Sync only observes. It never removes anything and never changes `status`
 (stale operations are settled by operations.py); what does not match a
 project's status is reported as drift, with the action that would fix it.
+The watcher also asks the warm pool to converge after each pass it made with
+the engine answering (services/pool.py queues the operations).
 """
 
 import logging
@@ -20,6 +22,7 @@ from projects.models import Project, installation_id
 from projects.runtime import ContainerState, EngineEvent, Runtime, RuntimeFailure, get_runtime
 
 from .operations import operation_recover_stale
+from .pool import Refill, pool_refill
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ EVENT_WINDOW_S = 5.0
 # drift report, which sees volumes, says which case it is).
 ON_THE_VOLUME = "on its data volume (and refuses if that is gone)"
 # What each settled status expects to observe.
-EXPECTED_HEALTH: dict[str, set[str]] = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}}
+EXPECTED_HEALTH: dict[str, set[str]] = {S.RUNNING: {H.HEALTHY}, S.STOPPED: {H.DOWN}, S.POOLED: {H.HEALTHY}}
 
 
 class DriftKind(StrEnum):
@@ -128,6 +131,9 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
             H.UNHEALTHY: "running, but a container is unhealthy or stopped",
         }[H(health)]
         return Drift(project.public_id, problem, f"start recreates or restarts them {ON_THE_VOLUME}")
+    if status == S.POOLED:
+        # Berth's own stack: nobody is waiting on it, and the pool replaces it.
+        return Drift(project.public_id, f"pooled, but {health}", "none needed: the pool's refill drains and replaces it")
     if status == S.STOPPED:
         if health == H.MISSING:
             return Drift(project.public_id, "stopped, but its containers are missing", f"start recreates them {ON_THE_VOLUME}")
@@ -209,6 +215,23 @@ def project_observe(project_id: str, *, runtime: Runtime | None = None, event: E
     return health if updated else None
 
 
+def pool_converge(log: Callable[[str], None]) -> Refill:
+    """Ask the warm pool to converge; a failure is logged, never the end of the watch."""
+    try:
+        refill = pool_refill()
+    except Exception as exc:
+        logger.exception("pool refill failed")
+        log(f"pool refill failed: {exc}")
+        return Refill()
+    if refill.filled or refill.drained:
+        log(f"pool: {len(refill.filled)} fill(s) and {len(refill.drained)} drain(s) queued")
+    return refill
+
+
+# How soon the watcher asks the pool again while a fill waits for a pool operation to end.
+POOL_RETRY_S = 1.0
+
+
 def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Runtime | None = None, log: Callable[[str], None] = logger.info) -> None:
     """Follow the engine's events and correct health as they come; a full pass every `full_pass_s`.
 
@@ -240,6 +263,7 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
             log(f"drift resolved: {drift.project_id}: {drift.problem}")
         drift_seen = set(report.drift)
         log(f"full pass: {report.checked} project(s) checked, {report.changed} changed, {len(report.drift)} drift")
+        refill = pool_converge(log)
         deadline = time.monotonic() + full_pass_s
         try:
             # The event stream ends by itself at the deadline, so a full pass
@@ -247,7 +271,8 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
             while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
                 # Short windows keep a stop request prompt; each starts
                 # where the previous one ended (it may overlap, never gap).
-                window_start, window = time.time(), min(left, EVENT_WINDOW_S)
+                # A pool waiting for its operations to end is asked again soon.
+                window_start, window = time.time(), min(left, POOL_RETRY_S if refill.short else EVENT_WINDOW_S)
                 for event in runtime.events(timeout_s=window, since=since):
                     if event.action.split(":")[0] not in HEALTH_EVENTS:
                         continue
@@ -257,6 +282,8 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
                     if stop.is_set():
                         break
                 since = window_start + window
+                # Claims take stacks between passes: a few queries every window keep the pool full.
+                refill = pool_converge(log)
         except RuntimeFailure as exc:
             # Back to a full pass, which reports the engine and backs off if it is
             # gone; the pause keeps a broken event stream from spinning.

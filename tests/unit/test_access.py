@@ -229,6 +229,10 @@ API: dict[str, list[Cell]] = {
     "v1/operations/<str:operation_id>": [
         Cell("GET", lambda w: f"/v1/operations/{A(w)}", expect(401, 200, 404, 200), api=True),
     ],
+    "v1/pool": [
+        Cell("GET", lambda w: "/v1/pool", expect(401, 403, 403, 200), api=True),
+        Cell("POST", lambda w: "/v1/pool", expect(401, 405, 405, 405), api=True),
+    ],
     "v1/projects/<str:project_id>/backups": [
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/backups", expect(401, 200, 404, 200), api=True),
         Cell("POST", lambda w: f"/v1/projects/{P(w)}/backups", expect(401, 202, 404, 202), api=True),
