@@ -205,3 +205,15 @@ def test_the_staff_page_says_when_the_engine_cannot_be_reached(user, fake_runtim
     response = client.get("/drift")
     assert response.status_code == 200
     assert "Docker Engine unreachable at unix:///nowhere" in response.content.decode()
+
+
+def test_a_pooled_stack_is_berths_no_orphan_and_its_lost_volume_is_drift(db, settings, fake_runtime):
+    from projects.services.pool import pool_refill
+
+    settings.BERTH_WARM_POOL = ((None, None, 1),)
+    pool_refill()
+    project = Project.objects.get(owner__isnull=True, status=S.POOLED)
+    assert drift_report().entries == []
+    del fake_runtime.volumes[f"project_{project.public_id}_data"]
+    [entry] = drift_report().entries
+    assert (entry.kind, entry.subject) == ("volume", project.public_id)

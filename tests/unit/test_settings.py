@@ -12,7 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.settings import database_from_url, env_bool, env_int, env_list, env_pairs, env_port_range
+from controlplane.settings import database_from_url, env_bool, env_int, env_list, env_pairs, env_port_range, env_warm_pool
 from tests.settings_env import berth_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,38 @@ def test_an_empty_value_means_the_default():
 def test_a_number_below_its_minimum_says_the_minimum():
     with pytest.raises(ImproperlyConfigured, match="^BERTH_WORKERS must be at least 1, got 0$"):
         env_int("BERTH_WORKERS", 4, 1, environ={"BERTH_WORKERS": "0"})
+
+
+def warm_pool(value: str | None) -> object:
+    environ = {} if value is None else {"BERTH_WARM_POOL": value}
+    return env_warm_pool("BERTH_WARM_POOL", "2", versions={"15": "", "17": ""}, apis=("postgrest", "postgraphile"), environ=environ)
+
+
+def test_the_warm_pool_is_two_of_the_defaults_unless_set_and_none_when_set_empty(environ):
+    assert warm_pool(None) == ((None, None, 2),)
+    assert warm_pool("") == warm_pool("  ") == warm_pool("0") == ()
+    assert warm_pool("5") == ((None, None, 5),)
+    assert warm_pool("17/postgrest=2, 15/postgraphile=1,15/postgrest=0") == (("17", "postgrest", 2), ("15", "postgraphile", 1))
+    assert berth_settings(environ)["BERTH_WARM_POOL"] == ((None, None, 2),)
+    assert berth_settings({**environ, "BERTH_WARM_POOL": ""})["BERTH_WARM_POOL"] == ()
+
+
+@pytest.mark.parametrize(
+    "value, named",
+    [
+        ("17/postgrest", "'17/postgrest' must look like <postgres version>/<api>=<count>"),
+        ("17=2", "'17=2' must look like"),
+        ("17/postgrest=two", "'17/postgrest=two' must look like"),
+        ("17/postgrest=-1", "'17/postgrest=-1' must look like"),
+        ("17/postgrest=2,,15/postgrest=1", "'' must look like"),
+        ("16/postgrest=2", "'16/postgrest=2' names PostgreSQL '16', not one of BERTH_POSTGRES_IMAGES"),
+        ("17/graphql=2", "'17/graphql=2' names the api 'graphql'"),
+        ("17/postgrest=1,17/postgrest=2", "17/postgrest is given twice"),
+    ],
+)
+def test_a_bad_warm_pool_names_the_bad_part(value, named):
+    with pytest.raises(ImproperlyConfigured, match=f"^BERTH_WARM_POOL: {re.escape(named)}"):
+        warm_pool(value)
 
 
 def test_database_url_switches_to_postgresql_with_decoded_credentials():

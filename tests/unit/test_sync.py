@@ -331,3 +331,47 @@ def test_the_watcher_logs_a_drift_once_and_again_when_it_is_gone(user, fake_runt
         f"drift: {project.public_id}: running, but its containers are missing (fix: start recreates or restarts them on its data volume (and refuses if that is gone))",
         f"drift resolved: {project.public_id}: running, but its containers are missing",
     ]
+
+
+def pooled_stack(settings) -> Project:
+    from projects.services.pool import pool_refill
+
+    settings.BERTH_WARM_POOL = ((None, None, 1),)
+    pool_refill()
+    settings.BERTH_WARM_POOL = ()
+    return Project.objects.get(owner__isnull=True, status=S.POOLED)
+
+
+def test_a_healthy_pooled_stack_is_berths_no_drift_and_no_orphan(db, settings, fake_runtime):
+    project = pooled_stack(settings)
+    report = projects_sync()
+    project.refresh_from_db()
+    assert project.health == H.HEALTHY and report.drift == [] and report.checked == 1
+
+
+def test_a_pooled_stack_that_lost_a_container_is_missing_and_drift_the_pool_replaces(db, settings, fake_runtime):
+    project = pooled_stack(settings)
+    del fake_runtime.containers_by_name[f"project_{project.public_id}_api"]
+    [drift] = projects_sync().drift
+    project.refresh_from_db()
+    assert (project.status, project.health) == (S.POOLED, H.MISSING)  # sync never changes status
+    assert drift.project_id == project.public_id and "pooled" in drift.problem and "pool" in drift.fix
+
+
+def test_the_watcher_fills_the_pool_after_its_pass_and_again_when_a_stack_is_taken(db, user, settings, fake_runtime):
+    settings.BERTH_WARM_POOL = ((None, None, 1),)
+    taken = []
+
+    def take_once_filled(line: str) -> bool:
+        if line.startswith("pool:") and not taken:
+            # Taken between passes (as a claim whose own refill was lost would leave it):
+            # the watcher's next event window refills, without waiting for a full pass.
+            taken.append(Project.objects.filter(owner__isnull=True, status=S.POOLED).update(owner=user, status=S.RUNNING))
+            return False
+        return bool(taken) and line.startswith("pool:")
+
+    lines = watch(fake_runtime, until=take_once_filled, full_pass_s=30.0)
+    assert taken == [1]
+    assert [line for line in lines if line.startswith("pool:")] == ["pool: 1 fill(s) and 0 drain(s) queued"] * 2
+    assert [line for line in lines if line.startswith("full pass")] == ["full pass: 0 project(s) checked, 0 changed, 0 drift"]
+    assert Project.objects.filter(owner__isnull=True, status=S.POOLED).count() == 1
