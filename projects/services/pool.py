@@ -27,6 +27,7 @@ list only owned projects, and quotas count per owner.
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -49,8 +50,11 @@ H = Project.Health
 # Health that may be claimed: seen healthy, or not seen because the engine did
 # not answer (a claim needs no engine, so it serves through an outage).
 CLAIMABLE_HEALTH = (H.HEALTHY, H.UNKNOWN)
-# Health that makes a pooled stack broken: drained and replaced.
-BROKEN_HEALTH = (H.UNHEALTHY, H.DOWN, H.MISSING)
+# Health that makes a pooled stack broken: drained and replaced. `unhealthy`
+# only once the stack has been pooled longer than BERTH_READY_TIMEOUT: the
+# watcher can read a healthcheck still starting just after a fill proved the
+# stack answers, and that stack is not broken (it is not claimed meanwhile).
+BROKEN_HEALTH = (H.DOWN, H.MISSING)
 POOL_KINDS = (Operation.Kind.POOL_FILL, Operation.Kind.POOL_DRAIN)
 
 
@@ -188,10 +192,12 @@ def pool_refill() -> Refill:
     broken: Counter[tuple[str, str]] = Counter()
     ready: dict[tuple[str, str], list[Project]] = {}
     to_drain: list[Project] = []
+    settled_before = timezone.now() - timedelta(seconds=settings.BERTH_READY_TIMEOUT)
     for project in _pool_projects().order_by("created_at", "id"):
         key = (project.postgres_version, project.api_flavour)
         held[key] += 1
-        if project.status == S.FAILED or (project.status == S.POOLED and project.health in BROKEN_HEALTH):
+        unhealthy_for_long = project.health == H.UNHEALTHY and project.updated_at < settled_before
+        if project.status == S.FAILED or (project.status == S.POOLED and (project.health in BROKEN_HEALTH or unhealthy_for_long)):
             to_drain.append(project)
             broken[key] += 1
         elif project.status == S.POOLED:

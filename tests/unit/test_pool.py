@@ -1,11 +1,13 @@
 """services/pool.py against FakeRuntime: pooled stacks are made, hidden, claimed once each, and refilled within limits."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connections
+from django.utils import timezone
 
 from projects.models import Operation, Project, UserQuota
 from projects.runtime import RuntimeUnavailable
@@ -88,9 +90,19 @@ def test_a_stack_sync_saw_broken_is_never_handed_out(pool, user, settings):
     assert drain.project_id == broken.pk  # the claim's refill queued its removal
 
 
+def test_a_stack_unhealthy_just_after_its_fill_is_not_claimed_nor_drained(pool, user, settings):
+    starting, good = pool
+    Project.objects.filter(pk=starting.pk).update(health=Project.Health.UNHEALTHY)  # a healthcheck still starting
+    assert pool_refill().drained == []
+    settings.TASKS = QUEUED_ONLY
+    assert lifecycle.project_create(owner=user).project_id == good.pk
+    assert lifecycle.project_create(owner=user).kind == K.CREATE
+
+
 def test_a_refill_drains_a_broken_stack_then_makes_its_replacement(pool):
     broken = pool[0]
-    Project.objects.filter(pk=broken.pk).update(health=Project.Health.UNHEALTHY)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Project.objects.filter(pk=broken.pk).update(health=Project.Health.UNHEALTHY, updated_at=long_ago)
     refill = pool_refill()
     broken.refresh_from_db()
     assert refill.drained == [broken.public_id] and refill.filled == []
@@ -184,8 +196,8 @@ def test_concurrent_creates_never_get_the_same_stack(settings, fake_runtime):
     """Eight requests at once for two pooled stacks, on real threads and connections (SQLite or PostgreSQL)."""
     settings.BERTH_WARM_POOL = ((None, None, 2),)
     pool_refill()
-    settings.BERTH_WARM_POOL = ()
-    settings.TASKS = QUEUED_ONLY  # the cold creates are queued, not run: only who gets what is under test
+    # The cold creates and the claims' refills are queued, not run: only who gets what is under test.
+    settings.TASKS = QUEUED_ONLY
     pooled = set(Project.objects.filter(status=S.POOLED).values_list("pk", flat=True))
     owners = [get_user_model().objects.create_user(f"racer{i}", password="racer-password-1") for i in range(8)]
     barrier = threading.Barrier(len(owners))
