@@ -32,6 +32,7 @@ BENCH_ENV = {
     "BERTH_API_PORTS": "19500-19749",  # and 19750-19999
     "BERTH_EXTRA_LABELS": LABEL,
     "BERTH_PULL_IMAGES": "0",
+    "BERTH_WARM_POOL": "",  # the cold path, unless a benchmark measures the pool (provision.py --pool)
     "DJANGO_SETTINGS_MODULE": "controlplane.settings",
 }
 
@@ -135,15 +136,16 @@ def write_results(name: str, data: dict, rendered: str) -> None:
 class BerthServer:
     """A real Berth (`manage.py up`: gunicorn + workers + watcher) on 127.0.0.1, for API benchmarks."""
 
-    def __init__(self, port: int = 8790, workers: int = 4) -> None:
+    def __init__(self, port: int = 8790, workers: int = 4, env: dict[str, str] | None = None) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
         self.workers = workers
+        self.env = env or {}  # over BENCH_ENV (e.g. the pool mode's BERTH_WARM_POOL)
         self.process: subprocess.Popen | None = None
         self.token = ""
 
     def __enter__(self) -> "BerthServer":
-        env = {**os.environ, **BENCH_ENV, "BERTH_WORKERS": str(self.workers)}
+        env = {**os.environ, **BENCH_ENV, "BERTH_WORKERS": str(self.workers), **self.env}
         Path(env["BERTH_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
         log = open(Path(env["BERTH_DATA_DIR"]) / "up.log", "ab")
         self.process = subprocess.Popen(
