@@ -86,6 +86,9 @@ class Command(BaseCommand):
                     sys.executable, MANAGE, "worker", "--no-reload", "--no-startup-delay", "--interval", "0.1",
                 ]  # fmt: skip
             commands["sync"] = [sys.executable, MANAGE, "sync_projects", "--watch"]
+            # The watcher refills the warm pool with at most BERTH_WORKERS - 1
+            # operations at once: the workers actually started, if --workers said otherwise.
+            os.environ["BERTH_WORKERS"] = str(max(1, workers))
             # Scheduled backups and retention: django-tasks has no cron, so a pass every minute.
             commands["backups"] = [sys.executable, MANAGE, "backup_projects", "--watch"]
         self._supervise(commands, bind if not no_web else None, roles)
