@@ -447,6 +447,10 @@ BERTH_BACKUP_LOCK_WAIT_SECONDS = env_int("BERTH_BACKUP_LOCK_WAIT_SECONDS", 60, 1
 # Requests that may hold a web thread in ?wait=N at once, per web process;
 # the next one answers 202 at once (projects/services/waiting.py).
 BERTH_MAX_WAITING = env_int("BERTH_MAX_WAITING", 4, 0)
+# The sync watcher samples every running project's metrics this often (0: never),
+# reading at most BERTH_METRICS_CONCURRENCY projects at once (projects/services/metrics.py).
+BERTH_METRICS_SECONDS = env_int("BERTH_METRICS_SECONDS", 30, 0)
+BERTH_METRICS_CONCURRENCY = env_int("BERTH_METRICS_CONCURRENCY", 4, 1)
 
 # --- Security (RELIABILITY.md, "Access") ------------------------------------------
 

@@ -506,3 +506,51 @@ class CertificateAuthority(models.Model):
         return f"certificate authority {self.name}"
 
     key_pem = encrypted("key_encrypted")
+
+
+class MetricSample(models.Model):
+    """One project's numbers at one moment (`period` 0), or one hour of them (`period` 3600): services/metrics.py.
+
+    Counters (`cpu_seconds`, `commits`, `rollbacks`, `blocks_*`) are cumulative,
+    as the engine and pg_stat_database give them: rates and the cache hit ratio
+    are derived from two rows. A field is null when that part could not be read.
+    """
+
+    RAW = 0
+    HOURLY = 3600
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="metric_samples")
+    at = models.DateTimeField()
+    period = models.PositiveIntegerField(default=RAW)
+    cpu_seconds = models.FloatField(null=True)  # db + api containers
+    memory_bytes = models.BigIntegerField(null=True)  # db + api
+    memory_limit_bytes = models.BigIntegerField(null=True)  # db + api
+    db_size_bytes = models.BigIntegerField(null=True)
+    connections = models.IntegerField(null=True)
+    max_connections = models.IntegerField(null=True)
+    commits = models.BigIntegerField(null=True)
+    rollbacks = models.BigIntegerField(null=True)
+    blocks_hit = models.BigIntegerField(null=True)
+    blocks_read = models.BigIntegerField(null=True)
+    api_up = models.FloatField(null=True)  # 1 or 0; an hour's row: the share of samples it answered
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "period", "at"]), models.Index(fields=["period", "at"])]
+
+    def __str__(self) -> str:
+        return f"sample of {self.project_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class WatchPass(models.Model):
+    """The last pass of each of the watcher's loops (sync, metrics): what /metrics reports of Berth itself."""
+
+    kind = models.CharField(max_length=16, unique=True)
+    at = models.DateTimeField()
+    seconds = models.FloatField()
+    engine_calls = models.PositiveIntegerField(default=0)
+    projects = models.PositiveIntegerField(default=0)
+    passes = models.PositiveBigIntegerField(default=0)  # since the row was made: a counter
+    engine_calls_total = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.kind} pass at {self.at:%H:%M:%S}"

@@ -27,6 +27,14 @@ def _no_warm_pool(settings):
     settings.BERTH_WARM_POOL = ()
 
 
+@pytest.fixture(autouse=True)
+def _no_metrics_thread(settings):
+    # sync_watch starts the metrics sampler in a thread, on a database connection
+    # of its own that a test's transaction cannot see; tests sample by calling
+    # services/metrics.py directly.
+    settings.BERTH_METRICS_SECONDS = 0
+
+
 @pytest.fixture
 def user(db):
     return get_user_model().objects.create_user("alice", password="alice-password-1")

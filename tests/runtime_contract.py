@@ -10,7 +10,7 @@ import secrets
 import pytest
 
 from projects.runtime import ImageUnavailable, PortUnavailable, RuntimeFailure, ScratchSpec, StackNotFound, SubnetUnavailable, VolumeMissing
-from projects.runtime.base import SERVICE_LABEL
+from projects.runtime.base import SERVICE_LABEL, DbProbe, SampleTarget
 
 
 
@@ -28,6 +28,15 @@ def scratch_for(spec, *, purpose: str = "verify", own_volume: bool = True) -> Sc
         volume="" if own_volume else spec.volume,
         own_volume=own_volume,
     )
+
+
+def sample_target_for(spec) -> SampleTarget:
+    """What metrics read of `spec`'s stack, as spec.sample_target makes it: the server's admin credentials."""
+    p = spec.db_probe
+    admin = DbProbe(host=p.host, port=p.port, user=spec.db.environment["POSTGRES_USER"],
+                    password=spec.db.environment["POSTGRES_PASSWORD"], dbname=p.dbname)  # fmt: skip
+    return SampleTarget(project_id=spec.project_id, db_container=spec.db.name, api_container=spec.api.name,
+                        db_probe=admin, api_port=spec.api.host_port, api_probe=spec.api_probe)  # fmt: skip
 
 
 class RuntimeContract:
@@ -51,6 +60,25 @@ class RuntimeContract:
         spec = make_spec()
         runtime.stack_up(spec)
         runtime.stack_wait_ready(spec, timeout_s=60)
+
+    def test_stack_sample_of_a_ready_stack_reads_both_containers_its_database_and_its_api(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec)
+        runtime.stack_wait_ready(spec, timeout_s=60)
+        sample = runtime.stack_sample(sample_target_for(spec))
+        assert sample.db is not None and sample.api is not None, sample.error
+        assert 0 < sample.db.memory_bytes <= sample.db.memory_limit_bytes and sample.db.cpu_seconds > 0
+        assert sample.database is not None, sample.error
+        assert sample.database.max_connections > 0 and 1 <= sample.database.connections <= sample.database.max_connections
+        assert sample.database.size_bytes > 0 and sample.database.commits > 0
+        assert sample.api_up and sample.engine_calls == 2
+
+    def test_stack_sample_of_a_stopped_stack_reads_nothing_and_does_not_raise(self, runtime, make_spec):
+        spec = make_spec()
+        runtime.stack_up(spec, start=False)
+        sample = runtime.stack_sample(sample_target_for(spec))
+        assert sample.db is None and sample.api is None and sample.database is None and not sample.api_up
+        assert sample.error
 
     def test_stop_keeps_containers_and_up_starts_them_again(self, runtime, make_spec):
         spec = make_spec()

@@ -4,6 +4,8 @@ from django.conf import settings
 
 from .base import (
     ContainerState,
+    ContainerStats,
+    DbStats,
     EngineEvent,
     EngineInventory,
     ExecResult,
@@ -14,8 +16,10 @@ from .base import (
     Runtime,
     RuntimeFailure,
     RuntimeUnavailable,
+    SampleTarget,
     ScratchSpec,
     StackNotFound,
+    StackSample,
     StackSpec,
     StackState,
     SubnetUnavailable,
@@ -24,6 +28,8 @@ from .base import (
 
 __all__ = [
     "ContainerState",
+    "ContainerStats",
+    "DbStats",
     "EngineEvent",
     "EngineInventory",
     "ExecResult",
@@ -34,7 +40,9 @@ __all__ = [
     "Runtime",
     "RuntimeFailure",
     "RuntimeUnavailable",
+    "SampleTarget",
     "ScratchSpec",
+    "StackSample",
     "StackNotFound",
     "StackSpec",
     "StackState",

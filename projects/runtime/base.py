@@ -193,6 +193,22 @@ class DbProbe:
 
 
 @dataclass(frozen=True)
+class SampleTarget:
+    """What `stack_sample` reads of one running project: its two containers, its db and its api.
+
+    `db_probe` carries the server's admin credentials (pg_stat_* and the
+    database size are read as the superuser); nothing secret reaches argv.
+    """
+
+    project_id: str
+    db_container: str
+    api_container: str
+    db_probe: "DbProbe"
+    api_port: int
+    api_probe: "ApiProbe"
+
+
+@dataclass(frozen=True)
 class StackSpec:
     project_id: str
     network: str
@@ -247,6 +263,40 @@ class EngineInventory:
     networks: dict[str, str] = field(default_factory=dict)  # name -> project id
     volumes: dict[str, str] = field(default_factory=dict)  # name -> project id
     installs: dict[str, str] = field(default_factory=dict)  # network or volume name -> its berth.install label, if any
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    """One container's resource use at one moment (the engine's one-shot stats)."""
+
+    cpu_seconds: float  # cumulative CPU time since the container started: a rate needs two samples
+    memory_bytes: int  # in use, page cache that can be dropped left out (as `docker stats` shows it)
+    memory_limit_bytes: int
+
+
+@dataclass(frozen=True)
+class DbStats:
+    """What one short query over the published port says of a project's database."""
+
+    size_bytes: int
+    connections: int  # client backends on the whole server: what counts against max_connections
+    max_connections: int
+    commits: int  # cumulative (pg_stat_database): rates come from two samples
+    rollbacks: int
+    blocks_hit: int
+    blocks_read: int
+
+
+@dataclass(frozen=True)
+class StackSample:
+    """One project's sample: None where that part could not be read (a stopped container, a db that refused)."""
+
+    db: ContainerStats | None = None
+    api: ContainerStats | None = None
+    database: DbStats | None = None
+    api_up: bool = False
+    engine_calls: int = 0  # what reading it cost, counted by the runtime
+    error: str = ""  # the first thing that could not be read, for the log
 
 
 @dataclass(frozen=True)
@@ -367,6 +417,13 @@ class Runtime(Protocol):
 
     def volume_remove(self, name: str) -> None:
         """Remove a Berth-labelled volume (no container may use it); nothing there is fine."""
+
+    def stack_sample(self, target: SampleTarget) -> StackSample:
+        """CPU and memory of the project's two containers (one engine call each: the engine has no call for
+        several), one short query to its db over the published port, one HTTP request to its api.
+
+        Never raises for a part that cannot be read: that part is None (or api_up False) and `error` says why.
+        """
 
     def containers(self) -> tuple[ContainerState, ...]:
         """Every Berth-labelled container, of every project: one engine call."""

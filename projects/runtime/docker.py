@@ -30,6 +30,7 @@ from .base import (
     Confinement,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     EngineEvent,
     EngineInventory,
     ExecResult,
@@ -40,8 +41,10 @@ from .base import (
     PortUnavailable,
     RuntimeFailure,
     RuntimeUnavailable,
+    SampleTarget,
     ScratchSpec,
     StackNotFound,
+    StackSample,
     StackSpec,
     StackState,
     SubnetUnavailable,
@@ -52,7 +55,7 @@ from .base import (
     volume_name,
 )
 from .images import own_recipe
-from .probes import ProbeFailed, api_answers, db_accepts, db_answers
+from .probes import ProbeFailed, api_answers, api_up, db_accepts, db_answers, db_stats
 from .wire import exec_frames, tar_archive
 
 logger = logging.getLogger(__name__)
@@ -389,6 +392,33 @@ class DockerRuntime:
             networks = self.api.networks()
         return [c["Subnet"] for n in networks for c in (n.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")]
 
+    def stack_sample(self, target: SampleTarget) -> StackSample:
+        errors: list[str] = []
+        stats: list[ContainerStats | None] = []
+        for name in (target.db_container, target.api_container):
+            try:
+                stats.append(self._container_stats(name))
+            except RuntimeFailure as exc:
+                stats.append(None)
+                errors.append(str(exc))
+        try:
+            database = db_stats(target.db_probe)
+        except ProbeFailed as exc:
+            database = None
+            errors.append(f"the db: {exc}")
+        up = api_up(target.db_probe.host, target.api_port, target.api_probe)
+        return StackSample(db=stats[0], api=stats[1], database=database, api_up=up, engine_calls=2, error=(errors or [""])[0])
+
+    def _container_stats(self, name: str) -> ContainerStats | None:
+        # one-shot: the engine answers at once instead of waiting a second for
+        # a second reading (CPU rates come from two of our samples instead).
+        with self._engine(f"reading the stats of {name}"):
+            try:
+                found = self.api.stats(name, stream=False, one_shot=True)
+            except docker.errors.NotFound:
+                return None
+        return _container_stats(found)
+
     def containers(self) -> tuple[ContainerState, ...]:
         """Every Berth-labelled container, with one engine call."""
         with self._engine("listing containers"):
@@ -634,6 +664,22 @@ def _container_state(c: dict[str, Any]) -> ContainerState:
         image=c.get("Image") or "",
         install=labels.get(INSTALL_LABEL, ""),
         host_ports=tuple(sorted({p["PublicPort"] for p in c.get("Ports") or [] if p.get("PublicPort")})),
+    )
+
+
+def _container_stats(found: dict[str, Any]) -> ContainerStats | None:
+    memory = found.get("memory_stats") or {}
+    cpu = (found.get("cpu_stats") or {}).get("cpu_usage") or {}
+    if not memory.get("usage") and not cpu.get("total_usage"):
+        return None  # a stopped container's stats are empty
+    detail = memory.get("stats") or {}
+    # As `docker stats` counts it: the page cache the kernel can drop is not "in use"
+    # (inactive_file on cgroup v2, total_inactive_file on v1).
+    cache = detail.get("inactive_file", detail.get("total_inactive_file", 0))
+    return ContainerStats(
+        cpu_seconds=int(cpu.get("total_usage") or 0) / NANOSECONDS,
+        memory_bytes=max(0, int(memory.get("usage") or 0) - int(cache or 0)),
+        memory_limit_bytes=int(memory.get("limit") or 0),
     )
 
 

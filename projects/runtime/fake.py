@@ -17,6 +17,8 @@ from .base import (
     PROJECT_LABEL,
     SERVICE_LABEL,
     ContainerState,
+    ContainerStats,
+    DbStats,
     EngineEvent,
     EngineInventory,
     ExecResult,
@@ -24,8 +26,10 @@ from .base import (
     ImageUnavailable,
     PortUnavailable,
     RuntimeFailure,
+    SampleTarget,
     ScratchSpec,
     StackNotFound,
+    StackSample,
     StackSpec,
     StackState,
     SubnetUnavailable,
@@ -69,6 +73,10 @@ class FakeRuntime:
         # Extensions installed in a volume's database, and those an image offers (absent: FAKE_EXTENSIONS).
         self.extensions_used: dict[str, list[str]] = {}
         self.extensions_available: dict[str, list[str]] = {}
+        # What stack_sample reads of a project's db (project id -> DbStats); a
+        # project without an entry gets counters that grow with every sample.
+        self.db_stats: dict[str, DbStats] = {}
+        self.samples_taken: Counter[str] = Counter()
 
     # --- fault injection ---------------------------------------------------
 
@@ -179,6 +187,26 @@ class FakeRuntime:
     def subnets_in_use(self) -> list[str]:
         self._call("subnets_in_use")
         return [*self.subnets.values(), *self.foreign_subnets]
+
+    def stack_sample(self, target: SampleTarget) -> StackSample:
+        self._call("stack_sample")
+        n = self.samples_taken[target.project_id] = self.samples_taken[target.project_id] + 1
+
+        def stats(name: str, memory: int, limit: int) -> ContainerStats | None:
+            state = self.containers_by_name.get(name)
+            return ContainerStats(cpu_seconds=0.5 * n, memory_bytes=memory, memory_limit_bytes=limit) if state and state.running else None
+
+        db = stats(target.db_container, 48 * 2**20, 512 * 2**20)
+        api = stats(target.api_container, 64 * 2**20, 256 * 2**20)
+        database = None
+        if db is not None:
+            database = self.db_stats.get(target.project_id) or DbStats(
+                size_bytes=FAKE_DATABASE_BYTES, connections=3, max_connections=100,
+                commits=10 * n, rollbacks=n // 2, blocks_hit=990 * n, blocks_read=10 * n,
+            )  # fmt: skip
+        api_state = self.containers_by_name.get(target.api_container)
+        error = "" if db is not None else f"{target.db_container} is not running"
+        return StackSample(db=db, api=api, database=database, api_up=bool(api_state and api_state.running), engine_calls=2, error=error)
 
     def containers(self) -> tuple[ContainerState, ...]:
         self._call("containers")

@@ -8,7 +8,7 @@ import urllib.request
 
 import psycopg
 
-from .base import StackSpec
+from .base import ApiProbe, DbProbe, DbStats, StackSpec
 
 
 class ProbeFailed(Exception):
@@ -37,8 +37,47 @@ def db_answers(spec: StackSpec) -> None:
 
 
 def api_answers(spec: StackSpec) -> None:
-    probe = spec.api_probe
-    url = f"http://{spec.db_probe.host}:{spec.api.host_port}{probe.path}"
+    api_probe(spec.db_probe.host, spec.api.host_port, spec.api_probe)
+
+
+# One statement, one round trip: the database's size, the server's client
+# backends against max_connections, and the cumulative counters rates and the
+# cache hit ratio are derived from. Our own connection counts as one.
+DB_STATS_SQL = """
+SELECT pg_database_size(d.datname), (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+       current_setting('max_connections')::int, d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read
+FROM pg_stat_database d WHERE d.datname = current_database()
+"""
+# Sampling must never wait on a busy server: a short connect and a short statement.
+DB_STATS_TIMEOUT_S = 2
+
+
+def db_stats(p: DbProbe) -> DbStats:
+    """The database's numbers for metrics, read with one short query; ProbeFailed when it does not answer."""
+    try:
+        with psycopg.connect(
+            host=p.host, port=p.port, user=p.user, password=p.password, dbname=p.dbname, connect_timeout=DB_STATS_TIMEOUT_S,
+            options=f"-c statement_timeout={DB_STATS_TIMEOUT_S * 1000}", application_name="berth-metrics",
+        ) as conn:  # fmt: skip
+            row = conn.execute(DB_STATS_SQL).fetchone()
+    except psycopg.Error as exc:
+        raise ProbeFailed(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+    if row is None:
+        raise ProbeFailed(f"no statistics for database {p.dbname}")
+    size, connections, max_connections, commits, rollbacks, hit, read = (int(v or 0) for v in row)
+    return DbStats(size, connections, max_connections, commits, rollbacks, hit, read)
+
+
+def api_up(host: str, port: int, probe: ApiProbe) -> bool:
+    try:
+        api_probe(host, port, probe)
+    except ProbeFailed:
+        return False
+    return True
+
+
+def api_probe(host: str, port: int, probe: ApiProbe) -> None:
+    url = f"http://{host}:{port}{probe.path}"
     headers = {"Content-Type": probe.content_type} if probe.content_type else {}
     request = urllib.request.Request(url, data=probe.body, method=probe.method, headers=headers)
     try:

@@ -24,6 +24,7 @@ from .base import (
     DbProbe,
     FileSpec,
     HealthCheck,
+    SampleTarget,
     StackSpec,
     data_volume_name,
     object_names,
@@ -268,6 +269,28 @@ def kept_volume(project: "Project") -> str | None:
     return data_volume_name(project.public_id, project.kept_volume_version) if project.kept_postgres_version else None
 
 
+def api_probe(flavour: str) -> ApiProbe:
+    """The request that proves the api answers: a GraphQL query for PostGraphile, the root for PostgREST."""
+    if flavour == "postgraphile":
+        return ApiProbe(path="/graphql", method="POST", body=b'{"query":"{__typename}"}', content_type="application/json")
+    return ApiProbe(path="/")
+
+
+def sample_target(project: "Project") -> SampleTarget:
+    """What metrics read of a running project (cheap: no certificate, no bootstrap SQL)."""
+    if project.db_port is None or project.api_port is None:
+        raise ValueError(f"project {project.public_id} has no ports: a purged project has no stack")
+    names = object_names(project.public_id)
+    return SampleTarget(
+        project_id=project.public_id,
+        db_container=names["db"],
+        api_container=names["api"],
+        db_probe=DbProbe(host=probe_host(), port=project.db_port, user=project.admin_user, password=project.admin_password, dbname=project.db_name),
+        api_port=project.api_port,
+        api_probe=api_probe(project.api_flavour),
+    )
+
+
 def stack_spec(project: "Project") -> StackSpec:
     pid = project.public_id
     # Only a purged project has no ports, and a purged project has no stack.
@@ -342,12 +365,7 @@ def stack_spec(project: "Project") -> StackSpec:
             "--dynamic-json",
             "--disable-query-log",
         ]  # fmt: skip
-        probe = ApiProbe(
-            path="/graphql",
-            method="POST",
-            body=b'{"query":"{__typename}"}',
-            content_type="application/json",
-        )
+        probe = api_probe(project.api_flavour)
     else:
         api_port = POSTGREST_PORT
         environment = {
@@ -360,7 +378,7 @@ def stack_spec(project: "Project") -> StackSpec:
             "PGRST_DB_CHANNEL_ENABLED": "true",
         }
         command = None
-        probe = ApiProbe(path="/")
+        probe = api_probe(project.api_flavour)
     api = ContainerSpec(
         name=names["api"],
         service="api",

@@ -21,6 +21,7 @@ from django.utils import timezone
 from projects.models import Project, installation_id
 from projects.runtime import ContainerState, EngineEvent, Runtime, RuntimeFailure, get_runtime
 
+from .metrics import metrics_thread, watch_pass_record
 from .operations import operation_recover_stale
 from .pool import Refill, pool_refill
 
@@ -236,8 +237,20 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
     """Follow the engine's events and correct health as they come; a full pass every `full_pass_s`.
 
     An unreachable engine is reported and retried with backoff; it never ends the watch.
+    Metrics are sampled beside it, in a thread of their own (services/metrics.py):
+    a slow sample never delays a health change.
     """
     runtime = runtime or get_runtime()
+    sampler = metrics_thread(stop=stop, runtime=runtime, log=log)
+    try:
+        _watch(stop=stop, full_pass_s=full_pass_s, runtime=runtime, log=log)
+    finally:
+        stop.set()
+        if sampler is not None:
+            sampler.join(timeout=10)
+
+
+def _watch(*, stop: threading.Event, full_pass_s: float, runtime: Runtime, log: Callable[[str], None]) -> None:
     backoff = 1.0
     drift_seen: set[Drift] = set()
     while not stop.is_set():
@@ -245,7 +258,10 @@ def sync_watch(*, stop: threading.Event, full_pass_s: float = 30.0, runtime: Run
         # Events are read from the moment before the pass: whatever happens
         # while it runs is replayed by the engine, not lost.
         since = time.time()
+        started = time.monotonic()
         report = projects_sync(runtime=runtime)
+        # One engine call a pass (`containers()`), whatever the number of projects.
+        watch_pass_record(kind="sync", seconds=time.monotonic() - started, engine_calls=1, projects=report.checked)
         for operation_id in report.recovered:
             log(f"operation {operation_id}: its worker died; failed, its project can be retried")
         if report.engine_error:
