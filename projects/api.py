@@ -36,6 +36,7 @@ from .selectors import backup_for_user, projects_for_user
 from .services import lifecycle, upgrades
 from .services.errors import InvalidInput
 from .services.pool import pool_status_for
+from .services.metrics import metrics_series, range_check
 
 
 def _string_field(body: dict[str, Any], name: str) -> str | None:
@@ -173,6 +174,14 @@ def project_operations(request: AuthedRequest, project_id: str) -> JsonResponse:
     for op in operations:
         op.project = project
     return JsonResponse({"operations": [operation_json(op) for op in operations]})
+
+
+@token_required
+@methods("GET")
+def project_metrics(request: AuthedRequest, project_id: str) -> JsonResponse:
+    project = project_visible(request, project_id)
+    found = metrics_series(project=project, range_name=range_check(request.GET.get("range")))
+    return JsonResponse({"range": found.range, "step_seconds": found.step_seconds, "series": found.series})
 
 
 @token_required

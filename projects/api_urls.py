@@ -8,6 +8,7 @@ urlpatterns = [
     re_path(r"^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge|upgrade|rollback-upgrade)$", api.project_action),
     path("projects/<str:project_id>/kept-volume", api.project_kept_volume),
     path("projects/<str:project_id>/operations", api.project_operations),
+    path("projects/<str:project_id>/metrics", api.project_metrics),
     path("operations/<str:operation_id>", api.operation_detail),
     path("pool", api.pool),
     path("projects/<str:project_id>/backups", api_backups.project_backups),

@@ -16,6 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from .api_common import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX, OPERATIONS_LISTED, WAIT_MAX_S, methods
 from .models import NAME_MAX, Backup, BackupSchedule, Operation, Project
 from .runtime.images import offer
+from .services.metrics import RANGE_NAMES, SERIES
 
 JSON = "application/json"
 ID = {"type": "string", "pattern": "^[0-9a-f]{12}$"}
@@ -40,6 +41,13 @@ def obj(properties: dict[str, Any], *, optional: tuple[str, ...] = (), descripti
 def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
+
+METRIC_POINT = {
+    "type": "array",
+    "prefixItems": [{"type": "integer", "description": "unix seconds"}, {"type": "number"}],
+    "minItems": 2,
+    "maxItems": 2,
+}
 
 OPERATION = obj(
     {
@@ -444,6 +452,41 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "listOperations",
                     "summary": f"The project's last {OPERATIONS_LISTED} operations, newest first",
                     "responses": {"200": answer(obj({"operations": {"type": "array", "items": ref("Operation")}}), "the operations"), **error_responses(404)},
+                },
+            },
+            "/v1/projects/{project_id}/metrics": {
+                "parameters": [path_id("project_id")],
+                "get": {
+                    "operationId": "getProjectMetrics",
+                    "summary": "The project's metrics over a range, sampled by the sync watcher every BERTH_METRICS_SECONDS (owner or staff)",
+                    "parameters": [
+                        {
+                            "name": "range",
+                            "in": "query",
+                            "required": False,
+                            "description": "1h (every sample), 24h (5-minute means) or 7d (hourly rows); default 1h",
+                            "schema": {"enum": list(RANGE_NAMES)},
+                        }
+                    ],
+                    "responses": {
+                        "200": answer(
+                            obj({
+                                "range": {"enum": list(RANGE_NAMES)},
+                                "step_seconds": {"type": "integer", "minimum": 1, "description": "seconds between points"},
+                                "series": obj(
+                                    {name: {"type": "array", "items": METRIC_POINT} for name in SERIES},
+                                    description=(
+                                        "cpu_percent (db + api containers; 100 = one core), memory_bytes and memory_limit_bytes "
+                                        "(db + api), db_size_bytes, connections and max_connections (the server's client backends), "
+                                        "commits_per_s, rollbacks_per_s, cache_hit_ratio (0-1, over each interval), api_up (1 or 0; "
+                                        "an hour's share in 7d); empty while stopped"
+                                    ),
+                                ),
+                            }),
+                            "the series, oldest point first",
+                        ),
+                        **error_responses(400, 404),
+                    },
                 },
             },
             "/v1/operations/{operation_id}": {

@@ -400,3 +400,37 @@ def test_an_id_that_is_not_twelve_hex_characters_is_404_without_a_query(client, 
     with django_assert_max_num_queries(2):  # the token's lookup and its last-used stamp, nothing about the id
         response = method(path, **headers)
     assert response.status_code == 404
+
+
+class TestProjectMetrics:
+    def test_it_answers_every_series_over_the_range_with_the_step(self, client, user):
+        from projects.services.metrics import SERIES, metrics_sample
+
+        project = create(client, bearer(user), name="m")
+        metrics_sample()
+        response = client.get(f"/v1/projects/{project['project_id']}/metrics?range=1h", **bearer(user))
+        assert response.status_code == 200
+        body = response.json()
+        assert body["range"] == "1h" and body["step_seconds"] == 30 and set(body["series"]) == set(SERIES)
+        [[at, memory]] = body["series"]["memory_bytes"]
+        assert isinstance(at, int) and memory > 0
+
+    @pytest.mark.parametrize("range_name", ["24h", "7d"])
+    def test_it_takes_the_longer_ranges(self, client, user, range_name):
+        project = create(client, bearer(user), name="m")
+        response = client.get(f"/v1/projects/{project['project_id']}/metrics?range={range_name}", **bearer(user))
+        assert response.status_code == 200 and response.json()["range"] == range_name
+
+    def test_a_bad_range_is_400_naming_the_field(self, client, user):
+        project = create(client, bearer(user), name="m")
+        response = client.get(f"/v1/projects/{project['project_id']}/metrics?range=2d", **bearer(user))
+        assert response.status_code == 400 and response.json()["error"]["field"] == "range"
+
+    def test_another_users_project_is_404_and_staff_see_it(self, client, user, other_user, staff):
+        project = create(client, bearer(user), name="m")
+        assert client.get(f"/v1/projects/{project['project_id']}/metrics", **bearer(other_user)).status_code == 404
+        assert client.get(f"/v1/projects/{project['project_id']}/metrics", **bearer(staff)).status_code == 200
+
+    def test_without_a_token_it_is_401(self, client, user):
+        project = create(client, bearer(user), name="m")
+        assert client.get(f"/v1/projects/{project['project_id']}/metrics").status_code == 401
