@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from projects import scrape
+
 # Sign-in, sign-out and password change only. Berth sends no mail, so the
 # password-reset views would fail when used; an operator resets a password in
 # the admin or with `manage.py changepassword`.
@@ -14,6 +16,7 @@ accounts = [
 
 urlpatterns = [
     path("v1/", include("projects.api_urls")),
+    path("metrics", scrape.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include(accounts)),
     path("", include("projects.urls")),

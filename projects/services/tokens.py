@@ -46,6 +46,14 @@ def api_token_create(*, user: User, name: str = "", lifetime: timedelta | None =
     return token, raw
 
 
+def api_token_user(raw: str) -> User | None:
+    """The active user a valid, unexpired token belongs to; None for anything else (read-only tokens included: reads only)."""
+    token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(raw.strip())).first() if raw.strip() else None
+    if token is None or not token.user.is_active or token.is_expired(timezone.now()):
+        return None
+    return token.user
+
+
 def api_token_revoke(*, user: User, token_id: int) -> bool:
     """Delete one of `user`'s tokens; False when there is no such token of theirs."""
     deleted, _ = ApiToken.objects.filter(user=user, pk=token_id).delete()
