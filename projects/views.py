@@ -34,6 +34,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
 
+from .charts import axis_time, project_charts, sparkline
 from .downloads import BackupUnverified
 from .downloads import backup_download as backup_file_download
 from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm, ProjectRetryForm
@@ -46,6 +47,7 @@ from .services import backups, lifecycle, upgrades
 from .services.access import project_may_act
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
+from .services.metrics import RANGE_NAMES, activity_sparklines, metrics_series
 from .services.tokens import api_token_create, api_token_revoke, token_lifetime_parse
 from .services.pool import pool_status_for
 
@@ -135,7 +137,10 @@ def project_list(request: DashboardRequest) -> HttpResponse:
     # one page, owners joined), and no engine call: rows show what the
     # database knows, and transitional rows poll for the rest.
     page = Paginator(projects_for_user(request.user, include_deleted=show_deleted), PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "show_deleted": show_deleted}
+    # One query more for the page's activity lines (commits per second, last hour).
+    lines = activity_sparklines(projects=page.object_list)
+    sparklines = {pk: sparkline(values) for pk, values in lines.items()}
+    context = {"page": page, "show_deleted": show_deleted, "sparklines": sparklines}
     if request.user.is_staff and not request.htmx:
         # Operators see the warm pool above the list (its stacks are in no list).
         context["pools"] = pool_status_for(user=request.user)
@@ -288,10 +293,26 @@ def _logs_context(project: Project) -> dict[str, Any]:
     return {"project": project, "logs": project_logs_report(project.public_id, tail=LOG_LINES)}
 
 
+def _metrics_context(request: DashboardRequest, project: Project) -> dict[str, Any]:
+    # A range the page does not offer shows the default: a link, not a form, brought it here.
+    asked = request.GET.get("range", "")
+    metrics = metrics_series(project=project, range_name=asked if asked in RANGE_NAMES else "1h")
+    charts = project_charts(metrics)
+    return {
+        "metrics": metrics,
+        "metrics_ranges": RANGE_NAMES,
+        "charts": charts,
+        "metrics_empty": all(chart.empty for chart in charts),
+        "metrics_from": axis_time(metrics.start),
+        "metrics_to": axis_time(metrics.end),
+    }
+
+
 def _page(request: DashboardRequest, project: Project, *, status: int = 200, reveal: bool = False, **panel: Any) -> TemplateResponse:
     context = {
         **_panel_context(project, user=request.user, **panel),
         **_connection_context(request, project, reveal=reveal),
+        **_metrics_context(request, project),
         **_logs_context(project),
     }
     response = TemplateResponse(request, DETAIL, context, status=status)

@@ -1,6 +1,7 @@
 """Small display filters for the dashboard's templates."""
 
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -68,3 +69,9 @@ def absent_container(project: Project) -> str:
 def has_containers(stack: StackReport) -> bool:
     """True when the engine has any of the stack's containers (a StackReport from services/engine.py)."""
     return any(row.state is not None for row in stack.containers)
+
+
+@register.filter
+def lookup(mapping: dict[Any, Any] | None, key: Any) -> Any:
+    """`mapping[key]`, or None: a view's per-row extras (the list's sparklines) by the row's key."""
+    return (mapping or {}).get(key)
