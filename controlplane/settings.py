@@ -450,7 +450,7 @@ BERTH_MAX_WAITING = env_int("BERTH_MAX_WAITING", 4, 0)
 # The sync watcher samples every running project's metrics this often (0: never),
 # reading at most BERTH_METRICS_CONCURRENCY projects at once (projects/services/metrics.py).
 BERTH_METRICS_SECONDS = env_int("BERTH_METRICS_SECONDS", 30, 0)
-BERTH_METRICS_CONCURRENCY = env_int("BERTH_METRICS_CONCURRENCY", 4, 1)
+BERTH_METRICS_CONCURRENCY = env_int("BERTH_METRICS_CONCURRENCY", 8, 1)
 
 # --- Security (RELIABILITY.md, "Access") ------------------------------------------
 

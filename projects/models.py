@@ -519,7 +519,8 @@ class MetricSample(models.Model):
     RAW = 0
     HOURLY = 3600
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="metric_samples")
+    # No index of its own: (project, period, at) below starts with it.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="metric_samples", db_index=False)
     at = models.DateTimeField()
     period = models.PositiveIntegerField(default=RAW)
     cpu_seconds = models.FloatField(null=True)  # db + api containers
