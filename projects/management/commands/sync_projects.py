@@ -12,7 +12,8 @@ class Command(BaseCommand):
     help = "Update every project's observed health from the engine and report drift. Never removes anything."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--watch", action="store_true", help="keep going: follow engine events, full pass every 30 s")
+        parser.add_argument("--watch", action="store_true", help="keep going: follow engine events, full pass every 30 s; "
+                            "sample every running project's metrics every BERTH_METRICS_SECONDS in a thread beside it")
         parser.add_argument("--interval", type=float, default=30.0, help="seconds between full passes with --watch")
         parser.add_argument(
             "--report",
