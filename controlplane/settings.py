@@ -406,6 +406,9 @@ BERTH_WORKERS = env_int("BERTH_WORKERS", 4, 1)
 # Stacks kept created, started and probed for creates to claim (README, "Warm pool"):
 # `17/postgrest=2,…`, or a count of the default version and flavour; empty: none.
 BERTH_WARM_POOL = env_warm_pool("BERTH_WARM_POOL", "2", versions=BERTH_POSTGRES_IMAGES, apis=("postgrest", "postgraphile"))
+# Workers wake when an operation is queued and `?wait` when its operation
+# settles (projects/wakeup.py); without a wake-up they look this often anyway.
+BERTH_POLL_SECONDS = env_float("BERTH_POLL_SECONDS", 1.0, 0.01)
 # The worker touches a running operation's heartbeat this often; one
 # silent for BERTH_STALE_OPERATION_SECONDS belonged to a worker that died.
 BERTH_HEARTBEAT_SECONDS = env_int("BERTH_HEARTBEAT_SECONDS", 5, 1)

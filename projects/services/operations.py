@@ -32,6 +32,7 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
+from projects import wakeup
 from projects.models import Backup, Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable, get_runtime
 
@@ -93,6 +94,7 @@ def operation_enqueue(
         # Inside the transaction on purpose: with the database backend the task
         # row commits with the operation, so neither exists without the other.
         run_operation.enqueue(operation_id=operation.pk)
+        wakeup.wake_on_commit(wakeup.QUEUED)
     project.refresh_from_db()
     return operation
 
@@ -136,6 +138,7 @@ def operation_execute(operation_id: int, step: Step) -> Operation:
         operation.save(update_fields=["state", "error", "finished_at"])
         if error:
             operation_backups_settle(operation, error=error, now=operation.finished_at)
+        wakeup.wake_on_commit(wakeup.SETTLED)
     logger.info(
         "operation %s: %s of project %s %s%s",
         operation.public_id, operation.kind, project.public_id, operation.state, f": {error}" if error else "",
@@ -229,6 +232,7 @@ def _operation_settle_stale(pk: int, still: dict[str, object], error: str, now: 
             project.save(update_fields=["status", "updated_at"])
         operation_backups_settle(operation, error=error, now=now)
         _task_mark_lost(operation.pk, error)
+        wakeup.wake_on_commit(wakeup.SETTLED)
     logger.warning("operation %s: %s of project %s failed: %s", operation.public_id, operation.kind, project.public_id, error)
     return operation
 
@@ -304,16 +308,20 @@ def _heartbeat(operation_pk: int) -> Callable[[], None]:
 
 
 def operation_wait(operation: Operation, *, timeout_s: float) -> Operation:
-    """Poll until the operation settles or the timeout runs out; returns it fresh."""
+    """Wait until the operation settles or the timeout runs out; returns it fresh.
+
+    Woken by every settled operation (wakeup.SETTLED), each a primary-key read
+    to see whether it was this one; BERTH_POLL_SECONDS is the slow poll under it.
+    """
     deadline = time.monotonic() + timeout_s
-    while True:
-        operation.refresh_from_db()
-        if operation.is_settled or time.monotonic() >= deadline:
-            return operation
-        close_old_connections()
-        # A primary-key read: cheap enough that the answer can follow the
-        # operation's end within a few tens of milliseconds.
-        time.sleep(0.05)
+    with wakeup.listen(wakeup.SETTLED) as listener:
+        while True:
+            operation.refresh_from_db()
+            remaining = deadline - time.monotonic()
+            if operation.is_settled or remaining <= 0:
+                return operation
+            close_old_connections()
+            listener.wait(min(remaining, settings.BERTH_POLL_SECONDS))
 
 
 def operation_run(operation_id: int) -> Operation:

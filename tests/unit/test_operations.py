@@ -198,11 +198,11 @@ def test_every_sync_pass_recovers_stale_operations_even_with_the_engine_down(use
 
 
 def test_the_worker_command_recovers_stale_operations_before_it_runs_tasks(user, settings, monkeypatch):
-    from django_tasks_db.management.commands.db_worker import Worker
+    from projects.management.commands.worker import WakingWorker
 
     ran = []
-    monkeypatch.setattr(Worker, "configure_signals", lambda self: None)
-    monkeypatch.setattr(Worker, "run", lambda self: ran.append(Operation.objects.get(pk=op.pk).state))
+    monkeypatch.setattr(WakingWorker, "configure_signals", lambda self: None)
+    monkeypatch.setattr(WakingWorker, "run", lambda self: ran.append(Operation.objects.get(pk=op.pk).state))
     settings.BERTH_STALE_OPERATION_SECONDS = 60
     project = running_project(user)
     settings.TASKS = DB_BACKEND

@@ -83,7 +83,7 @@ class Command(BaseCommand):
             for n in range(workers):
                 commands[f"worker-{n + 1}"] = [
                     # `worker` is db_worker after failing what dead workers left in flight.
-                    sys.executable, MANAGE, "worker", "--no-reload", "--no-startup-delay", "--interval", "0.1",
+                    sys.executable, MANAGE, "worker", "--no-reload", "--no-startup-delay", "--interval", str(settings.BERTH_POLL_SECONDS),
                 ]  # fmt: skip
             commands["sync"] = [sys.executable, MANAGE, "sync_projects", "--watch"]
             # The watcher refills the warm pool with at most BERTH_WORKERS - 1
