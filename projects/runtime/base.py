@@ -161,6 +161,7 @@ class ContainerSpec:
     stop_timeout_s: int = 10
     confinement: Confinement = Confinement()
     files: tuple[FileSpec, ...] = ()
+    working_dir: str | None = None  # None: the image's
 
 
 @dataclass(frozen=True)

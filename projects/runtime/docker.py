@@ -63,6 +63,9 @@ logger = logging.getLogger(__name__)
 
 NANOSECONDS = 1_000_000_000
 PING_TIMEOUT_S = 3
+PROBE_INTERVAL_S = 0.02
+# How long an image found on the engine is taken to be there still.
+IMAGE_SEEN_S = 60.0
 # Of a command's stderr only the tail is kept: enough for its last words and
 # for a backup's manifest line, never a whole log in memory.
 STDERR_KEEP = 8 * 1024 * 1024
@@ -82,6 +85,7 @@ class DockerRuntime:
         self.timeout_s = timeout_s
         self.pull_images = pull_images
         self._api: docker.APIClient | None = None
+        self._images_seen: dict[str, float] = {}
 
     # --- plumbing --------------------------------------------------------
 
@@ -149,14 +153,21 @@ class DockerRuntime:
                     if "overlap" in _reason(exc).lower():
                         raise SubnetUnavailable(f"creating network {spec.network}: subnet {spec.subnet} is taken on the engine ({_reason(exc)})") from None
                     raise
+        with self._engine(f"reading project {spec.project_id}'s containers"):
+            # One list call, not an inspect per container; by name, so an
+            # unlabelled container of an older Berth is found (and adopted) too.
+            names = [c.name for c in spec.containers]
+            found = self.api.containers(all=True, filters={"name": names})
+        made_of = {n.lstrip("/"): (c.get("Labels") or {}).get(CONFIG_LABEL, "") for c in found for n in c.get("Names") or ()}
         for container in spec.containers:
-            self._container_ensure(spec, container)
+            self._container_ensure(spec, container, made_of.get(container.name))
             if container.files:
                 self._files_put(container.name, container.files)
-        if start:
-            # The api is started right after the db, without waiting: it retries
-            # its connection, so the two come up in parallel.
-            for container in spec.containers:
+            if start:
+                # Each container starts as soon as it is made: the db's initdb
+                # runs while the api is being created. The api does not wait
+                # for the db: it retries its connection (spec.POSTGRAPHILE_RC),
+                # so the two come up in parallel.
                 with self._engine(f"starting {container.name}"):
                     self.api.start(container.name)
 
@@ -165,9 +176,15 @@ class DockerRuntime:
         return any(n["Name"] == name for n in self.api.networks(names=[name]))
 
     def _image_ensure(self, image: str) -> None:
+        # An image seen lately is not asked about again: images are not
+        # removed under Berth, and a create on one that was anyway fails with
+        # ImageUnavailable, as it would have here. Two calls off every action.
+        if time.monotonic() - self._images_seen.get(image, -IMAGE_SEEN_S) < IMAGE_SEEN_S:
+            return
         with self._engine(f"checking image {image}"):
             try:
                 self.api.inspect_image(image)  # type: ignore[no-untyped-call]  # types-docker leaves it unannotated
+                self._images_seen[image] = time.monotonic()
                 return
             except docker.errors.ImageNotFound:
                 pass
@@ -219,15 +236,12 @@ class DockerRuntime:
             finally:
                 client.close()
 
-    def _container_ensure(self, spec: StackSpec, c: ContainerSpec) -> None:
+    def _container_ensure(self, spec: StackSpec, c: ContainerSpec, made_of: str | None) -> None:
+        """Create `c` unless a container of its name made from the same spec exists; `made_of` is the existing one's digest."""
         digest = _config_digest(spec, c)
         with self._engine(f"creating {c.name}"):
-            try:
-                found = self.api.inspect_container(c.name)
-            except docker.errors.NotFound:
-                found = None
-            if found is not None:
-                if (found["Config"].get("Labels") or {}).get(CONFIG_LABEL) == digest:
+            if made_of is not None:
+                if made_of == digest:
                     return  # already there: start (if asked) is enough to converge
                 # Made from an older spec: replace it (the data is on the volume),
                 # stopping it first so Postgres shuts down cleanly.
@@ -262,6 +276,7 @@ class DockerRuntime:
                 healthcheck=healthcheck,
                 stop_timeout=c.stop_timeout_s,
                 volumes=[c.volume_mount] if c.volume_mount else None,
+                working_dir=c.working_dir,
             )
 
     def _files_put(self, container: str, files: tuple[FileSpec, ...]) -> None:
@@ -308,25 +323,31 @@ class DockerRuntime:
                     tail = self.container_logs(spec.project_id, service, tail=5).strip().splitlines()
                     words = f": {tail[-1]}" if tail else ""
                     raise NotReady(f"the {service} container {'is missing' if state is None else 'exited'}{words}")
-            time.sleep(0.05)
+            # Each probe is a refused connect or one small query: polling this
+            # often costs little and answers within 20 ms of the service.
+            time.sleep(PROBE_INTERVAL_S)
 
     def stack_stop(self, spec: StackSpec) -> None:
-        for c in reversed(spec.containers):
+        # Both at once: the db's fast shutdown (SIGTERM on Berth's images,
+        # SIGINT on the official ones) ends the api's sessions itself, so it
+        # need not wait for the api to go first.
+        def stop(c: ContainerSpec) -> None:
             with self._engine(f"stopping {c.name}"):
                 try:
                     self.api.stop(c.name, timeout=c.stop_timeout_s)
                 except docker.errors.NotFound:
                     pass
 
+        _all_at_once(stop, spec.containers)
+
     def stack_remove_containers(self, project_id: str) -> None:
         # One list call (not stack_state's three): delete is on the path a person waits on.
         with self._engine(f"listing project {project_id}'s containers"):
             found = self.api.containers(all=True, filters={"label": _label_filter(project_id)})
         states = list(map(_container_state, found))
-        # The api first: it holds nothing, so it is removed at once, and the
-        # database's shutdown then has no client to end.
-        for c in sorted(states, key=lambda c: c.service == "db"):
-            self._stop_then_remove(c.name, running=c.running and c.service != "api")
+        # All at once: the api holds nothing and is removed at once; the db is
+        # stopped cleanly first, its fast shutdown ending the api's sessions.
+        _all_at_once(lambda c: self._stop_then_remove(c.name, running=c.running and c.service != "api"), states)
 
     def _stop_then_remove(self, name: str, *, running: bool) -> None:
         # A forced removal SIGKILLs: a postgres killed so must recover on its
@@ -643,6 +664,18 @@ def _config_digest(spec: StackSpec, c: ContainerSpec) -> str:
     # what the container was made from; only where they go.
     made_of = dataclasses.replace(c, files=tuple(dataclasses.replace(f, content=b"") for f in c.files))
     return hashlib.sha256(repr((made_of, spec.network, spec.volume)).encode()).hexdigest()[:16]
+
+
+def _all_at_once[T](work: Callable[[T], None], items: Iterable[T]) -> None:
+    """`work` on every item in threads of its own (engine calls that wait: stops), re-raising the first error."""
+    items = list(items)
+    if len(items) <= 1:
+        for item in items:
+            work(item)
+        return
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()
 
 
 def _managed(labels: dict[str, str] | None) -> bool:

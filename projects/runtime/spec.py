@@ -213,6 +213,25 @@ def probe_host() -> str:
 DB_CAPABILITIES = ("CHOWN", "FOWNER", "SETGID", "SETUID")
 # Where Berth's files live inside containers (copied in, see FileSpec).
 PGPASS_PATH = "/run/berth/pgpass"
+# PostGraphile's CLI reads `.postgraphilerc.js` from its working directory;
+# the api runs in /run/berth so that it reads this one.
+POSTGRAPHILE_DIR = "/run/berth"
+POSTGRAPHILE_RC_PATH = f"{POSTGRAPHILE_DIR}/.postgraphilerc.js"
+# Its `--retry-on-init-fail` waits 100·n² ms after the n-th failure (0.1, 0.4,
+# 0.9, 1.6, 2.5 s…): on a create, whose api starts with the db and fails until
+# initdb and the bootstrap are done (1–2 s), the retry that succeeds came up to
+# 1.5 s after the db was ready (bench/coldpath.py). A function instead retries
+# every 100 ms for the first 50 attempts (a create's window), then every 2 s, so
+# a database that stays away is not hammered. PostGraphile calls it only with
+# the flag absent, and falls back to its own wait if it returns in under 50 ms.
+POSTGRAPHILE_RC = b"""\
+module.exports = {
+  options: {
+    retryOnInitFail: (error, attempts) =>
+      new Promise((resolve) => setTimeout(() => resolve(true), attempts <= 50 ? 100 : 2000)),
+  },
+};
+"""
 POSTGRAPHILE_UID = 1000  # the image's `node` user, which must own its pgpass
 
 
@@ -349,7 +368,9 @@ def stack_spec(project: "Project") -> StackSpec:
                 uid=POSTGRAPHILE_UID,
                 gid=POSTGRAPHILE_UID,
             ),
+            FileSpec(path=POSTGRAPHILE_RC_PATH, content=POSTGRAPHILE_RC, mode=0o400, uid=POSTGRAPHILE_UID, gid=POSTGRAPHILE_UID),
         )
+        working_dir: str | None = POSTGRAPHILE_DIR
         # The image's entrypoint is the postgraphile CLI: options are the command.
         command: list[str] | None = [
             # The superuser, only for --watch's event triggers; requests run as
@@ -360,7 +381,8 @@ def stack_spec(project: "Project") -> StackSpec:
             "--host", "0.0.0.0",
             "--port", str(POSTGRAPHILE_PORT),
             "--schema", "public",
-            "--retry-on-init-fail",  # the api starts without waiting for the db
+            # No --retry-on-init-fail: the api starts with the db and retries
+            # as POSTGRAPHILE_RC says (the flag would override it).
             "--watch",  # new tables appear without a restart
             "--dynamic-json",
             "--disable-query-log",
@@ -378,6 +400,7 @@ def stack_spec(project: "Project") -> StackSpec:
             "PGRST_DB_CHANNEL_ENABLED": "true",
         }
         command = None
+        working_dir = None
         probe = api_probe(project.api_flavour)
     api = ContainerSpec(
         name=names["api"],
@@ -393,6 +416,7 @@ def stack_spec(project: "Project") -> StackSpec:
         stop_timeout_s=5,
         confinement=api_confinement(),
         files=files,
+        working_dir=working_dir,
     )
     bootstrap_sql, bootstrap_env = bootstrap(project)
     return StackSpec(

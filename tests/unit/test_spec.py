@@ -98,7 +98,8 @@ def test_postgraphile_flavour_passes_cli_options_as_the_command(settings):
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert command[command.index("--port") + 1] == "5000" and spec.api.container_port == 5000
     assert command[command.index("--schema") + 1] == "public"
-    assert "--watch" in command and "--retry-on-init-fail" in command
+    # Retries come from the rc file in its working directory; the flag would override it.
+    assert "--watch" in command and "--retry-on-init-fail" not in command
     assert command[command.index("--default-role") + 1] == "anon"
     assert command[command.index("--jwt-verify-audience") + 1] == "berth"
     assert spec.api_probe.path == "/graphql" and spec.api_probe.method == "POST"
@@ -119,11 +120,25 @@ def test_postgraphile_gets_its_secrets_from_the_environment_and_a_pgpass_never_f
     # The owner connection (Berth's superuser, for --watch only) has no password in its URI: it comes from the pgpass.
     owner = urlsplit(spec.api.command[spec.api.command.index("--owner-connection") + 1])
     assert (owner.username, owner.password, owner.hostname) == ("berth_admin", None, "project_0123456789ab_db")
-    (pgpass,) = spec.api.files
-    assert env["PGPASSFILE"] == pgpass.path
+    pgpass = next(f for f in spec.api.files if f.path == env["PGPASSFILE"])
     assert (pgpass.mode, pgpass.uid) == (0o600, 1000)  # the image's node user, or pg ignores the file
     assert pgpass.content == b"project_0123456789ab_db:5432:app:berth_admin:adm1n\\:pass\\\\word\n"
     assert "adm1n" not in repr(pgpass)
+
+
+def test_postgraphile_retries_its_first_connection_every_100_ms_from_an_rc_file_in_its_working_directory():
+    spec = stack_spec(make_project(api="postgraphile"))
+    rc = next(f for f in spec.api.files if f.path.endswith("/.postgraphilerc.js"))
+    # The CLI reads .postgraphilerc.js from its working directory, as the node user.
+    assert spec.api.working_dir is not None and rc.path == f"{spec.api.working_dir}/.postgraphilerc.js"
+    assert rc.uid == 1000 and rc.mode == 0o400
+    assert b"retryOnInitFail" in rc.content and b"attempts <= 50 ? 100 : 2000" in rc.content
+    # The flag would override the rc file's function with PostGraphile's own 100·n² ms backoff.
+    assert "--retry-on-init-fail" not in spec.api.command
+
+
+def test_postgrest_keeps_its_image_working_directory():
+    assert stack_spec(make_project(api="postgrest")).api.working_dir is None
 
 
 def test_no_secret_is_on_any_command_line_or_in_the_healthcheck():
