@@ -20,6 +20,18 @@ RESULTS = ROOT / "bench" / "results"
 RUN_ID = secrets.token_hex(3)
 LABEL = f"berth.bench={RUN_ID}"
 
+# The ports a run may use (BENCH_PORTS, default 19000-19999; give each
+# benchmark running at once on one engine its own): Berth's db ports, the
+# references' db ports, Berth's api ports, the references' api ports, one
+# quarter each; the last port of all is the benchmark Berth's web server.
+_low, _high = (int(p) for p in os.environ.get("BENCH_PORTS", "19000-19999").split("-"))
+_q = (_high - _low) // 4
+BERTH_DB_PORTS = (_low, _low + _q - 1)
+REF_DB_PORTS = (_low + _q, _low + 2 * _q - 1)
+BERTH_API_PORTS = (_low + 2 * _q, _low + 3 * _q - 1)
+REF_API_PORTS = (_low + 3 * _q, _high - 1)
+WEB_PORT = _high
+
 # A Berth on its own images (`manage.py images build`), on ports away from a development Berth's and the tests'.
 BENCH_ENV = {
     "BERTH_DATA_DIR": f"/tmp/berth-bench-{RUN_ID}",
@@ -28,8 +40,8 @@ BENCH_ENV = {
     "BERTH_POSTGRAPHILE_IMAGE": "berth/postgraphile:4",
     "BERTH_DEFAULT_API": "postgraphile",
     "BERTH_PUBLIC_HOST": "127.0.0.1",
-    "BERTH_DB_PORTS": "19000-19249",  # the references (bench/references.py) use 19250-19499
-    "BERTH_API_PORTS": "19500-19749",  # and 19750-19999
+    "BERTH_DB_PORTS": "%d-%d" % BERTH_DB_PORTS,  # the references (bench/references.py) use REF_*_PORTS
+    "BERTH_API_PORTS": "%d-%d" % BERTH_API_PORTS,
     "BERTH_EXTRA_LABELS": LABEL,
     "BERTH_PULL_IMAGES": "0",
     "BERTH_WARM_POOL": "",  # the cold path, unless a benchmark measures the pool (provision.py --pool)
@@ -136,7 +148,7 @@ def write_results(name: str, data: dict, rendered: str) -> None:
 class BerthServer:
     """A real Berth (`manage.py up`: gunicorn + workers + watcher) on 127.0.0.1, for API benchmarks."""
 
-    def __init__(self, port: int = 8790, workers: int = 4, env: dict[str, str] | None = None) -> None:
+    def __init__(self, port: int = WEB_PORT, workers: int = 4, env: dict[str, str] | None = None) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
         self.workers = workers

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BerthServer, Timer, cleanup_on_exit, django_setup, summary, table, write_results  # noqa: E402
+from bench.common import REF_API_PORTS, REF_DB_PORTS, BerthServer, Timer, cleanup_on_exit, django_setup, summary, table, write_results  # noqa: E402
 from bench.provision import berth_create  # noqa: E402
 
 ACTIONS = ("stop", "start", "delete", "restore")
@@ -44,7 +44,7 @@ def main() -> None:
     began = time.monotonic()
     with cleanup_on_exit(), BerthServer() as server:
         _, project_id = berth_create(server)
-        spec = reference_spec(free_port(19250, 19499, set()), free_port(19750, 19999, set()))
+        spec = reference_spec(free_port(*REF_DB_PORTS, set()), free_port(*REF_API_PORTS, set()))
         floor.up(spec)
         floor_steps = {
             "stop": floor.stop,

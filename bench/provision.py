@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BerthServer, Timer, cleanup_on_exit, django_setup, summary, table, write_results  # noqa: E402
+from bench.common import REF_API_PORTS, REF_DB_PORTS, BerthServer, Timer, cleanup_on_exit, django_setup, summary, table, write_results  # noqa: E402
 
 
 def berth_create(server: BerthServer) -> tuple[float, str]:
@@ -63,7 +63,7 @@ def reference_spec_new(taken: set[int]):
 
     # The references' own halves of the bench ranges: Berth reserves ports in
     # its halves before it binds them, so a bind test alone could collide.
-    return reference_spec(free_port(19250, 19499, taken), free_port(19750, 19999, taken))
+    return reference_spec(free_port(*REF_DB_PORTS, taken), free_port(*REF_API_PORTS, taken))
 
 
 def reference_create(ref, spec) -> tuple[float, object]:

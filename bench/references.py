@@ -38,8 +38,14 @@ def free_port(low: int, high: int, taken: set[int]) -> int:
     raise RuntimeError("no free port for a reference stack")
 
 
-def reference_spec(db_port: int, api_port: int):
-    """Berth's own spec for a project that is not in the database: the same containers."""
+def reference_spec(db_port: int, api_port: int, *, stock_retry: bool = True):
+    """Berth's own spec for a project that is not in the database: the same containers.
+
+    With `stock_retry` (the references) the api retries its first connection
+    as PostGraphile's image does out of the box, `--retry-on-init-fail`
+    (waits of 100·n² ms), rather than by Berth's rc file: what Berth does
+    differently from a bare SDK call is Berth's to show, not the floor's.
+    """
     from projects.models import Project
     from projects.runtime.spec import stack_spec
 
@@ -49,7 +55,26 @@ def reference_spec(db_port: int, api_port: int):
     project.jwt_secret = secrets.token_urlsafe(48)
     project.admin_password = secrets.token_urlsafe(16)
     project.authenticator_password = secrets.token_urlsafe(16)
-    return stack_spec(project)
+    spec = stack_spec(project)
+    return stock_api(spec) if stock_retry else spec
+
+
+def stock_api(spec):
+    """The spec with PostGraphile's own retry (`--retry-on-init-fail`) instead of Berth's rc file."""
+    import dataclasses
+
+    from projects.runtime.spec import POSTGRAPHILE_RC_PATH
+
+    api = spec.api
+    if api.command is None or "--retry-on-init-fail" in api.command:
+        return spec
+    api = dataclasses.replace(
+        api,
+        command=[*api.command, "--retry-on-init-fail"],
+        files=tuple(f for f in api.files if f.path != POSTGRAPHILE_RC_PATH),
+        working_dir=None,
+    )
+    return dataclasses.replace(spec, api=api)
 
 
 def probe_until_ready(spec, timeout_s: float = 60, *, bootstrap=None) -> None:
@@ -91,7 +116,7 @@ class Floor:
             api.create_container(
                 c.image, command=c.command, name=c.name, environment=c.environment, labels=self.labels,
                 ports=[c.container_port], host_config=host_config,
-                volumes=[c.volume_mount] if c.volume_mount else None,
+                volumes=[c.volume_mount] if c.volume_mount else None, working_dir=c.working_dir,
             )  # fmt: skip
             if c.files:
                 api.put_archive(c.name, "/", tar_archive(c.files))
@@ -135,7 +160,7 @@ class Floor:
             self.api.create_container(
                 c.image, command=c.command, name=c.name, environment=c.environment, labels=self.labels,
                 ports=[c.container_port], host_config=host_config,
-                volumes=[c.volume_mount] if c.volume_mount else None,
+                volumes=[c.volume_mount] if c.volume_mount else None, working_dir=c.working_dir,
             )  # fmt: skip
 
     def down(self, spec) -> None:
