@@ -164,16 +164,18 @@ class BerthServer:
             [sys.executable, str(ROOT / "manage.py"), "up", "--bind", f"127.0.0.1:{self.port}"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
+        # Migrations on a loaded machine can take minutes.
+        deadline = time.monotonic() + 240
         import urllib.request
 
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=1)
+                urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=5)
                 break
             except OSError:
-                time.sleep(0.2)
+                time.sleep(0.5)
         else:
+            self.__exit__()  # never leave a Berth running behind a failed start
             raise RuntimeError(f"Berth did not start; see {env['BERTH_DATA_DIR']}/up.log")
         self.token = subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "create_api_token", "admin"],

@@ -122,7 +122,9 @@ class FileSpec:
     """A file the runtime copies into a container before starting it (keys, certificates, a pgpass).
 
     Copied through the engine, never bind-mounted from a host path, so it
-    works wherever the container runs; rewritten on every `stack_up`.
+    works wherever the container runs; rewritten on every `stack_up` that
+    starts the container, right before the start (one that leaves it stopped,
+    a restore, copies nothing: the next start does).
     """
 
     path: str  # absolute; its directory is created

@@ -161,9 +161,13 @@ class DockerRuntime:
         made_of = {n.lstrip("/"): (c.get("Labels") or {}).get(CONFIG_LABEL, "") for c in found for n in c.get("Names") or ()}
         for container in spec.containers:
             self._container_ensure(spec, container, made_of.get(container.name))
-            if container.files:
-                self._files_put(container.name, container.files)
             if start:
+                # Files go in right before the start that needs them, not into
+                # a container that stays stopped (a restore): put_archive into
+                # a created container is the slowest call of a restore (the
+                # engine mounts its filesystem), and only stack_up starts one.
+                if container.files:
+                    self._files_put(container.name, container.files)
                 # Each container starts as soon as it is made: the db's initdb
                 # runs while the api is being created. The api does not wait
                 # for the db: it retries its connection (spec.POSTGRAPHILE_RC),
