@@ -33,7 +33,7 @@ from .http import AuthedRequest
 from .models import Operation, Project
 from .services.certificates import ca_get
 from .selectors import backup_for_user, projects_for_user
-from .services import lifecycle, upgrades
+from .services import lifecycle, reconfigure, upgrades
 from .services.errors import InvalidInput
 from .services.pool import pool_status_for
 from .services.metrics import metrics_series, range_check
@@ -102,14 +102,43 @@ def projects_collection(request: AuthedRequest) -> JsonResponse:
     return _answer(request, operation, created=True)
 
 
+# What PATCH /v1/projects/{id} may change (services/reconfigure.py checks each value).
+CHANGE_FIELDS = ("name", "db_memory", "api_memory", "postgres_settings", "restart")
+
+
 @token_required
-@methods("GET", "DELETE")
+@methods("GET", "PATCH", "DELETE")
 def project_detail(request: AuthedRequest, project_id: str) -> JsonResponse:
     project = project_visible(request, project_id)
     if request.method == "GET":
         return JsonResponse(project_json(project, viewer=request.user))
     wait_seconds(request)
+    if request.method == "PATCH":
+        body = json_body(request)
+        if unknown := set(body) - set(CHANGE_FIELDS):
+            raise InvalidInput(sorted(unknown)[0], f"is not a field a project change takes ({', '.join(CHANGE_FIELDS)})")
+        restart = _bool_field(body, "restart")
+        project, operation = reconfigure.project_change(
+            project=project, requested_by=request.user, name=body.get("name"), db_memory=body.get("db_memory"),
+            api_memory=body.get("api_memory"), postgres_settings=body.get("postgres_settings"), restart=bool(restart),
+        )  # fmt: skip
+        if operation is None:
+            return JsonResponse(project_json(project, viewer=request.user))
+        operation, final = settled(request, operation)
+        return JsonResponse(project_json(operation.project, viewer=request.user, operation=operation), status=200 if final else 202)
     return _answer(request, lifecycle.project_delete(project=project, requested_by=request.user))
+
+
+@token_required
+@methods("POST")
+def project_rotate(request: AuthedRequest, project_id: str) -> JsonResponse:
+    """A new db password or new keys; the answer (the owner's) carries the new db_url or keys."""
+    project = project_visible(request, project_id)
+    wait_seconds(request)
+    body = json_body(request)
+    if unknown := set(body) - {"what"}:
+        raise InvalidInput(sorted(unknown)[0], "is not a field of rotate (what)")
+    return _answer(request, reconfigure.project_rotate(project=project, requested_by=request.user, what=body.get("what")))
 
 
 ACTIONS: dict[str, Callable[..., Operation]] = {

@@ -102,6 +102,11 @@ def project_json(project: Project, *, viewer: User, operation: Operation | None 
         **(project_keys(project) if viewer.pk == project.owner_id else {"anon_key": None, "service_key": None}),
         "owner_superuser": project.owner_is_superuser,
         "kept_volume": kept_volume_json(project),
+        "db_memory": project.db_memory,
+        "api_memory": project.api_memory,
+        # The project's own settings (pgconf's allowlist) over Berth's defaults.
+        "postgres_settings": dict(project.postgres_settings),
+        "pending_restart": project.restart_pending,
         "created_at": time_json(project.created_at),
         "deleted_at": time_json(project.deleted_at),
         "purge_after": time_json(project.purge_after),

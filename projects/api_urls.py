@@ -9,6 +9,7 @@ urlpatterns = [
     path("projects/<str:project_id>/kept-volume", api.project_kept_volume),
     path("projects/<str:project_id>/operations", api.project_operations),
     path("projects/<str:project_id>/metrics", api.project_metrics),
+    path("projects/<str:project_id>/rotate", api.project_rotate),
     path("operations/<str:operation_id>", api.operation_detail),
     path("pool", api.pool),
     path("projects/<str:project_id>/backups", api_backups.project_backups),

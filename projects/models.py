@@ -81,6 +81,14 @@ def installation_id() -> str:
 NAME_MAX = 63  # a project's name; services/names.py refuses longer ones with a clear error
 
 
+def default_db_memory() -> str:
+    return settings.BERTH_DB_MEMORY
+
+
+def default_api_memory() -> str:
+    return settings.BERTH_API_MEMORY
+
+
 class Project(models.Model):
     class Status(models.TextChoices):
         PROVISIONING = "provisioning"
@@ -162,6 +170,15 @@ class Project(models.Model):
     kept_volume_version = models.CharField(max_length=8, blank=True, default="", editable=False)
     kept_owner_is_superuser = models.BooleanField(default=False, editable=False)
     kept_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # What the owner may change after creation (services/reconfigure.py, pgconf.py):
+    # the containers' memory limits (the engine's format, "512m"), the Postgres
+    # settings of pgconf's allowlist over spec.POSTGRES_SETTINGS, and whether a
+    # change that needs a restart is waiting for one (cleared when the stack is
+    # next brought up with it).
+    db_memory = models.CharField(max_length=16, default=default_db_memory)
+    api_memory = models.CharField(max_length=16, default=default_api_memory)
+    postgres_settings = models.JSONField(default=dict, blank=True)
+    restart_pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -249,12 +266,18 @@ BACKUP_ACTIONS = ("backup", "verify_backup")
 # A major-version upgrade reads the live server's extensions, so it needs a
 # running project; a rollback and dropping the kept volume work on any live one.
 UPGRADE_ACTIONS = ("rollback_upgrade", "drop_kept_volume")
+# A change after creation (services/reconfigure.py): settings and memory are
+# kept on a stopped or failed project too (its next start applies them: a
+# failed one may need a bigger limit to start); restart and a reload need a
+# running server; credentials rotate on a running or stopped one.
 ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
     Project.Status.PROVISIONING: frozenset({"create"}),  # a new row, before its create is queued
     Project.Status.RUNNING: frozenset(
-        {"stop", "start", "delete", *BACKUP_ACTIONS, "restore_backup", "upgrade", *UPGRADE_ACTIONS}
+        {"stop", "start", "delete", *BACKUP_ACTIONS, "restore_backup", "upgrade", *UPGRADE_ACTIONS, "reconfigure", "restart", "rotate"}
     ),  # start repairs a running · missing project
-    Project.Status.STOPPED: frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS}),  # stop again converges too
+    Project.Status.STOPPED: frozenset(
+        {"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS, "reconfigure", "rotate"}
+    ),  # stop again converges too
     Project.Status.DELETED: frozenset({"restore", "purge", "verify_backup"}),
     # A purged project's final backup can still be verified (and cloned: that is the new project's operation).
     Project.Status.PURGED: frozenset({"verify_backup"}),
@@ -262,7 +285,7 @@ ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
 # A failed project can have a backup restored into it (a restore that died,
 # a data volume that vanished): it settles stopped, or running if its db ran.
 # A failed one can roll back to its kept volume too.
-FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS})
+FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS, "reconfigure"})
 FAILED_DELETED_ACTIONS = frozenset({"delete", "restore", "purge", "verify_backup"})
 # A warm-pool stack (no owner) only fills and drains; a claim is no operation
 # to queue but an update of the row (services/pool.py).
@@ -295,6 +318,11 @@ class Operation(models.Model):
         POOL_FILL = "pool_fill"
         POOL_DRAIN = "pool_drain"
         CLAIM = "claim"
+        # services/reconfigure.py: a change after creation
+        RECONFIGURE = "reconfigure"  # reloadable settings applied to the running server
+        RESTART = "restart"  # the stack stopped and brought up with its current spec
+        ROTATE_PASSWORD = "rotate_password"
+        ROTATE_KEYS = "rotate_keys"
 
     class State(models.TextChoices):
         QUEUED = "queued"

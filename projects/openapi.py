@@ -15,6 +15,7 @@ from django.http import HttpRequest, JsonResponse
 
 from .api_common import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX, OPERATIONS_LISTED, WAIT_MAX_S, methods
 from .models import NAME_MAX, Backup, BackupSchedule, Operation, Project
+from .pgconf import MEMORY_LIMIT, SETTINGS
 from .runtime.images import offer
 from .services.metrics import RANGE_NAMES, SERIES
 
@@ -96,11 +97,49 @@ PROJECT_FIELDS = {
             "removed by DELETE …/kept-volume or the purge; null when none is kept"
         ),
     },
+    "db_memory": {"type": "string", "description": "the db container's memory limit, e.g. 512m"},
+    "api_memory": {"type": "string", "description": "the api container's memory limit, e.g. 256m"},
+    "postgres_settings": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "the project's own Postgres settings, over Berth's defaults",
+    },
+    "pending_restart": {
+        "type": "boolean",
+        "description": "a change (max_connections, shared_buffers, a memory limit) waits for the next start, or PATCH with restart: true",
+    },
     "created_at": TIME,
     "deleted_at": TIME_OR_NULL,
     "purge_after": TIME_OR_NULL,
     "operation": ref("Operation"),
 }
+
+MEMORY_FIELD = {
+    "type": "string",
+    "pattern": f"^{MEMORY_LIMIT.pattern}$",
+    "description": "a memory limit in the engine's format (512m, 1g); applied when the container is next recreated",
+}
+CHANGE = obj(
+    {
+        "name": {"type": "string", "maxLength": NAME_MAX, "description": "as at create"},
+        "db_memory": MEMORY_FIELD,
+        "api_memory": MEMORY_FIELD,
+        "postgres_settings": {
+            "type": "object",
+            "properties": {
+                name: {
+                    "type": ["string", "null"],
+                    "description": f"{s.help}; {'needs a restart' if s.restart else 'reloaded at once'}; null: back to Berth's default",
+                }
+                for name, s in SETTINGS.items()
+            },
+            "additionalProperties": False,
+            "description": "Postgres settings from the allowlist, merged over the project's; a running server judges each value first",
+        },
+        "restart": {"type": "boolean", "description": "restart the running project now so every change applies (default false)"},
+    },
+    optional=("name", "db_memory", "api_memory", "postgres_settings", "restart"),
+)
 
 BACKUP_FIELDS = {
     "backup_id": ID,
@@ -174,7 +213,7 @@ ERRORS = {
     ),
     "410": "the backup's file is gone",
     "413": "the body is larger than the server accepts",
-    "503": "no free port left to reserve",
+    "503": "no free port left to reserve, or the engine cannot be reached",
 }
 
 
@@ -377,10 +416,29 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "One project",
                     "responses": {"200": answer(ref("Project"), "the project"), **error_responses(404)},
                 },
+                "patch": action(
+                    "changeProject",
+                    "Change the name, memory limits or Postgres settings; the answer says pending_restart for a change that waits for a "
+                    "restart, and carries the operation that applies the rest (none when nothing needs one)",
+                    body={"required": True, "content": {JSON: {"schema": CHANGE}}},
+                    codes=(400, 403, 404, 409, 413, 503),
+                ),
                 "delete": {
                     **action("deleteProject", "Delete (soft): containers go; volume and ports stay until purge", codes=(400, 403, 404, 409)),
                     "requestBody": any_body(),
                 },
+            },
+            "/v1/projects/{project_id}/rotate": {
+                "parameters": [path_id("project_id")],
+                "post": action(
+                    "rotateCredentials",
+                    "New credentials: password (the db password and the api's login; the old one stops working) or keys (a new JWT "
+                    "secret: new anon_key and service_key); the owner's answer carries the new db_url or keys",
+                    body={
+                        "required": True,
+                        "content": {JSON: {"schema": obj({"what": {"enum": ["password", "keys"]}})}},
+                    },
+                ),
             },
             "/v1/projects/{project_id}/stop": {"parameters": [path_id("project_id")], "post": action("stopProject", "Stop")},
             "/v1/projects/{project_id}/start": {

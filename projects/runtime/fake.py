@@ -7,6 +7,7 @@ injected with `fail_with` and by editing `containers` behind Berth's back.
 """
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -77,6 +78,8 @@ class FakeRuntime:
         # project without an entry gets counters that grow with every sample.
         self.db_stats: dict[str, DbStats] = {}
         self.samples_taken: Counter[str] = Counter()
+        self.specs: dict[str, StackSpec] = {}  # project id -> the spec of its last stack_up or stack_wait_ready
+        self.server_sql: list[str] = []  # SQL a service ran as the superuser (SERVER_SQL_ARGV), in order
 
     # --- fault injection ---------------------------------------------------
 
@@ -107,6 +110,7 @@ class FakeRuntime:
 
     def stack_up(self, spec: StackSpec, *, start: bool = True, create_volume: bool = True) -> None:
         self._call("stack_up")
+        self.specs[spec.project_id] = spec
         for c in spec.containers:
             if self.images is not None and c.image not in self.images:
                 raise ImageUnavailable(f"image {c.image} is not on the engine and could not be pulled")
@@ -141,6 +145,7 @@ class FakeRuntime:
 
     def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
         self._call("stack_wait_ready")
+        self.specs[spec.project_id] = spec
 
     def stack_stop(self, spec: StackSpec) -> None:
         self._call("stack_stop")
@@ -301,6 +306,9 @@ FAKE_DATABASE_BYTES = 8 * 1024 * 1024  # what pg_database_size says of a small d
 FAKE_EXTENSIONS = ["pg_stat_statements", "pgcrypto", "plpgsql", "uuid-ossp"]
 
 
+FAKE_TIME_ZONES = frozenset({"UTC", "Etc/UTC", "Europe/Paris", "America/New_York"})
+
+
 def fake_postgres(runtime: FakeRuntime, container: str, argv: list[str], environment: dict[str, str]) -> ExecAnswer:
     """Play the commands Berth runs in a postgres container, over `runtime.databases[<its volume>]`.
 
@@ -337,6 +345,13 @@ def fake_postgres(runtime: FakeRuntime, container: str, argv: list[str], environ
         return b"", 0, ""
     if program == "psql":
         return manifest.encode(), 0, ""
+    if program == "berth-server-sql":
+        # ALTER SYSTEM as the server judges it: a time zone it does not know is refused.
+        for number, line in enumerate(environment.get("BERTH_SQL", "").splitlines(), 1):
+            if (zone := re.fullmatch(r"ALTER SYSTEM SET timezone = '(.*)';", line)) and zone[1] not in FAKE_TIME_ZONES:
+                return b"", 3, f'psql:<stdin>:{number}: ERROR:  invalid value for parameter "TimeZone": "{zone[1]}"\n'
+        runtime.server_sql.append(environment.get("BERTH_SQL", ""))
+        return b"", 0, ""
     if program == "rm":
         for path in argv[2:]:
             runtime.files.pop((container, path), None)

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from projects.models import installation_id
+from projects.pgconf import RELOAD_SETTINGS, RESTART_SETTINGS
 
 from .base import (
     INSTALL_LABEL,
@@ -136,6 +137,25 @@ def postgres_settings() -> dict[str, str]:
     return {**POSTGRES_SETTINGS, **settings.BERTH_POSTGRES_SETTINGS}
 
 
+def project_postgres_settings(project: "Project") -> dict[str, str]:
+    """The settings the project's server runs with: its own (pgconf's allowlist) over Berth's."""
+    return {**postgres_settings(), **project.postgres_settings}
+
+
+def settings_sql(values: dict[str, str]) -> str:
+    """ALTER SYSTEM for every changeable setting: reloadable ones set to `values` (or reset), restart-only ones
+    reset (they ride on the command line, which overrides the file). Needs a reload to apply."""
+    lines = []
+    for name in sorted(RELOAD_SETTINGS):
+        if name in values:
+            literal = values[name].replace("'", "''")
+            lines.append(f"ALTER SYSTEM SET {name} = '{literal}';")
+        else:
+            lines.append(f"ALTER SYSTEM RESET {name};")
+    lines += [f"ALTER SYSTEM RESET {name};" for name in sorted(RESTART_SETTINGS)]
+    return "\n".join(lines) + "\n"
+
+
 def internal_db_uri(project: "Project", *, user: str, password: str | None) -> str:
     """A URI for the api container: the db by container name over the project network; without a password for pgpass."""
     names = object_names(project.public_id)
@@ -190,6 +210,12 @@ def db_files(project: "Project") -> tuple[tuple[FileSpec, ...], list[str]]:
 def postgres_command() -> list[str]:
     """The server's command without TLS (backup throwaways: no published port, no certificate)."""
     return ["postgres", *(arg for k, v in postgres_settings().items() for arg in ("-c", f"{k}={v}"))]
+
+
+def project_postgres_command(project: "Project") -> list[str]:
+    """The project's server command: every setting but the reloadable ones, which the bootstrap writes (settings_sql)."""
+    values = project_postgres_settings(project)
+    return ["postgres", *(arg for k, v in values.items() if k not in RELOAD_SETTINGS for arg in ("-c", f"{k}={v}"))]
 
 
 def pgpass_line(host: str, port: int, dbname: str, user: str, password: str) -> str:
@@ -273,7 +299,9 @@ def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
         env["BERTH_OWNER_PASSWORD"] = project.db_password
     if project.api_flavour == "postgrest":
         sql += POSTGREST_RELOAD_SQL
-    # A renewed certificate (copied in before this runs) takes effect without a restart.
+    # The project's reloadable settings, then a reload: they, and a renewed
+    # certificate (copied in before this runs), take effect without a restart.
+    sql += settings_sql(project_postgres_settings(project))
     sql += "SELECT pg_reload_conf();\n"
     return sql, env
 
@@ -331,12 +359,12 @@ def stack_spec(project: "Project") -> StackSpec:
             "POSTGRES_DB": project.db_name,
             "PGDATA": PGDATA,
         },
-        command=[*postgres_command(), *tls_options],
+        command=[*project_postgres_command(project), *tls_options],
         container_port=DB_PORT,
         host_port=db_port,
         publish_host=settings.BERTH_PUBLISH_HOST,
         labels={**labels, SERVICE_LABEL: "db"},
-        mem_limit=settings.BERTH_DB_MEMORY,
+        mem_limit=project.db_memory or settings.BERTH_DB_MEMORY,
         # The image declares VOLUME here: mounting the project's volume at this
         # exact path is what keeps an anonymous volume from being left behind.
         volume_mount=PGDATA,
@@ -412,7 +440,7 @@ def stack_spec(project: "Project") -> StackSpec:
         host_port=api_port_host,
         publish_host=settings.BERTH_PUBLISH_HOST,
         labels={**labels, SERVICE_LABEL: "api"},
-        mem_limit=settings.BERTH_API_MEMORY,
+        mem_limit=project.api_memory or settings.BERTH_API_MEMORY,
         stop_timeout_s=5,
         confinement=api_confinement(),
         files=files,

@@ -122,7 +122,11 @@ def volume_gone_error(project: Project, *, action: str) -> str:
 
 def _running(project: Project) -> StepResult:
     now = timezone.now()
-    return {"status": S.RUNNING, "health": Project.Health.HEALTHY, "observed_at": now, "first_running_at": project.first_running_at or now}
+    # The stack was just brought up with the project's current spec: no change waits for a restart.
+    return {
+        "status": S.RUNNING, "health": Project.Health.HEALTHY, "observed_at": now, "first_running_at": project.first_running_at or now,
+        "restart_pending": False,
+    }  # fmt: skip
 
 
 # --- the lifecycle -----------------------------------------------------------------
@@ -183,7 +187,10 @@ def _step_restore(project: Project) -> StepResult:
     # Recreate the containers on the kept volume and ports, but do not start
     # them: a restored project comes back stopped.
     _stack_up(project, start=False, action="restore")
-    return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now(), "deleted_at": None, "purge_after": None}
+    return {
+        "status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now(), "deleted_at": None, "purge_after": None,
+        "restart_pending": False,
+    }  # fmt: skip
 
 
 def _step_purge(project: Project) -> StepResult:
@@ -497,6 +504,38 @@ def _step_drop_kept_volume(project: Project) -> StepResult:
     if (kept := kept_volume(project)) is not None:
         get_runtime().volume_remove(kept)
     return dict(NO_KEPT_VOLUME)
+# --- changes after creation (services/reconfigure.py) ---------------------------------
+
+
+def _step_reconfigure(project: Project) -> StepResult:
+    """Apply the reloadable settings to the running server: the bootstrap writes them (ALTER SYSTEM) and reloads."""
+    try:
+        get_runtime().stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+    except RuntimeUnavailable:
+        raise
+    except RuntimeFailure as exc:
+        # The server keeps running as it was: the status stays; the next start applies the settings.
+        raise StepFailed(f"the settings were kept but not applied: {exc}; they apply when the project next starts", outcome={}) from None
+    return {}
+
+
+def _step_restart(project: Project) -> StepResult:
+    """Stop the stack and bring it up with the current spec: containers whose spec changed (settings, memory) are recreated."""
+    runtime = get_runtime()
+    runtime.stack_stop(stack_spec(project))
+    _stack_up_ready(project, runtime)
+    return _running(project)
+
+
+def _step_rotate(project: Project) -> StepResult:
+    """Bring a running stack up with the new secret (stored by the request): the api is recreated with it, the bootstrap sets passwords.
+
+    A stopped project has nothing to do now: its next start does the same.
+    """
+    if project.status != S.RUNNING:
+        return {}
+    _stack_up_ready(project, get_runtime())
+    return _running(project)
 
 
 # --- the warm pool (services/pool.py) ------------------------------------------------
@@ -541,4 +580,8 @@ STEPS: dict[str, Step] = {
     K.POOL_FILL: _step_pool_fill,
     K.POOL_DRAIN: _step_pool_drain,
     K.CLAIM: _step_claim,
+    K.RECONFIGURE: _step_reconfigure,
+    K.RESTART: _step_restart,
+    K.ROTATE_PASSWORD: _step_rotate,
+    K.ROTATE_KEYS: _step_rotate,
 }

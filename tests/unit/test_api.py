@@ -434,3 +434,96 @@ class TestProjectMetrics:
     def test_without_a_token_it_is_401(self, client, user):
         project = create(client, bearer(user), name="m")
         assert client.get(f"/v1/projects/{project['project_id']}/metrics").status_code == 401
+
+
+# --- PATCH /v1/projects/{id} and POST …/rotate (services/reconfigure.py) ------------------
+
+
+def patch(client, path, body, headers):
+    return client.patch(path, data=json.dumps(body), content_type="application/json", **headers)
+
+
+def test_patch_changes_settings_and_answers_the_project_with_its_reconfigure(client, user):
+    headers = bearer(user)
+    project = create(client, headers)
+    response = patch(client, f"/v1/projects/{project['project_id']}?wait=5", {"postgres_settings": {"work_mem": "8MB"}, "name": "n2"}, headers)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["postgres_settings"] == {"work_mem": "8MB"} and body["name"] == "n2" and not body["pending_restart"]
+    assert body["operation"]["kind"] == "reconfigure" and body["operation"]["state"] == "succeeded"
+
+
+def test_patch_of_a_restart_setting_says_pending_restart_and_queues_nothing(client, user):
+    headers = bearer(user)
+    project = create(client, headers)
+    response = patch(client, f"/v1/projects/{project['project_id']}", {"postgres_settings": {"max_connections": "60"}, "db_memory": "1g"}, headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["pending_restart"] and body["db_memory"] == "1g" and "operation" not in body
+    again = patch(client, f"/v1/projects/{project['project_id']}?wait=5", {"restart": True}, headers).json()
+    assert again["operation"]["kind"] == "restart" and not again["pending_restart"] and again["status"] == "running"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [({"colour": "red"}, "colour"), ({"postgres_settings": {"fsync": "off"}}, "postgres_settings"), ({"restart": 1}, "restart"),
+     ({"db_memory": "huge"}, "db_memory"), ({"postgres_settings": {"timezone": "Mars/Olympus"}}, "postgres_settings")],
+)  # fmt: skip
+def test_patch_with_a_bad_field_is_400_naming_it_and_changes_nothing(client, user, body, field):
+    headers = bearer(user)
+    project = create(client, headers)
+    before = client.get(f"/v1/projects/{project['project_id']}", **headers).json()
+    response = patch(client, f"/v1/projects/{project['project_id']}", body, headers)
+    assert response.status_code == 400 and response.json()["error"]["field"] == field
+    assert client.get(f"/v1/projects/{project['project_id']}", **headers).json() == before
+
+
+def test_patch_and_rotate_with_a_read_only_token_are_403(client, user):
+    from projects.services.tokens import api_token_create
+
+    project = create(client, bearer(user))
+    _, raw = api_token_create(user=user, name="ro", read_only=True)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    assert patch(client, f"/v1/projects/{project['project_id']}", {"name": "x"}, headers).json()["error"]["code"] == "read_only_token"
+    assert post(client, f"/v1/projects/{project['project_id']}/rotate", {"what": "keys"}, headers).status_code == 403
+    assert Project.objects.get(public_id=project["project_id"]).name == project["name"]
+
+
+def test_patch_and_rotate_of_another_users_project_are_404_and_403_for_staff_without_the_permission(client, user, other_user, staff):
+    project = create(client, bearer(user))
+    path = f"/v1/projects/{project['project_id']}"
+    assert patch(client, path, {"name": "x"}, bearer(other_user)).status_code == 404
+    assert post(client, f"{path}/rotate", {"what": "keys"}, bearer(other_user)).status_code == 404
+    response = patch(client, path, {"db_memory": "1g"}, bearer(staff))
+    assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
+    assert post(client, f"{path}/rotate", {"what": "password"}, bearer(staff)).status_code == 403
+    assert Project.objects.get(public_id=project["project_id"]).db_memory == project["db_memory"]
+
+
+def test_rotate_answers_the_owner_with_the_new_db_url_and_keys(client, user):
+    headers = bearer(user)
+    project = create(client, headers)
+    password = post(client, f"/v1/projects/{project['project_id']}/rotate?wait=5", {"what": "password"}, headers).json()
+    assert password["operation"]["kind"] == "rotate_password" and password["operation"]["state"] == "succeeded"
+    assert password["db_url"] != project["db_url"] and password["anon_key"] == project["anon_key"]
+    keys = post(client, f"/v1/projects/{project['project_id']}/rotate?wait=5", {"what": "keys"}, headers).json()
+    assert keys["anon_key"] != project["anon_key"] and keys["service_key"] != project["service_key"]
+    assert keys["db_url"] == password["db_url"]
+
+
+@pytest.mark.parametrize("body", [{}, {"what": "everything"}, {"what": "keys", "now": True}])
+def test_rotate_with_a_bad_body_is_400(client, user, body):
+    headers = bearer(user)
+    project = create(client, headers)
+    response = post(client, f"/v1/projects/{project['project_id']}/rotate", body, headers)
+    assert response.status_code == 400
+    assert client.get(f"/v1/projects/{project['project_id']}", **headers).json()["anon_key"] == project["anon_key"]
+
+
+def test_patch_while_an_operation_is_in_flight_is_409_naming_it(client, user, queued_only):
+    headers = bearer(user)
+    project = post(client, "/v1/projects", {}, headers).json()
+    Project.objects.filter(public_id=project["project_id"]).update(status="running")
+    response = patch(client, f"/v1/projects/{project['project_id']}", {"postgres_settings": {"work_mem": "8MB"}}, headers)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "operation_in_flight"
+    assert Project.objects.get(public_id=project["project_id"]).postgres_settings == {}

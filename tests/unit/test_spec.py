@@ -58,6 +58,37 @@ def test_postgres_settings_are_overridable(settings):
     assert "shared_buffers=128MB" in command and "shared_buffers=16MB" not in command
 
 
+def test_a_projects_own_settings_go_where_they_take_effect():
+    project = make_project()
+    project.postgres_settings = {"max_connections": "80", "work_mem": "8MB", "timezone": "Europe/Paris"}
+    spec = stack_spec(project)
+    # Restart-only settings on the command line, over Berth's.
+    assert "max_connections=80" in spec.db.command and "max_connections=40" not in spec.db.command
+    # Reloadable ones never there (a command line overrides ALTER SYSTEM): the bootstrap writes them, then reloads.
+    assert not any(arg.startswith(("work_mem=", "maintenance_work_mem=", "effective_cache_size=", "timezone=")) for arg in spec.db.command)
+    sql = spec.db_probe.bootstrap_sql
+    assert "ALTER SYSTEM SET work_mem = '8MB';" in sql and "ALTER SYSTEM SET timezone = 'Europe/Paris';" in sql
+    assert "ALTER SYSTEM SET maintenance_work_mem = '32MB';" in sql  # Berth's default, now written the same way
+    assert "ALTER SYSTEM RESET statement_timeout;" in sql and "ALTER SYSTEM RESET max_connections;" in sql
+    assert sql.index("ALTER SYSTEM") < sql.index("SELECT pg_reload_conf();")
+
+
+def test_a_reloadable_change_leaves_the_db_containers_spec_alone_and_a_restart_one_changes_it():
+    project = make_project()
+    before = stack_spec(project).db
+    project.postgres_settings = {"work_mem": "8MB", "statement_timeout": "5s"}
+    assert stack_spec(project).db == before  # the same berth.config digest: no recreate, a reload
+    project.postgres_settings = {"shared_buffers": "64MB"}
+    assert stack_spec(project).db.command != before.command
+
+
+def test_a_projects_memory_limits_are_its_own(settings):
+    project = make_project()
+    project.db_memory, project.api_memory = "1g", "128m"
+    spec = stack_spec(project)
+    assert (spec.db.mem_limit, spec.api.mem_limit) == ("1g", "128m")
+
+
 def test_containers_publish_on_the_publish_host_with_memory_limits(settings):
     settings.BERTH_PUBLISH_HOST = "127.0.0.1"
     settings.BERTH_DB_MEMORY, settings.BERTH_API_MEMORY = "300m", "100m"
