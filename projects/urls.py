@@ -9,6 +9,8 @@ urlpatterns = [
     path("projects/<str:project_id>/row", views.project_row, name="project-row"),
     path("projects/<str:project_id>/logs", views.project_logs, name="project-logs"),
     path("projects/<str:project_id>/reveal", views.project_reveal, name="project-reveal"),
+    path("projects/<str:project_id>/settings", views.project_settings, name="project-settings"),
+    path("projects/<str:project_id>/rotate", views.project_rotate, name="project-rotate"),
     re_path(
         r"^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|delete|restore|purge|upgrade|rollback_upgrade|drop_kept_volume)$",
         views.project_action,

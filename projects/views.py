@@ -41,9 +41,11 @@ from .forms import ApiTokenCreateForm, ConfirmNameForm, ProjectCreateForm, Proje
 from .keys import project_keys
 from .http import DashboardRequest
 from .models import ApiToken, Backup, Operation, Project
+from .pgconf import SETTINGS as PG_SETTINGS
 from .runtime.images import offer
+from .runtime.spec import postgres_settings
 from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_kept_volume, project_never_ran, projects_for_user
-from .services import backups, lifecycle, upgrades
+from .services import backups, lifecycle, reconfigure, upgrades
 from .services.access import project_may_act
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
@@ -314,6 +316,7 @@ def _page(request: DashboardRequest, project: Project, *, status: int = 200, rev
         **_connection_context(request, project, reveal=reveal),
         **_metrics_context(request, project),
         **_logs_context(project),
+        **_settings_context(request, project),
     }
     response = TemplateResponse(request, DETAIL, context, status=status)
     if reveal:
@@ -425,6 +428,97 @@ def project_logs(request: DashboardRequest, project_id: str) -> HttpResponse:
     if not request.htmx:
         return _page(request, project)
     return TemplateResponse(request, f"{DETAIL}#logs", _logs_context(project))
+
+
+# --- settings (services/reconfigure.py; the section is templates/projects/_settings.html) ---
+
+SETTINGS_SECTION = "projects/_settings.html"
+
+
+def _settings_context(
+    request: DashboardRequest, project: Project, *, error: str = "", notice: str = "", posted: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The section's form, filled with the project's values (or, after a refusal, with what was sent)."""
+    allowed = project.allowed_actions()
+    defaults = postgres_settings()
+    values = posted or {}
+    rows = [
+        {
+            "name": name,
+            "value": values.get(f"setting_{name}", project.postgres_settings.get(name, "")),
+            "default": defaults.get(name, "the server's"),
+            "restart": s.restart,
+            "help": s.help,
+        }
+        for name, s in PG_SETTINGS.items()
+    ]
+    return {
+        "project": project,
+        "may_change": project_may_act(user=request.user, project=project),
+        "can_change": "reconfigure" in allowed,
+        "can_restart": "restart" in allowed,
+        "can_rotate": "rotate" in allowed,
+        "form_values": {field: values.get(field, getattr(project, field)) for field in ("name", "db_memory", "api_memory")},
+        "setting_rows": rows,
+        "settings_error": error,
+        "settings_notice": notice,
+    }
+
+
+def _settings_answer(request: DashboardRequest, project: Project, *, status: int = 200, **extra: Any) -> HttpResponse:
+    context = _settings_context(request, project, **extra)
+    if request.htmx:
+        return TemplateResponse(request, f"{SETTINGS_SECTION}#settings", context, status=status)
+    response = _page(request, project, status=status)
+    response.context_data = {**(response.context_data or {}), **context}
+    return response
+
+
+def _settings_done(request: DashboardRequest, project: Project, operation: Operation | None, notice: str) -> HttpResponse:
+    """After a change: the page again when an operation was queued (its panel follows it), else the section with a notice."""
+    if operation is not None or not request.htmx:
+        url = reverse("project-detail", args=[project.public_id])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return _settings_answer(request, project, notice=notice)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def project_settings(request: DashboardRequest, project_id: str) -> HttpResponse:
+    project = _visible(request, project_id)
+    if request.method == "GET":
+        return _settings_answer(request, project)
+    posted = {key: str(request.POST.get(key, "")) for key in request.POST if key != "csrfmiddlewaretoken"}
+    change = {
+        "name": posted.get("name"),
+        # An empty field leaves the limit as it is; an empty setting goes back to Berth's default.
+        "db_memory": posted.get("db_memory") or None,
+        "api_memory": posted.get("api_memory") or None,
+        "postgres_settings": {name: (posted.get(f"setting_{name}") or "").strip() or None for name in PG_SETTINGS},
+        "restart": posted.get("restart") == "1",
+    }
+    try:
+        project, operation = _queue(lambda: reconfigure.project_change(project=project, requested_by=request.user, **change))
+    except ServiceError as exc:
+        status, error = _shown(exc)
+        project.refresh_from_db()
+        return _settings_answer(request, project, status=status, error=error, posted=posted)
+    notice = "Saved." + (" A change waits for a restart: it applies when the project next starts." if project.restart_pending else "")
+    return _settings_done(request, project, operation, notice)
+
+
+@login_required
+@require_POST
+def project_rotate(request: DashboardRequest, project_id: str) -> HttpResponse:
+    project = _visible(request, project_id)
+    try:
+        operation = _queue(lambda: reconfigure.project_rotate(project=project, requested_by=request.user, what=request.POST.get("what")))
+    except ServiceError as exc:
+        status, error = _shown(exc)
+        project.refresh_from_db()
+        return _settings_answer(request, project, status=status, error=error)
+    return _settings_done(request, project, operation, "")
 
 
 # --- API tokens ----------------------------------------------------------------------
