@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
 from projects.runtime import Runtime, RuntimeFailure, RuntimeUnavailable, StackSpec, VolumeMissing, get_runtime
+from projects.runtime.base import SERVER_SQL_ARGV
 from projects.runtime.spec import kept_volume, project_volume, stack_spec
 from projects.selectors import backup_to_restore, project_never_succeeded
 
@@ -561,6 +562,30 @@ def _step_claim(project: Project) -> StepResult:
     raise StepFailed("a claim is recorded when it happens; there is nothing to run", outcome={})
 
 
+# Sessions that logged in with the old password end too: a leaked password's
+# open connection is as bad as a new one. The api's (authenticator) were
+# replaced with its container; Berth's own (the superuser's) are not the owner's.
+END_OWNER_SESSIONS_SQL = """\\getenv owner BERTH_OWNER
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = :'owner' AND pid <> pg_backend_pid();
+"""
+
+
+def _step_rotate_password(project: Project) -> StepResult:
+    outcome = _step_rotate(project)
+    if project.status == S.RUNNING:
+        runtime = get_runtime()
+        spec = stack_spec(project)
+        _, result = runtime.exec_stream(
+            spec.db.name, SERVER_SQL_ARGV, environment={**spec.db_probe.bootstrap_env, "BERTH_SQL": END_OWNER_SESSIONS_SQL}, idle_timeout_s=30
+        ).read_all()
+        if result.exit_code != 0:
+            raise StepFailed(
+                f"the new password is set, but the sessions opened with the old one could not be ended: {result.stderr.strip()}",
+                outcome=outcome,
+            )
+    return outcome
+
+
 K = Operation.Kind
 # Operation.kind → its step: every kind has one.
 STEPS: dict[str, Step] = {
@@ -582,6 +607,6 @@ STEPS: dict[str, Step] = {
     K.CLAIM: _step_claim,
     K.RECONFIGURE: _step_reconfigure,
     K.RESTART: _step_restart,
-    K.ROTATE_PASSWORD: _step_rotate,
+    K.ROTATE_PASSWORD: _step_rotate_password,
     K.ROTATE_KEYS: _step_rotate,
 }

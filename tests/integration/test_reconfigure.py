@@ -117,8 +117,13 @@ def test_a_password_rotation_locks_out_the_old_password_and_the_api_keeps_servin
     created = create(client, headers)
     with psycopg.connect(created["db_url"], connect_timeout=5) as conn:
         conn.execute("CREATE TABLE kept (id int)")
+    opened_before = psycopg.connect(created["db_url"], connect_timeout=5, autocommit=True)
 
     rotated = rotate(client, created, "password", headers)
+    # A session opened with the old password is ended too.
+    with pytest.raises(psycopg.OperationalError):
+        opened_before.execute("SELECT 1")
+    opened_before.close()
     assert rotated["db_url"] != created["db_url"] and rotated["anon_key"] == created["anon_key"]
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(created["db_url"], connect_timeout=5).close()

@@ -222,6 +222,8 @@ def test_a_password_rotation_gives_the_owner_and_the_api_new_passwords_and_recre
     assert spec.api.environment != old_api_env and spec.db_probe.password == running.db_password
     assert spec.db_probe.bootstrap_env["BERTH_OWNER_PASSWORD"] == running.db_password
     assert running.status == S.RUNNING
+    # The sessions opened with the old password are ended, the superuser's own are not.
+    assert "pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = :'owner'" in fake_runtime.server_sql[-1]
 
 
 def test_a_keys_rotation_changes_both_keys(running, user, fake_runtime):
