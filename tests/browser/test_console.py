@@ -50,6 +50,23 @@ def test_no_page_and_no_swap_logs_a_console_error(browser_page, live_server, use
     settle(page, watch, "save schedule", lambda: page.locator("#backups").get_by_role("button", name="Save").click())
     expect(page.locator("#backups")).to_contain_text("Schedule saved.")
 
+    section = page.locator("#settings")
+
+    def save_settings(**fields: str):
+        for name, value in fields.items():
+            page.fill(f"#setting-{name}", value)
+        section.get_by_role("button", name="Save settings").click()
+
+    settle(page, watch, "settings refused (422)", lambda: save_settings(work_mem="lots"))
+    expect(section.locator("[role=alert]")).to_contain_text("amount of memory")
+    settle(page, watch, "settings kept for a restart (swap)", lambda: save_settings(work_mem="", max_connections="60"))
+    expect(section).to_contain_text("waits for a restart")
+    settle(page, watch, "settings reconfigured (HX-Redirect)", lambda: save_settings(work_mem="8MB"))
+    expect(page.locator("#setting-work_mem")).to_have_value("8MB")
+    section.locator("summary", has_text="New API keys…").click()
+    settle(page, watch, "rotate keys (HX-Redirect)", lambda: section.get_by_role("button", name="Replace the keys").click())
+    expect(page.locator("#settings")).to_be_visible()
+
     def delete(typed: str):
         panel.locator("summary", has_text="Delete…").click()
         page.fill("#confirm-delete", typed)
