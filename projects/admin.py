@@ -56,7 +56,8 @@ class ProjectAdmin(ReadOnlyAdmin[Project]):
     # Listed explicitly so the encrypted password and JWT secret can never show up.
     fields = (
         "public_id", "name", "owner", "status", "health", "observed_at", "postgres_version", "api_flavour",
-        "db_port", "api_port", "network_subnet", "db_name", "db_user", "created_at", "updated_at", "deleted_at", "purge_after",
+        "db_port", "api_port", "network_subnet", "db_name", "db_user", "db_memory", "api_memory", "postgres_settings",
+        "restart_pending", "created_at", "updated_at", "deleted_at", "purge_after",
     )  # fmt: skip
     readonly_fields = fields
     inlines = (OperationInline,)

@@ -111,6 +111,14 @@ def project_change(
         _check_changeable(project, restart=restart)
     if changed_settings and project.status == S.RUNNING:
         _server_check(project, {k: v for k, v in new_settings.items() if k in changed_settings})
+    elif judged := sorted(k for k in changed_settings if k in new_settings and SETTINGS[k].kind == "name"):
+        # Berth's bounds are the server's for every other setting; these names
+        # only the server knows (its tzdata), and a start is no place to learn
+        # that one is wrong.
+        raise InvalidTransition(
+            f"{', '.join(judged)} can be set only while the project runs, so that its server can check the name "
+            f"(it is {project.status}); start it first, or leave {', '.join(judged)} out"
+        )
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
         if touches_stack:

@@ -101,6 +101,17 @@ def test_a_stopped_project_keeps_the_change_for_its_next_start_without_asking_a_
     assert len(fake_runtime.server_sql) == asked
 
 
+def test_a_name_only_the_server_knows_is_refused_on_a_stopped_project_but_may_go_back_to_the_default(stopped, user):
+    Project.objects.filter(pk=stopped.pk).update(postgres_settings={"timezone": "UTC"})
+    stopped.refresh_from_db()
+    before = row(stopped)
+    with pytest.raises(InvalidTransition, match="timezone can be set only while the project runs"):
+        project_change(project=stopped, requested_by=user, postgres_settings={"timezone": "Europe/Paris"})
+    assert row(stopped) == before
+    project, _ = project_change(project=stopped, requested_by=user, postgres_settings={"timezone": None})
+    assert project.postgres_settings == {}
+
+
 def test_a_failed_project_can_be_given_more_memory(running, user):
     Project.objects.filter(pk=running.pk).update(status=S.FAILED)
     running.refresh_from_db()
