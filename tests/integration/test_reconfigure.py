@@ -147,3 +147,36 @@ def test_a_keys_rotation_makes_the_old_anon_key_fail_and_the_new_one_work(worker
     assert any("signature" in e["message"] for e in answer.get("errors") or []), answer
     status, answer = graphql(rotated["api_url"], rotated["anon_key"])
     assert status == 200 and answer["data"] == {"__typename": "Query"}, answer
+
+
+# pg_settings' units → pgconf's base units (kB for memory, ms for time).
+UNIT_FACTORS = {"kB": 1, "8kB": 8, "MB": 1024, "ms": 1, "s": 1000, "min": 60_000, None: 1}
+
+
+@pytest.mark.parametrize("version", ["15", "17"])
+def test_berths_bounds_are_within_each_servers_own(workers, user, client, version):
+    """What Berth takes without asking a server (a stopped project's change) every server takes too."""
+    from projects.pgconf import SETTINGS
+
+    headers = bearer(user)
+    response = client.post(
+        "/v1/projects?wait=120", data={"name": f"bounds{version}", "postgres_version": version}, content_type="application/json", **headers
+    )
+    assert response.status_code == 201, response.json()
+    with psycopg.connect(response.json()["db_url"], connect_timeout=5) as conn:
+        found = {
+            name: (vartype, unit, min_val, max_val, enumvals)
+            for name, vartype, unit, min_val, max_val, enumvals in conn.execute(
+                "SELECT name, vartype, unit, min_val, max_val, enumvals FROM pg_settings WHERE name = ANY(%s)", [list(SETTINGS)]
+            )
+        }
+    assert set(found) == {name for name in SETTINGS if name != "timezone"} | ({"TimeZone"} & set(found))
+    for name, s in SETTINGS.items():
+        if s.kind in {"name"}:
+            continue
+        vartype, unit, low, high, choices = found[name]
+        if s.kind == "enum":
+            assert set(s.choices) <= set(choices), name
+            continue
+        factor = UNIT_FACTORS[unit]
+        assert int(low) * factor <= s.low and s.high <= int(high) * factor, (name, low, high, unit, s.low, s.high)
