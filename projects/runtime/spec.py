@@ -280,6 +280,17 @@ def api_confinement() -> Confinement:
     )
 
 
+# Berth's own sessions as the superuser (the bootstrap, backups, the settings
+# check) run free of the project's settings: its timeouts must not cut them
+# short, and its statement logging must not write their ALTER ROLE … PASSWORD
+# to the container's log. libpq reads PGOPTIONS; only a superuser may set the
+# logging ones.
+ADMIN_SESSION_OPTIONS = (
+    "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 "
+    "-c log_statement=none -c log_min_duration_statement=-1"
+)
+
+
 def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
     """The SQL that makes the project's roles, and the environment it reads its secrets from."""
     env = {
@@ -290,6 +301,7 @@ def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
         "PGUSER": project.admin_user,
         "PGPASSWORD": project.admin_password,
         "PGDATABASE": project.db_name,
+        "PGOPTIONS": ADMIN_SESSION_OPTIONS,
         "BERTH_OWNER": project.db_user,
         "BERTH_AUTHENTICATOR_PASSWORD": project.authenticator_password,
     }

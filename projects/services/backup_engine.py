@@ -31,7 +31,7 @@ from projects.models import Backup, Project
 from projects.runtime import Runtime, RuntimeFailure, ScratchSpec
 from projects.runtime.base import SERVICE_LABEL, container_name, scratch_service
 from projects.runtime.images import postgres_image
-from projects.runtime.spec import DB_PORT, PGDATA, postgres_command, project_labels, project_volume, stack_spec
+from projects.runtime.spec import ADMIN_SESSION_OPTIONS, DB_PORT, PGDATA, postgres_command, project_labels, project_volume, stack_spec
 
 from .backup_files import (
     MAGIC,
@@ -167,6 +167,8 @@ def db_env(project: Project, password: str | None = None) -> dict[str, str]:
         "PGUSER": project.admin_user,
         "PGPASSWORD": password if password is not None else project.admin_password,
         "PGDATABASE": project.db_name,
+        # Free of the project's own timeouts and statement logging (spec.ADMIN_SESSION_OPTIONS).
+        "PGOPTIONS": ADMIN_SESSION_OPTIONS,
         "BERTH_DB_OWNER": project.db_user,
     }
 

@@ -94,7 +94,7 @@ class Cell:
             client.force_login(getattr(world, role))
         data = self.data(world) if self.data else None
         call = getattr(client, self.method.lower())
-        if self.api and self.method in ("POST", "PUT", "DELETE"):
+        if self.api and self.method in ("POST", "PUT", "PATCH", "DELETE"):
             import json
 
             return call(self.path(world), data=json.dumps(data or {}), content_type="application/json", **headers)
@@ -137,6 +137,15 @@ DASHBOARD: dict[str, list[Cell]] = {
     "projects/<str:project_id>/reveal": [
         Cell("POST", lambda w: f"/projects/{P(w)}/reveal", expect(302, 200, 404, 403)),
         Cell("GET", lambda w: f"/projects/{P(w)}/reveal", expect(302, 405, 405, 405)),
+    ],
+    "projects/<str:project_id>/settings": [
+        Cell("GET", lambda w: f"/projects/{P(w)}/settings", expect(302, 200, 404, 200)),
+        Cell("GET", lambda w: f"/projects/{P(w)}/settings", expect(200, 200, 404, 200), htmx=True),
+        Cell("POST", lambda w: f"/projects/{P(w)}/settings", expect(302, 302, 404, 302), data=lambda w: {"setting_work_mem": "8MB"}),
+    ],
+    "projects/<str:project_id>/rotate": [
+        Cell("POST", lambda w: f"/projects/{P(w)}/rotate", expect(302, 302, 404, 302), data=lambda w: {"what": "keys"}),
+        Cell("GET", lambda w: f"/projects/{P(w)}/rotate", expect(302, 405, 405, 405)),
     ],
     "^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|delete|restore|purge|upgrade|rollback_upgrade|drop_kept_volume)$": [
         Cell("POST", lambda w: f"/projects/{P(w)}/stop", expect(302, 302, 404, 302)),
@@ -208,6 +217,7 @@ API: dict[str, list[Cell]] = {
     "v1/projects/<str:project_id>": [
         Cell("GET", lambda w: f"/v1/projects/{P(w)}", expect(401, 200, 404, 200), api=True),
         Cell("DELETE", lambda w: f"/v1/projects/{P(w)}", expect(401, 202, 404, 202), api=True),
+        Cell("PATCH", lambda w: f"/v1/projects/{P(w)}", expect(401, 202, 404, 202), api=True, data=lambda w: {"postgres_settings": {"work_mem": "8MB"}}),
         Cell("PUT", lambda w: f"/v1/projects/{P(w)}", expect(401, 405, 405, 405), api=True),
     ],
     "v1/^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge|upgrade|rollback-upgrade)$": [
@@ -222,6 +232,10 @@ API: dict[str, list[Cell]] = {
     "v1/projects/<str:project_id>/kept-volume": [
         Cell("DELETE", lambda w: f"/v1/projects/{P(w)}/kept-volume", expect(401, 409, 404, 409), api=True),
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/kept-volume", expect(401, 405, 405, 405), api=True),
+    ],
+    "v1/projects/<str:project_id>/rotate": [
+        Cell("POST", lambda w: f"/v1/projects/{P(w)}/rotate", expect(401, 202, 404, 202), api=True, data=lambda w: {"what": "password"}),
+        Cell("GET", lambda w: f"/v1/projects/{P(w)}/rotate", expect(401, 405, 405, 405), api=True),
     ],
     "v1/projects/<str:project_id>/operations": [
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/operations", expect(401, 200, 404, 200), api=True),

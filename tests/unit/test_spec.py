@@ -73,6 +73,14 @@ def test_a_projects_own_settings_go_where_they_take_effect():
     assert sql.index("ALTER SYSTEM") < sql.index("SELECT pg_reload_conf();")
 
 
+def test_berths_superuser_sessions_run_free_of_the_projects_timeouts_and_statement_logging():
+    project = make_project()
+    project.postgres_settings = {"statement_timeout": "1ms", "log_statement": "all"}
+    options = stack_spec(project).db_probe.bootstrap_env["PGOPTIONS"]
+    for option in ("statement_timeout=0", "lock_timeout=0", "idle_in_transaction_session_timeout=0", "log_statement=none", "log_min_duration_statement=-1"):
+        assert f"-c {option}" in options
+
+
 def test_a_reloadable_change_leaves_the_db_containers_spec_alone_and_a_restart_one_changes_it():
     project = make_project()
     before = stack_spec(project).db
