@@ -124,7 +124,7 @@ def project_change(
         if touches_stack:
             # Again under the lock: the state may have moved since the server was asked.
             _check_changeable(locked, restart=restart)
-        if "name" in changed:
+        if "name" in changed and locked.owner is not None:  # a pooled stack has no owner yet, nor names to collide with
             project_name_check_free(owner=locked.owner, name=changed["name"])
         for field, value in changed.items():
             setattr(locked, field, value)
