@@ -247,6 +247,17 @@ API: dict[str, list[Cell]] = {
         Cell("GET", lambda w: "/v1/pool", expect(401, 403, 403, 200), api=True),
         Cell("POST", lambda w: "/v1/pool", expect(401, 405, 405, 405), api=True),
     ],
+    "v1/projects/<str:project_id>/metrics": [
+        Cell("GET", lambda w: f"/v1/projects/{P(w)}/metrics?range=1h", expect(401, 200, 404, 200), api=True),
+        Cell("GET", lambda w: f"/v1/projects/{P(w)}/metrics?range=1y", expect(401, 400, 404, 400), api=True),
+        Cell("POST", lambda w: f"/v1/projects/{P(w)}/metrics", expect(401, 405, 405, 405), api=True),
+    ],
+    # Prometheus: a staff user's token or a staff session; nobody else.
+    "metrics": [
+        Cell("GET", lambda w: "/metrics", expect(401, 403, 403, 200), api=True),
+        Cell("GET", lambda w: "/metrics", expect(401, 403, 403, 200)),
+        Cell("POST", lambda w: "/metrics", expect(405, 405, 405, 405)),
+    ],
     "v1/projects/<str:project_id>/backups": [
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/backups", expect(401, 200, 404, 200), api=True),
         Cell("POST", lambda w: f"/v1/projects/{P(w)}/backups", expect(401, 202, 404, 202), api=True),
