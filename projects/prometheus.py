@@ -74,6 +74,17 @@ class BerthCollector(Collector):
             last.add_metric([p.kind], p.at.timestamp())
         yield from (seconds, calls, projects, passes, calls_total, last)
 
+        pool = ["postgres_version", "api"]
+        target = GaugeMetricFamily("berth_pool_target", "Stacks the warm pool keeps ready (BERTH_WARM_POOL)", labels=pool)
+        ready = GaugeMetricFamily("berth_pool_ready", "Pooled stacks ready to be claimed", labels=pool)
+        filling = GaugeMetricFamily("berth_pool_filling", "Pooled stacks being made", labels=pool)
+        for pooled in snap.pools:
+            which = [pooled.postgres_version, pooled.api]
+            target.add_metric(which, pooled.target)
+            ready.add_metric(which, pooled.ready)
+            filling.add_metric(which, pooled.filling)
+        yield from (target, ready, filling)
+
 
 def exposition() -> tuple[bytes, str]:
     """Berth's metrics in the Prometheus text format, and its content type."""

@@ -32,6 +32,7 @@ from projects.runtime import Runtime, RuntimeFailure, SampleTarget, StackSample,
 from projects.runtime.spec import sample_target
 
 from .errors import InvalidInput
+from .pool import Pool, pool_status
 
 logger = logging.getLogger(__name__)
 
@@ -393,6 +394,7 @@ class BerthSnapshot:
     in_flight: dict[str, int]  # queued, running -> count
     passes: list[WatchPass]
     sampled_at: datetime | None
+    pools: list[Pool] = field(default_factory=list)
 
 
 def metrics_snapshot() -> BerthSnapshot:
@@ -431,7 +433,7 @@ def metrics_snapshot() -> BerthSnapshot:
     in_flight: dict[str, int] = {str(state): 0 for state in Operation.IN_FLIGHT}
     for state, count in Operation.objects.filter(state__in=Operation.IN_FLIGHT).values_list("state").annotate(n=Count("id")).order_by():
         in_flight[str(state)] = count
-    return BerthSnapshot(projects=latest, operations=operations, in_flight=in_flight, passes=list(WatchPass.objects.order_by("kind")), sampled_at=newest)
+    return BerthSnapshot(projects=latest, operations=operations, in_flight=in_flight, passes=list(WatchPass.objects.order_by("kind")), sampled_at=newest, pools=pool_status())
 
 
 def _count(value: object) -> int:

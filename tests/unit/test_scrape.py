@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from projects.models import ApiToken, Operation, Project
 from projects.services import lifecycle
 from projects.services.metrics import metrics_sample, watch_pass_record
+from projects.services.pool import pool_refill
 from tests.conftest import bearer
 
 
@@ -70,6 +71,15 @@ class TestOutput:
         assert {s.labels["loop"]: s.value for s in samples(families["berth_watch_engine_calls"], "berth_watch_engine_calls_total")} == {
             "metrics": 80, "sync": 1,
         }  # fmt: skip
+
+    def test_it_reports_the_warm_pools_target_ready_and_filling(self, client, staff, settings):
+        settings.BERTH_WARM_POOL = ((None, None, 2),)
+        pool_refill()  # the immediate backend fills both at once
+        families = scrape(client, staff)
+        [target] = samples(families["berth_pool_target"])
+        [ready] = samples(families["berth_pool_ready"])
+        assert target.value == 2 and ready.value == 2 and set(target.labels) == {"postgres_version", "api"}
+        assert samples(families["berth_pool_filling"])[0].value == 0
 
     def test_a_project_name_with_quotes_and_newlines_is_escaped_not_broken(self, client, user, staff):
         running_project(user, name='a "b" \\ c')
