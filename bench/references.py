@@ -22,7 +22,7 @@ from pathlib import Path
 import docker
 
 from bench.common import LABEL
-from projects.runtime.docker import _confinement
+from projects.runtime.docker_common import _confinement
 from projects.runtime.wire import tar_archive
 
 NS = 1_000_000_000

@@ -388,6 +388,10 @@ BERTH_LOG_MAX_FILE = env_int("BERTH_LOG_MAX_FILE", 3, 1)
 # Databases accept TLS always (certificates from Berth's CA); with this on,
 # only TLS from outside their container (pg_hba `hostssl`).
 BERTH_DB_REQUIRE_TLS = env_bool("BERTH_DB_REQUIRE_TLS", False)
+# Which engine runs the projects: one Docker Engine (DOCKER_HOST), or a Docker
+# Swarm (DOCKER_HOST at a manager) whose nodes' own engines are BERTH_SWARM_NODES.
+BERTH_RUNTIME = env_choice("BERTH_RUNTIME", "docker", ("docker", "swarm"))
+BERTH_SWARM_NODES = env_pairs("BERTH_SWARM_NODES")
 # Pull a missing image from its registry before failing with ImageUnavailable.
 BERTH_PULL_IMAGES = env_bool("BERTH_PULL_IMAGES", True)
 # What `up` does about an image it cannot pull: auto builds Berth's own

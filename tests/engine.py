@@ -176,3 +176,77 @@ def wait_for(predicate, *, timeout_s: float, what: str, interval_s: float = 0.1)
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+# --- the test Swarm (../shared/docker/swarm up 2; `eval "$(swarm env)"`) ------------
+
+SWARM_MARKER_LABEL = "com.docker.swarm.service.name"
+
+
+def swarm_nodes_env() -> dict[str, str]:
+    from projects.runtime.swarm import parse_nodes
+
+    return parse_nodes(os.environ.get("BERTH_SWARM_NODES", ""))
+
+
+def swarm_unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the swarm tests must run; .ci/run starts the test swarm)")
+    pytest.skip(f'{reason}: run ../shared/docker/swarm up 2 and eval "$(../shared/docker/swarm env)"')
+
+
+def swarm_clients() -> dict[str, docker.DockerClient]:
+    """A client per node of BERTH_SWARM_NODES (the first is the manager), each holding Berth's images; else skip (fail under CI)."""
+    nodes = swarm_nodes_env()
+    if not nodes:
+        swarm_unavailable("no test swarm: BERTH_SWARM_NODES is not set")
+    clients = {}
+    for name, url in nodes.items():
+        try:
+            client = docker.DockerClient(base_url=url, timeout=30)
+            client.ping()
+        except docker.errors.DockerException as exc:
+            swarm_unavailable(f"swarm node {name} at {url} does not answer ({exc})")
+        missing = [image for image in IMAGES if not client.images.list(name=image)]
+        if missing:
+            swarm_unavailable(f"swarm node {name} lacks {', '.join(missing)} (`swarm load {' '.join(missing)}`)")
+        clients[name] = client
+    manager = next(iter(clients.values()))
+    if not manager.info().get("Swarm", {}).get("ControlAvailable"):
+        swarm_unavailable(f"{next(iter(nodes.values()))} is not a swarm manager")
+    return clients
+
+
+def swarm_cleanup(clients: dict[str, docker.DockerClient], label: str = TEST_LABEL) -> None:
+    """Remove every service, secret, network, container and volume carrying `label`, on the manager and every node that answers."""
+    manager = next(iter(clients.values())).api
+    for service in manager.services(filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            manager.remove_service(service["ID"])
+    for name, client in clients.items():
+        with contextlib.suppress(docker.errors.DockerException):
+            api = client.api
+            deadline = time.monotonic() + 60
+            # Task containers leave by themselves once their service is gone: wait, then the rest.
+            while api.containers(all=True, filters={"label": [label, SWARM_MARKER_LABEL]}) and time.monotonic() < deadline:
+                time.sleep(0.25)
+            for container in api.containers(all=True, filters={"label": label}):
+                with contextlib.suppress(docker.errors.NotFound):
+                    api.remove_container(container["Id"], force=True)
+    for secret in manager.secrets(filters={"label": label}):
+        with contextlib.suppress(docker.errors.APIError):
+            manager.remove_secret(secret["ID"])
+    for network in manager.networks(filters={"label": label}):
+        for _ in range(40):
+            try:
+                manager.remove_network(network["Id"])
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:
+                time.sleep(0.25)
+    for client in clients.values():
+        with contextlib.suppress(docker.errors.DockerException):
+            for volume in client.api.volumes(filters={"label": label}).get("Volumes") or []:
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.api.remove_volume(volume["Name"], force=True)

@@ -1,4 +1,4 @@
-"""One contract, two runtimes: FakeRuntime (unit) and DockerRuntime (integration) must both pass it.
+"""One contract, three runtimes: FakeRuntime (unit), DockerRuntime and SwarmRuntime (integration) must all pass it.
 
 A subclass provides the fixtures `runtime`, `make_spec` (a StackSpec for a new
 project id, with free ports) and `hold_port` (makes a host port busy).
@@ -27,6 +27,7 @@ def scratch_for(spec, *, purpose: str = "verify", own_volume: bool = True) -> Sc
         confinement=spec.db.confinement,
         volume="" if own_volume else spec.volume,
         own_volume=own_volume,
+        node=spec.node,
     )
 
 
@@ -240,10 +241,13 @@ class RuntimeContract:
         assert state.containers == () and not state.network and not state.volume
 
     def test_file_put_refuses_a_file_that_is_not_its_announced_size(self, runtime, make_spec):
+        # Into a throwaway, where backups copy their dumps (on a Swarm a service
+        # has a container only while a task of it runs).
         spec = make_spec()
-        runtime.stack_up(spec, start=False)
+        scratch = scratch_for(spec)
+        runtime.scratch_up(scratch)
         with pytest.raises(RuntimeFailure, match="3 of its 10 bytes"):
-            runtime.file_put(spec.db.name, "/tmp/short", iter([b"abc"]), size=10)
+            runtime.file_put(scratch.name, "/tmp/short", iter([b"abc"]), size=10)
 
     def test_a_second_data_volume_is_made_removed_and_purged_with_its_project(self, runtime, make_spec):
         # A major-version upgrade keeps the old volume beside the new one.

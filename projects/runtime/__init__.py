@@ -59,9 +59,16 @@ def get_runtime() -> Runtime:
     """The process's runtime, made on first use (the client connects lazily too)."""
     global _runtime
     if _runtime is None:
-        from .docker import DockerRuntime
+        if settings.BERTH_RUNTIME == "swarm":
+            from .swarm import SwarmRuntime
 
-        _runtime = DockerRuntime(pull_images=settings.BERTH_PULL_IMAGES)
+            _runtime = SwarmRuntime(
+                nodes=settings.BERTH_SWARM_NODES, public_host=settings.BERTH_PUBLIC_HOST, pull_images=settings.BERTH_PULL_IMAGES
+            )
+        else:
+            from .docker import DockerRuntime
+
+            _runtime = DockerRuntime(pull_images=settings.BERTH_PULL_IMAGES)
     return _runtime
 
 

@@ -225,6 +225,9 @@ class StackSpec:
     db_probe: DbProbe
     api_probe: ApiProbe
     subnet: str = ""  # the network's IPv4 subnet, allocated by Berth; "" lets the engine choose (before 0005)
+    # The Swarm node (its name in BERTH_SWARM_NODES) the stack is pinned to, data
+    # and all; "" on a single engine, which has no nodes.
+    node: str = ""
 
     @property
     def containers(self) -> tuple[ContainerSpec, ContainerSpec]:
@@ -335,6 +338,7 @@ class ScratchSpec:
     volume: str = ""  # the volume to mount; "" means <name>_data, made for it
     own_volume: bool = True
     confinement: Confinement = Confinement()
+    node: str = ""  # the project's node on a Swarm (where its volume is); "" on a single engine
 
     @property
     def volume_name(self) -> str:

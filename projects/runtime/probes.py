@@ -3,12 +3,20 @@ its password and its api a real HTTP request — a published port accepts TCP
 (docker-proxy) long before the service behind it does."""
 
 import socket
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from .base import ApiProbe, DbProbe, DbStats, StackSpec
+from .base import BOOTSTRAP_ARGV, ApiProbe, DbProbe, DbStats, NotReady, RuntimeFailure, StackSpec
+
+if TYPE_CHECKING:
+    from .base import Runtime
+
+PROBE_INTERVAL_S = 0.02
 
 
 class ProbeFailed(Exception):
@@ -89,3 +97,51 @@ def api_probe(host: str, port: int, probe: ApiProbe) -> None:
         raise ProbeFailed(f"{url} does not answer ({getattr(exc, 'reason', exc)})") from None
     if status >= 500:
         raise ProbeFailed(f"{url} answered {status}")
+
+
+def wait_ready(runtime: "Runtime", spec: StackSpec, *, timeout_s: float) -> None:
+    """Runtime.stack_wait_ready, in terms of the protocol: both runtimes wait so."""
+    deadline = time.monotonic() + timeout_s
+    _wait(runtime, deadline, spec, "db", lambda: db_accepts(spec))
+    if spec.db_probe.bootstrap_sql:
+        _wait(runtime, deadline, spec, "db", lambda: _db_bootstrap(runtime, spec))
+    _wait(runtime, deadline, spec, "db", lambda: db_answers(spec))
+    _wait(runtime, deadline, spec, "api", lambda: api_answers(spec))
+
+
+def _db_bootstrap(runtime: "Runtime", spec: StackSpec) -> None:
+    p = spec.db_probe
+    try:
+        _, result = runtime.exec_stream(
+            spec.db.name, BOOTSTRAP_ARGV, environment={**p.bootstrap_env, "BERTH_SQL": p.bootstrap_sql}, idle_timeout_s=30
+        ).read_all()
+    except RuntimeFailure as exc:
+        raise ProbeFailed(f"bootstrap: {exc}") from None
+    if result.exit_code != 0:
+        tail = result.stderr.strip().splitlines()
+        raise ProbeFailed(f"bootstrap exited {result.exit_code}: {tail[-1] if tail else 'no message'}")
+
+
+def _wait(runtime: "Runtime", deadline: float, spec: StackSpec, service: str, probe: Callable[[], None]) -> None:
+    last_error = ""
+    checked_at = time.monotonic()
+    while True:
+        try:
+            probe()
+            return
+        except ProbeFailed as exc:
+            last_error = str(exc)
+        now = time.monotonic()
+        if now >= deadline:
+            raise NotReady(f"the {service} did not become ready in time: {last_error}")
+        if now - checked_at >= 1.0:
+            # A container that exited will never answer: fail now, with its last words.
+            checked_at = now
+            state = runtime.stack_state(spec.project_id).container(service)
+            if state is None or state.status in {"exited", "dead"}:
+                tail = runtime.container_logs(spec.project_id, service, tail=5).strip().splitlines()
+                words = f": {tail[-1]}" if tail else ""
+                raise NotReady(f"the {service} container {'is missing' if state is None else 'exited'}{words}")
+        # Each probe is a refused connect or one small query: polling this
+        # often costs little and answers within 20 ms of the service.
+        time.sleep(PROBE_INTERVAL_S)
