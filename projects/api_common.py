@@ -96,6 +96,7 @@ def project_json(project: Project, *, viewer: User, operation: Operation | None 
         "observed_at": time_json(project.observed_at),
         "postgres_version": project.postgres_version,
         "api": project.api_flavour,
+        "node": project.node or None,
         "api_url": project.api_url,
         # The password and the keys are the owner's alone; staff see the URL with it masked.
         "db_url": project.db_url(reveal=viewer.pk == project.owner_id),

@@ -127,9 +127,16 @@ class Project(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="projects")
     postgres_version = models.CharField(max_length=8)
     api_flavour = models.CharField(max_length=16, choices=Api.choices)
-    # Unique across the engine; null once a purge has released them.
-    db_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
-    api_port = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    # Unique per node (across the engine on a single engine, where node is "");
+    # null once a purge has released them.
+    db_port = models.PositiveIntegerField(null=True, blank=True)
+    api_port = models.PositiveIntegerField(null=True, blank=True)
+    # On a Swarm: the node the project and its data volume are pinned to (its
+    # name in BERTH_SWARM_NODES) and the address its ports are published on
+    # (the node's berth.address label when placed). "" on a single engine.
+    # Only a verified backup restored onto another node changes it (move).
+    node = models.CharField(max_length=64, blank=True, default="")
+    node_address = models.CharField(max_length=255, blank=True, default="")
     # The project network's subnet, from BERTH_NETWORK_POOL; unique, and kept
     # like the ports until a purge releases it. Null until the network is
     # first made by this version (services/networks.py).
@@ -190,10 +197,17 @@ class Project(models.Model):
             models.CheckConstraint(condition=~Q(name=""), name="project_name_not_blank"),
             # A pooled stack belongs to nobody: a claim sets the owner and leaves `pooled` in one update.
             models.CheckConstraint(condition=~Q(status="pooled") | Q(owner__isnull=True), name="pooled_project_has_no_owner"),
+            models.UniqueConstraint(fields=["node", "db_port"], name="project_db_port_per_node"),
+            models.UniqueConstraint(fields=["node", "api_port"], name="project_api_port_per_node"),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.public_id})"
+
+    @property
+    def public_host(self) -> str:
+        """Where its ports are reached: its node's address on a Swarm, else BERTH_PUBLIC_HOST."""
+        return self.node_address or settings.BERTH_PUBLIC_HOST
 
     # Secrets live encrypted in the row; these properties are the only way in.
     db_password = encrypted("db_password_encrypted")
@@ -243,12 +257,12 @@ class Project(models.Model):
         password = quote(self.db_password, safe="") if reveal else "********"
         return (
             f"postgresql://{quote(self.db_user, safe='')}:{password}"
-            f"@{settings.BERTH_PUBLIC_HOST}:{self.db_port}/{quote(self.db_name, safe='')}"
+            f"@{self.public_host}:{self.db_port}/{quote(self.db_name, safe='')}"
         )
 
     @property
     def api_url(self) -> str | None:
-        return None if self.api_port is None else f"http://{settings.BERTH_PUBLIC_HOST}:{self.api_port}"
+        return None if self.api_port is None else f"http://{self.public_host}:{self.api_port}"
 
     def allowed_actions(self) -> frozenset[str]:
         """The actions this project's status accepts (see DESIGN.md, State)."""

@@ -73,6 +73,7 @@ PROJECT_FIELDS = {
     "observed_at": TIME_OR_NULL,
     "postgres_version": {"type": "string"},
     "api": {"enum": Project.Api.values},
+    "node": {**STRING_OR_NULL, "description": "the Swarm node the project and its data are on (its name in BERTH_SWARM_NODES); null on a single engine"},
     "api_url": {**STRING_OR_NULL, "description": "null once purged"},
     "db_url": {**STRING_OR_NULL, "description": "with the password for the owner, masked for anyone else; null once purged"},
     "anon_key": {

@@ -204,7 +204,7 @@ def _psql_command(project: Project, *, reveal: bool) -> str | None:
         return None
     # Without the password in the URL psql asks for it: paste-ready either way.
     url = (project.db_url(reveal=True) or "") if reveal else (
-        f"postgresql://{quote(project.db_user, safe='')}@{settings.BERTH_PUBLIC_HOST}:{project.db_port}"
+        f"postgresql://{quote(project.db_user, safe='')}@{project.public_host}:{project.db_port}"
         f"/{quote(project.db_name, safe='')}"
     )  # fmt: skip
     # TLS checked against Berth's CA (the page links /v1/ca.pem, saved as berth-ca.pem).

@@ -73,6 +73,13 @@ def scratch_service(purpose: str, backup_id: str) -> str:
     return f"{purpose}_{backup_id}"
 
 
+def memory_bytes(text: str) -> int:
+    """`2g`, `512m`, `1024k` or bytes (the engine's notation: node labels, BERTH_*_MEMORY) → bytes."""
+    text = text.strip().lower().removesuffix("b")
+    factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(text[-1:], 1)
+    return int(float(text[:-1] if factor > 1 else text) * factor)
+
+
 class RuntimeFailure(Exception):
     """Base of every error the runtime raises; str() is safe to show a person."""
 
@@ -309,6 +316,24 @@ class StackSample:
 
 
 @dataclass(frozen=True)
+class NodeState:
+    """A node a project may be placed on (a Swarm's; a single engine has none)."""
+
+    name: str  # as in BERTH_SWARM_NODES
+    address: str  # where its published ports are reached
+    ready: bool  # the manager sees it up
+    active: bool  # the swarm's availability is active (not paused or drained)
+    labelled: bool  # carries berth.node: meant for Berth's projects
+    drained: bool  # an operator drained it for Berth (label berth.drain): no new projects
+    memory_bytes: int  # what Berth may place there: its berth.memory label, else what it reports
+    missing_images: frozenset[str] = frozenset()  # of the images asked about, those it lacks
+
+    @property
+    def placeable(self) -> bool:
+        return self.ready and self.active and self.labelled and not self.drained and not self.missing_images
+
+
+@dataclass(frozen=True)
 class EngineEvent:
     project_id: str
     service: str
@@ -471,8 +496,11 @@ class Runtime(Protocol):
     def scratch_remove(self, name: str) -> None:
         """Remove a throwaway container, its network and its own volume; nothing there is fine."""
 
+    def nodes(self, *, images: Iterable[str] = ()) -> tuple[NodeState, ...]:
+        """The nodes projects are placed on, each with which of `images` it lacks (of the nodes that answer); () on a single engine."""
+
     def images_present(self, images: Iterable[str]) -> set[str]:
-        """Which of `images` the engine has (one call)."""
+        """Which of `images` the engine has (one call); on a Swarm, every node that answers."""
 
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         """Pull `image`, reporting progress lines; ImageUnavailable when it cannot be pulled."""

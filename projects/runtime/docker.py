@@ -7,7 +7,7 @@ the only modules that import `docker`.
 import dataclasses
 import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import docker
 import docker.errors
@@ -24,6 +24,7 @@ from .base import (
     EngineInventory,
     SampleTarget,
     StackSample,
+    NodeState,
     StackSpec,
     StackState,
     SubnetUnavailable,
@@ -43,6 +44,9 @@ __all__ = ["DockerRuntime", "engine_address"]
 
 
 class DockerRuntime(Engine):
+    def nodes(self, *, images: Iterable[str] = ()) -> tuple[NodeState, ...]:
+        return ()  # one engine: nothing to place
+
     # --- stacks ------------------------------------------------------------
 
     def stack_up(self, spec: StackSpec, *, start: bool = True, create_volume: bool = True) -> None:

@@ -25,6 +25,7 @@ from .base import (
     ExecResult,
     ExecStream,
     ImageUnavailable,
+    NodeState,
     PortUnavailable,
     RuntimeFailure,
     SampleTarget,
@@ -80,6 +81,8 @@ class FakeRuntime:
         self.samples_taken: Counter[str] = Counter()
         self.specs: dict[str, StackSpec] = {}  # project id -> the spec of its last stack_up or stack_wait_ready
         self.server_sql: list[str] = []  # SQL a service ran as the superuser (SERVER_SQL_ARGV), in order
+        # A Swarm's nodes (placement); () is a single engine. Their missing_images are what they lack of any image.
+        self.node_list: tuple[NodeState, ...] = ()
 
     # --- fault injection ---------------------------------------------------
 
@@ -280,6 +283,11 @@ class FakeRuntime:
         self.mounts.pop(name, None)
         for key in [k for k in self.files if k[0] == name]:
             del self.files[key]
+
+    def nodes(self, *, images: Iterable[str] = ()) -> tuple[NodeState, ...]:
+        self._call("nodes")
+        wanted = frozenset(images)
+        return tuple(replace(n, missing_images=n.missing_images & wanted) for n in self.node_list)
 
     def images_present(self, images: Iterable[str]) -> set[str]:
         self._call("images_present")

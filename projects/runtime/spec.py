@@ -477,4 +477,5 @@ def stack_spec(project: "Project") -> StackSpec:
         ),
         api_probe=probe,
         subnet=project.network_subnet or "",
+        node=project.node,
     )

@@ -39,6 +39,7 @@ from .base import (
     ContainerStats,
     EngineEvent,
     EngineInventory,
+    NodeState,
     ExecStream,
     ImageUnavailable,
     PortUnavailable,
@@ -53,6 +54,7 @@ from .base import (
     SubnetUnavailable,
     VolumeMissing,
     container_name,
+    memory_bytes,
     object_names,
     object_prefix,
 )
@@ -63,6 +65,7 @@ from .probes import wait_ready
 NODE_LABEL = "berth.node"  # the node's name in BERTH_SWARM_NODES (else its hostname is)
 ADDRESS_LABEL = "berth.address"  # where its published ports are reached (else BERTH_PUBLIC_HOST)
 MEMORY_LABEL = "berth.memory"  # the memory Berth may place there (else what the node reports)
+DRAIN_LABEL = "berth.drain"  # true: an operator drained it for Berth (no new projects; those there stay)
 CONFIG_LABEL = "berth.config"  # as on the single engine: a changed spec replaces the service
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # on a task's container
 NODE_CACHE_S = 5.0
@@ -84,6 +87,7 @@ class SwarmNode:
     active: bool
     memory_bytes: int
     labelled: bool  # carries berth.node: meant for Berth
+    drained: bool  # berth.drain=true: no new projects
 
 
 def parse_nodes(text: str) -> dict[str, str]:
@@ -95,13 +99,6 @@ def parse_nodes(text: str) -> dict[str, str]:
             raise ValueError(f"BERTH_SWARM_NODES: {entry!r} is not name=tcp://host:port")
         nodes[name.strip()] = url.strip()
     return nodes
-
-
-def memory_bytes(text: str) -> int:
-    """`2g`, `512m`, `1024k` or bytes → bytes (node labels and BERTH_*_MEMORY)."""
-    text = text.strip().lower().removesuffix("b")
-    factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(text[-1:], 1)
-    return int(float(text[:-1] if factor > 1 else text) * factor)
 
 
 class SwarmRuntime:
@@ -144,9 +141,28 @@ class SwarmRuntime:
                     active=(n.get("Spec") or {}).get("Availability") == "active",
                     memory_bytes=memory_bytes(labels[MEMORY_LABEL]) if labels.get(MEMORY_LABEL) else int(reported),
                     labelled=NODE_LABEL in labels,
+                    drained=labels.get(DRAIN_LABEL, "").lower() in {"1", "true", "yes"},
                 )
             self._nodes = (time.monotonic(), known)
         return known
+
+    def nodes(self, *, images: Iterable[str] = ()) -> tuple[NodeState, ...]:
+        wanted = set(images)
+        found = []
+        for node in self.swarm_nodes(fresh=True).values():
+            missing: set[str] = set()
+            if wanted and node.ready:
+                try:
+                    missing = wanted - self.engines[node.name].images_present(wanted)
+                except RuntimeUnavailable:
+                    missing = wanted  # its engine does not answer: nothing can be checked, nothing placed
+            found.append(
+                NodeState(
+                    name=node.name, address=node.address, ready=node.ready, active=node.active, labelled=node.labelled,
+                    drained=node.drained, memory_bytes=node.memory_bytes, missing_images=frozenset(missing),
+                )
+            )  # fmt: skip
+        return tuple(sorted(found, key=lambda n: n.name))
 
     def _node(self, name: str) -> SwarmNode:
         if not name:

@@ -192,6 +192,7 @@ def _scratch_spec(project: Project, *, purpose: str, backup: Backup, own_volume:
         confinement=db.confinement,
         volume="" if own_volume else project_volume(project),
         own_volume=own_volume,
+        node=project.node,  # on a Swarm: where the project's volume is
     )
 
 

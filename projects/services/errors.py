@@ -90,6 +90,13 @@ class EngineUnreachable(ServiceError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class NoNodeAvailable(ServiceError):
+    """On a Swarm, no node can take a new project; the message says why for each."""
+
+    code = "no_node"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
 class SubnetsExhausted(ServiceError):
     """No subnet of BERTH_NETWORK_POOL is free for a project's network (raised in the worker: its operation fails)."""
 

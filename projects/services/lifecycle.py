@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from projects.models import Backup, Operation, Project
-from projects.runtime.images import offer
+from projects.runtime import get_runtime
+from projects.runtime.images import api_image, offer, postgres_image
 from projects.selectors import project_never_ran
 
 from .backups import backup_assert_cloneable
@@ -19,6 +20,7 @@ from .errors import Forbidden, InvalidInput, InvalidTransition
 from .names import project_name_check_free, project_name_clean
 from .operations import operation_enqueue
 from .pool import pool_claim, pool_refill
+from .placement import node_place
 from .ports import project_insert_with_ports
 from .quotas import quota_check_project
 
@@ -47,6 +49,10 @@ def project_create(
         name = project_name_clean(name=name)
 
     project = Project(owner=owner, name=name or "untitled", postgres_version=version, api_flavour=flavour)
+    # On a Swarm, the node with the most free memory that holds the images (services/placement.py).
+    node = node_place(runtime=get_runtime(), images={postgres_image(version), api_image(flavour)})
+    if node is not None:
+        project.node, project.node_address = node.name, node.address
     project.name = name or f"project-{project.public_id}"
     project_credentials_generate(project)
     with transaction.atomic():

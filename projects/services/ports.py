@@ -45,9 +45,9 @@ def port_is_free_on_host(port: int) -> bool:
     return True
 
 
-def _first_free(low: int, high: int, reserved: set[int], variable: str) -> int:
+def _first_free(low: int, high: int, reserved: set[int], variable: str, *, on_this_host: bool = True) -> int:
     for port in range(low, high + 1):
-        if port not in reserved and port_is_free_on_host(port):
+        if port not in reserved and (not on_this_host or port_is_free_on_host(port)):
             return port
     raise PortsExhausted(
         f"no free port left in {variable} {low}-{high}: each is reserved by a project or in use on the host; "
@@ -58,18 +58,22 @@ def _first_free(low: int, high: int, reserved: set[int], variable: str) -> int:
 def project_insert_with_ports(project: Project) -> Project:
     """Save a new project with a free db and api port; PortsExhausted only when a range has none left.
 
-    Call it inside the create's transaction: the lock is held until that commits.
+    Ports are unique per node (`project.node`; "" is the single engine, whose
+    ports are this host's and are checked free here too). Call it inside the
+    create's transaction: the lock is held until that commits.
     """
     with transaction.atomic():
         allocation_lock()
         for _ in range(ATTEMPTS):
+            same_node = Project.objects.filter(node=project.node)
             taken = [
-                *Project.objects.filter(db_port__isnull=False).values_list("db_port", flat=True),
-                *Project.objects.filter(api_port__isnull=False).values_list("api_port", flat=True),
+                *same_node.filter(db_port__isnull=False).values_list("db_port", flat=True),
+                *same_node.filter(api_port__isnull=False).values_list("api_port", flat=True),
             ]
             reserved = {port for port in taken if port is not None}
-            project.db_port = _first_free(*settings.BERTH_DB_PORTS, reserved, "BERTH_DB_PORTS")
-            project.api_port = _first_free(*settings.BERTH_API_PORTS, reserved, "BERTH_API_PORTS")
+            local = not project.node  # a node's ports are on that node, not on this host
+            project.db_port = _first_free(*settings.BERTH_DB_PORTS, reserved, "BERTH_DB_PORTS", on_this_host=local)
+            project.api_port = _first_free(*settings.BERTH_API_PORTS, reserved, "BERTH_API_PORTS", on_this_host=local)
             try:
                 with transaction.atomic():
                     project.save(force_insert=True)

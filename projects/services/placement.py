@@ -1,0 +1,83 @@
+"""Placement on a Swarm: which node a new project goes to, and what each node carries.
+
+The rule (DESIGN.md, "Runtimes"): among the nodes that are ready, active,
+labelled for Berth (`berth.node`), not drained (`berth.drain`) and hold the
+project's images, the one with the most free memory: its `berth.memory` label
+(else the memory it reports) minus the memory limits of the projects Berth
+placed there (every project not deleted counts: a stopped one may start). Ties
+go to the node named first. A single engine has no nodes: nothing to place.
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from projects.models import Project
+from projects.runtime import Runtime, RuntimeFailure
+from projects.runtime.base import NodeState, memory_bytes
+
+from .errors import NoNodeAvailable
+
+
+@dataclass(frozen=True)
+class NodeLoad:
+    node: NodeState
+    projects: int  # Berth's projects placed there, not deleted
+    placed_bytes: int  # their memory limits
+
+    @property
+    def free_bytes(self) -> int:
+        return self.node.memory_bytes - self.placed_bytes
+
+    @property
+    def state(self) -> str:
+        if not self.node.ready:
+            return "down"
+        if self.node.drained or not self.node.active:
+            return "drained"
+        return "ready"
+
+
+def project_memory_bytes() -> int:
+    """The memory limits of one project's containers (db and api)."""
+    return memory_bytes(settings.BERTH_DB_MEMORY) + memory_bytes(settings.BERTH_API_MEMORY)
+
+
+def node_loads(*, runtime: Runtime, images: Iterable[str] = ()) -> list[NodeLoad]:
+    """Every node with what Berth placed there; [] on a single engine."""
+    nodes = runtime.nodes(images=images)
+    if not nodes:
+        return []
+    counts = Counter(Project.objects.filter(deleted_at__isnull=True).exclude(node="").values_list("node", flat=True))
+    each = project_memory_bytes()
+    return [NodeLoad(node=n, projects=counts[n.name], placed_bytes=counts[n.name] * each) for n in nodes]
+
+
+def node_place(*, runtime: Runtime, images: Iterable[str]) -> NodeState | None:
+    """The node a new project goes to; None on a single engine; NoNodeAvailable saying why each node cannot."""
+    try:
+        loads = node_loads(runtime=runtime, images=images)
+    except RuntimeFailure as exc:
+        raise NoNodeAvailable(f"the swarm cannot be read to place the project: {exc}") from None
+    if not loads:
+        return None
+    need = project_memory_bytes()
+    fits = [load for load in loads if load.node.placeable and load.free_bytes >= need]
+    if fits:
+        return max(fits, key=lambda load: (load.free_bytes, [-ord(c) for c in load.node.name])).node
+    raise NoNodeAvailable("no node can take a new project: " + "; ".join(f"{load.node.name}: {_why_not(load, need)}" for load in loads))
+
+
+def _why_not(load: NodeLoad, need: int) -> str:
+    n = load.node
+    if not n.ready:
+        return "down"
+    if not n.labelled:
+        return "not labelled berth.node"
+    if n.drained or not n.active:
+        return "drained"
+    if n.missing_images:
+        return "lacks " + ", ".join(sorted(n.missing_images))
+    return f"{load.free_bytes >> 20} MiB free of the {need >> 20} MiB a project needs"

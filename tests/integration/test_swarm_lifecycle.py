@@ -1,0 +1,121 @@
+"""A project's life on a real Docker Swarm (`swarm up 2`) through the JSON API, with real workers:
+placement and the node's address, stop/start, delete/restore, backups (dump, verify, restore), purge."""
+
+import json
+
+import psycopg
+import pytest
+
+from projects.runtime import use_runtime
+from tests.conftest import bearer
+from tests.engine import Workers, swarm_cleanup, swarm_clients, swarm_nodes_env
+
+pytestmark = [pytest.mark.swarm]
+
+
+@pytest.fixture(scope="module")
+def swarm():
+    return swarm_clients()
+
+
+@pytest.fixture
+def swarm_env(swarm, settings, monkeypatch, tmp_path):
+    """This process and its workers on the test swarm: BERTH_RUNTIME=swarm, the manager, the nodes, their port ranges."""
+    nodes = swarm_nodes_env()
+    env = {
+        "BERTH_RUNTIME": "swarm",
+        "BERTH_SWARM_NODES": ",".join(f"{name}={url}" for name, url in nodes.items()),
+        "DOCKER_HOST": next(iter(nodes.values())),
+        "BERTH_DB_PORTS": "16400-16409",
+        "BERTH_API_PORTS": "17400-17409",
+        "BERTH_BACKUP_DIR": str(tmp_path / "backups"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.BERTH_RUNTIME, settings.BERTH_SWARM_NODES = "swarm", nodes
+    settings.BERTH_DB_PORTS, settings.BERTH_API_PORTS = (16400, 16409), (17400, 17409)
+    settings.BERTH_BACKUP_DIR = tmp_path / "backups"
+    use_runtime(None)
+    yield env
+    use_runtime(None)
+    swarm_cleanup(swarm)
+
+
+@pytest.fixture
+def swarm_workers(transactional_db, tmp_path, swarm_env):
+    pool = Workers(2, tmp_path, **swarm_env)
+    pool.start()
+    yield pool
+    pool.stop()
+
+
+def act(client, headers, method: str, path: str, body: dict | None = None, wait: int = 120):
+    response = getattr(client, method)(f"{path}?wait={wait}", data=json.dumps(body or {}), content_type="application/json", **headers)
+    return response.status_code, response.json()
+
+
+def rows(db_url: str) -> list[str]:
+    with psycopg.connect(db_url, connect_timeout=3) as conn:
+        return [name for (name,) in conn.execute("SELECT name FROM items ORDER BY id")]
+
+
+def on_node(client, project_id: str) -> dict[str, list[str]]:
+    label = f"berth.project={project_id}"
+    return {
+        "containers": [c["Names"][0] for c in client.api.containers(all=True, filters={"label": label})],
+        "volumes": [v["Name"] for v in client.api.volumes(filters={"label": label}).get("Volumes") or []],
+    }
+
+
+def test_project_lifecycle_on_the_swarm_keeps_data_on_its_node_until_purge(swarm_workers, user, client, swarm):
+    headers = bearer(user)
+    code, created = act(client, headers, "post", "/v1/projects", {"name": "fleet"})
+    assert code == 201 and created["status"] == "running", created["operation"]
+    node, pid, db_url = created["node"], created["project_id"], created["db_url"]
+    assert node in swarm and f"@127.0.10.{node[1:]}:" in db_url and created["api_url"].startswith(f"http://127.0.10.{node[1:]}:")
+    with psycopg.connect(db_url, connect_timeout=3) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) VALUES ('anchor'), ('rope')")
+    # The data volume is on its node only.
+    assert [name for name, c in swarm.items() if on_node(c, pid)["volumes"]] == [node]
+
+    code, stopped = act(client, headers, "post", f"/v1/projects/{pid}/stop")
+    assert (code, stopped["status"]) == (200, "stopped")
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(db_url, connect_timeout=3)
+    code, started = act(client, headers, "post", f"/v1/projects/{pid}/start")
+    assert (code, started["status"]) == (200, "running"), started["operation"]
+    assert rows(db_url) == ["anchor", "rope"]
+
+    # A backup: dumped, verified in a throwaway on the node, and restored over later changes.
+    code, made = act(client, headers, "post", f"/v1/projects/{pid}/backups")
+    assert code == 201 and made["state"] == "verified", made
+    assert made["tables"] == {"public.items": 2}
+    with psycopg.connect(db_url, connect_timeout=3) as conn:
+        conn.execute("DELETE FROM items WHERE name = 'rope'")
+    code, restored = act(client, headers, "post", f"/v1/backups/{made['backup_id']}/restore", {"confirm": pid})
+    assert code == 200 and restored["operation"]["state"] == "succeeded", restored["operation"]
+    assert rows(db_url) == ["anchor", "rope"]
+
+    code, deleted = act(client, headers, "delete", f"/v1/projects/{pid}")
+    assert (code, deleted["status"]) == (200, "deleted")
+    assert on_node(swarm[node], pid) == {"containers": [], "volumes": [f"project_{pid}_data"]}
+    code, back = act(client, headers, "post", f"/v1/projects/{pid}/restore")
+    assert (code, back["status"], back["node"], back["db_url"]) == (200, "stopped", node, db_url)
+    code, started = act(client, headers, "post", f"/v1/projects/{pid}/start")
+    assert (code, started["status"]) == (200, "running")
+    assert rows(db_url) == ["anchor", "rope"]
+
+    assert act(client, headers, "delete", f"/v1/projects/{pid}")[1]["status"] == "deleted"
+    code, purged = act(client, headers, "post", f"/v1/projects/{pid}/purge", {"confirm": pid})
+    assert (code, purged["status"]) == (200, "purged"), purged["operation"]
+    assert all(on_node(c, pid) == {"containers": [], "volumes": []} for c in swarm.values())
+    assert not [s for s in swarm[next(iter(swarm))].api.services() if s["Spec"]["Name"].startswith(f"project_{pid}")]
+
+
+def test_two_projects_are_spread_over_the_nodes_by_free_memory(swarm_workers, user, client, swarm):
+    headers = bearer(user)
+    first = act(client, headers, "post", "/v1/projects", {"name": "one"})[1]
+    second = act(client, headers, "post", "/v1/projects", {"name": "two"})[1]
+    assert first["status"] == second["status"] == "running", (first["operation"], second["operation"])
+    assert {first["node"], second["node"]} == set(swarm)

@@ -1,0 +1,76 @@
+"""Placement on a Swarm (services/placement.py), on FakeRuntime's nodes: the most free memory among the nodes that can run it."""
+
+import pytest
+
+from projects.runtime.base import NodeState
+from projects.services import lifecycle
+from projects.services.errors import NoNodeAvailable
+from projects.services.placement import node_loads, project_memory_bytes
+
+GIB = 1 << 30
+
+
+def node(name: str, *, memory: int = 2 * GIB, **kwargs) -> NodeState:
+    fields = {"address": f"10.0.0.{name[-1]}", "ready": True, "active": True, "labelled": True, "drained": False, **kwargs}
+    return NodeState(name=name, memory_bytes=memory, **fields)
+
+
+@pytest.fixture
+def swarm(fake_runtime, settings):
+    settings.BERTH_DB_MEMORY, settings.BERTH_API_MEMORY = "512m", "256m"
+    fake_runtime.node_list = (node("n1"), node("n2"))
+    return fake_runtime
+
+
+def test_a_single_engine_places_nothing_and_the_project_has_no_node(user, fake_runtime):
+    project = lifecycle.project_create(owner=user).project
+    assert (project.node, project.node_address) == ("", "")
+
+
+def test_a_new_project_goes_to_the_node_with_the_most_free_memory_and_uses_its_address(user, swarm):
+    swarm.node_list = (node("n1", memory=2 * GIB), node("n2", memory=3 * GIB))
+    project = lifecycle.project_create(owner=user).project
+    assert (project.node, project.node_address) == ("n2", "10.0.0.2")
+    assert project.db_url().split("@")[1].startswith("10.0.0.2:") and project.api_url.startswith("http://10.0.0.2:")
+
+
+def test_memory_limits_already_placed_count_against_a_node_so_projects_spread(user, swarm):
+    placed = [lifecycle.project_create(owner=user).project.node for _ in range(4)]
+    assert placed == ["n1", "n2", "n1", "n2"]
+    loads = {load.node.name: load for load in node_loads(runtime=swarm)}
+    assert loads["n1"].projects == 2 and loads["n1"].free_bytes == 2 * GIB - 2 * project_memory_bytes()
+
+
+def test_ports_are_allocated_per_node(user, swarm, settings):
+    settings.BERTH_DB_PORTS, settings.BERTH_API_PORTS = (16900, 16902), (17900, 17902)
+    first, second = (lifecycle.project_create(owner=user).project for _ in range(2))
+    assert {first.node, second.node} == {"n1", "n2"}
+    assert (first.db_port, first.api_port) == (second.db_port, second.api_port) == (16900, 17900)
+
+
+@pytest.mark.parametrize(
+    ("other", "why"),
+    [
+        ({"ready": False}, "down"),
+        ({"drained": True}, "drained"),
+        ({"active": False}, "drained"),
+        ({"labelled": False}, "not labelled berth.node"),
+        ({"missing_images": frozenset({"berth/postgres:17", "postgres:17"})}, "lacks"),
+    ],
+)
+def test_a_node_that_cannot_take_projects_is_passed_over(user, swarm, other, why):
+    swarm.node_list = (node("n1", memory=8 * GIB, **other), node("n2"))
+    assert lifecycle.project_create(owner=user).project.node == "n2"
+
+
+def test_no_node_able_is_a_refusal_that_says_why_for_each_and_creates_nothing(user, swarm, settings):
+    swarm.node_list = (node("n1", ready=False), node("n2", memory=256 << 20))
+    with pytest.raises(NoNodeAvailable, match=r"n1: down; n2: 256 MiB free of the 768 MiB a project needs"):
+        lifecycle.project_create(owner=user)
+    assert user.projects.count() == 0
+
+
+def test_a_node_lacking_an_image_is_named_with_the_image(user, swarm):
+    swarm.node_list = (node("n1", missing_images=frozenset({"postgres:17"})),)
+    with pytest.raises(NoNodeAvailable, match="n1: lacks postgres:17"):
+        lifecycle.project_create(owner=user)
