@@ -112,6 +112,7 @@ class Project(models.Model):
         DOWN = "down"
         MISSING = "missing"
         UNKNOWN = "unknown"
+        NODE_DOWN = "node_down"  # on a Swarm: the node holding its data is down (the data waits there)
 
     class Api(models.TextChoices):
         POSTGREST = "postgrest", "PostgREST"

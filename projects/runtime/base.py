@@ -254,6 +254,7 @@ class ContainerState:
     image: str = ""
     host_ports: tuple[int, ...] = ()
     install: str = ""  # its berth.install label; "" on objects made before installations were labelled
+    node_down: bool = False  # on a Swarm: the node it is pinned to is down (never on a single engine)
 
     @property
     def running(self) -> bool:
@@ -279,6 +280,7 @@ class EngineInventory:
     networks: dict[str, str] = field(default_factory=dict)  # name -> project id
     volumes: dict[str, str] = field(default_factory=dict)  # name -> project id
     installs: dict[str, str] = field(default_factory=dict)  # network or volume name -> its berth.install label, if any
+    nodes_down: tuple[str, ...] = ()  # on a Swarm: nodes whose volumes and throwaways could not be read
 
 
 @dataclass(frozen=True)

@@ -179,13 +179,14 @@ class SwarmRuntime:
         return next((n for n in nodes.values() if n.id == node_id), None)
 
     def _reachable(self) -> Iterator[tuple[str, Engine]]:
-        """The node engines that answer; one that does not is skipped (its node is down)."""
+        """The engines of the nodes the manager sees ready (no call each: a down node would cost a timeout)."""
+        nodes = self.swarm_nodes()
         for name, engine in self.engines.items():
-            try:
-                engine.ping()
-            except RuntimeUnavailable:
-                continue
-            yield name, engine
+            if name in nodes and nodes[name].ready:
+                yield name, engine
+
+    def _down_ids(self) -> set[str]:
+        return {n.id for n in self.swarm_nodes().values() if not n.ready}
 
     def ping(self) -> None:
         self.manager.ping()
@@ -475,7 +476,7 @@ class SwarmRuntime:
     def stack_state(self, project_id: str) -> StackState:
         services = self._services_of(project_id)
         tasks = self._tasks([s["Spec"]["Name"] for s in services], desired_running=True)
-        containers = [_service_state(s, tasks) for s in services]
+        containers = [_service_state(s, tasks, self._down_ids()) for s in services]
         with self.manager._engine(f"reading project {project_id}'s network"):
             networks = self.mapi.networks(filters={"label": _label_filter(project_id)})
         names = object_names(project_id)
@@ -509,7 +510,7 @@ class SwarmRuntime:
         with self.manager._engine("listing services"):
             services = self.mapi.services(filters={"label": f"{MANAGED_LABEL}=true"})
             tasks = [t for t in self.mapi.tasks(filters={"desired-state": "running"}) if t.get("ServiceID")]
-        found = [_service_state(s, tasks) for s in services]
+        found = [_service_state(s, tasks, self._down_ids()) for s in services]
         for _, engine in self._reachable():
             with engine._engine("listing containers"):
                 found += [_container_state(c) for c in engine.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}=true"}) if SWARM_SERVICE_LABEL not in c["Labels"]]
@@ -534,7 +535,8 @@ class SwarmRuntime:
         networks = {n["Name"]: (n.get("Labels") or {}).get(PROJECT_LABEL, "") for n in found_networks}
         volumes = {v["Name"]: (v.get("Labels") or {}).get(PROJECT_LABEL, "") for v in found_volumes}
         installs = {o["Name"]: (o.get("Labels") or {}).get(INSTALL_LABEL, "") for o in [*found_networks, *found_volumes]}
-        return EngineInventory(containers=containers, networks=networks, volumes=volumes, installs=installs)
+        down = tuple(sorted(name for name in self.engines if name not in dict(self._reachable())))
+        return EngineInventory(containers=containers, networks=networks, volumes=volumes, installs=installs, nodes_down=down)
 
     def container_logs(self, project_id: str, service: str, *, tail: int = 200) -> str:
         name = container_name(project_id, service)
@@ -624,11 +626,6 @@ class SwarmRuntime:
             wanted &= engine.images_present(wanted)
         return wanted
 
-    def images_missing(self, images: Iterable[str]) -> dict[str, set[str]]:
-        """Per node that answers, which of `images` it lacks."""
-        wanted = set(images)
-        return {name: wanted - engine.images_present(wanted) for name, engine in self._reachable()}
-
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         for name, engine in self._reachable():
             try:
@@ -651,7 +648,12 @@ def _config_digest(spec: StackSpec, c: ContainerSpec, node_id: str, secrets: lis
     return hashlib.sha256(repr((made_of, spec.network, spec.volume, node_id, secrets)).encode()).hexdigest()[:16]
 
 
-def _service_state(service: dict[str, Any], tasks: list[dict[str, Any]]) -> ContainerState:
+def _pinned_to(service: dict[str, Any]) -> str:
+    constraints = ((service["Spec"].get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints") or []
+    return next((c.partition("==")[2].strip() for c in constraints if c.replace(" ", "").startswith("node.id==")), "")
+
+
+def _service_state(service: dict[str, Any], tasks: list[dict[str, Any]], down: set[str]) -> ContainerState:
     """A service as a container: its current task's state, or stopped when it has no task to run."""
     spec = service["Spec"]
     labels = spec.get("Labels") or {}
@@ -678,4 +680,5 @@ def _service_state(service: dict[str, Any], tasks: list[dict[str, Any]]) -> Cont
         image=image,
         host_ports=tuple(sorted(p["PublishedPort"] for p in ports if p.get("PublishedPort"))) if status == "running" else (),
         install=labels.get(INSTALL_LABEL, ""),
+        node_down=_pinned_to(service) in down,
     )

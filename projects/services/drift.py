@@ -23,7 +23,7 @@ HAS_VOLUME = {S.RUNNING, S.STOPPED, S.DELETED, S.STARTING, S.STOPPING, S.DELETIN
 
 @dataclass(frozen=True)
 class DriftEntry:
-    kind: str  # "orphan", "project", "ports" or "volume"
+    kind: str  # "orphan", "project", "ports", "volume" or "node" (on a Swarm: its node is down)
     subject: str  # a project id, or the name of an engine object
     problem: str
     fix: str
@@ -59,7 +59,7 @@ def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
     except RuntimeFailure as exc:
         report.engine_error = str(exc)
         return report
-    fields = ("id", "public_id", "status", "health", "db_port", "api_port", "deleted_at", "first_running_at", "volume_version")
+    fields = ("id", "public_id", "status", "health", "db_port", "api_port", "deleted_at", "first_running_at", "volume_version", "node")
     projects = {p.public_id: p for p in Project.objects.only(*fields)}
     report.projects_checked = len(projects)
     # Only this installation's objects (and unlabelled ones of its projects):
@@ -83,6 +83,12 @@ def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
             volumes[project_id].append(name)
     report.objects_checked = sum(map(len, containers.values())) + sum(map(len, networks.values())) + sum(map(len, volumes.values()))
     for project_id, project in sorted(projects.items()):
+        if project.node and project.node in inventory.nodes_down and project.status != S.PURGED:
+            # Its volume is on that node, which cannot be read: unknown, not missing.
+            report.entries.append(
+                DriftEntry("node", project_id, f"{project.status}, but its node {project.node} is down: its data volume waits there", "none automatic: it is back with its node")
+            )
+            continue
         report.entries.extend(_project_entries(project, containers[project_id], volumes[project_id], networks[project_id]))
 
     # Objects no project accounts for: a purged project's leftovers count too.

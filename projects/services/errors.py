@@ -97,6 +97,13 @@ class NoNodeAvailable(ServiceError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class NodeDown(ServiceError):
+    """On a Swarm, the node holding the project's data is down: what needs the data waits for it."""
+
+    code = "node_down"
+    status = HTTPStatus.CONFLICT
+
+
 class SubnetsExhausted(ServiceError):
     """No subnet of BERTH_NETWORK_POOL is free for a project's network (raised in the worker: its operation fails)."""
 

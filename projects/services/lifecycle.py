@@ -19,8 +19,8 @@ from .credentials import project_credentials_generate
 from .errors import Forbidden, InvalidInput, InvalidTransition
 from .names import project_name_check_free, project_name_clean
 from .operations import operation_enqueue
+from .placement import node_assert_up, node_place
 from .pool import pool_claim, pool_refill
-from .placement import node_place
 from .ports import project_insert_with_ports
 from .quotas import quota_check_project
 
@@ -153,4 +153,5 @@ def project_purge(*, project: Project, confirm: str | None, requested_by: User |
     """Remove a deleted project's data for good; `confirm` must repeat its id."""
     if confirm != project.public_id:
         raise InvalidInput("confirm", f"must be the project's id ({project.public_id}) to purge it for good")
+    node_assert_up(project=project, doing="purge")
     return operation_enqueue(project=project, kind="purge", action="purge", transitional=S.PURGING, requested_by=requested_by)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from projects.models import Project
-from projects.runtime import Runtime, RuntimeFailure
+from projects.runtime import Runtime, RuntimeFailure, get_runtime
 from projects.runtime.base import NodeState, memory_bytes
 
-from .errors import NoNodeAvailable
+from .errors import NodeDown, NoNodeAvailable
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,22 @@ def node_place(*, runtime: Runtime, images: Iterable[str]) -> NodeState | None:
     if fits:
         return max(fits, key=lambda load: (load.free_bytes, [-ord(c) for c in load.node.name])).node
     raise NoNodeAvailable("no node can take a new project: " + "; ".join(f"{load.node.name}: {_why_not(load, need)}" for load in loads))
+
+
+def node_assert_up(*, project: Project, doing: str) -> None:
+    """NodeDown (409, naming the node) when the project's data is on a node that is down; nothing on a single engine."""
+    if not project.node:
+        return
+    try:
+        nodes = {n.name: n for n in get_runtime().nodes()}
+    except RuntimeFailure as exc:
+        raise NodeDown(f"cannot {doing} project {project.public_id}: the swarm cannot be read ({exc})") from None
+    node = nodes.get(project.node)
+    if node is None or not node.ready:
+        raise NodeDown(
+            f"cannot {doing} project {project.public_id}: its data volume is on node {project.node}, which is down; "
+            f"it waits for the node to come back"
+        )
 
 
 def _why_not(load: NodeLoad, need: int) -> str:

@@ -79,6 +79,9 @@ def observed_health(containers: Iterable[ContainerState], *, previous: str | Non
     if any(s not in by_service for s in SERVICES):
         return H.MISSING
     states = [by_service[s] for s in SERVICES]
+    if by_service["db"].node_down:
+        # Its data is on that node: nothing runs it elsewhere (DESIGN.md, "Runtimes").
+        return H.NODE_DOWN
     if not by_service["db"].running:
         # The database is the project: without it the api only answers errors.
         return H.DOWN
@@ -114,6 +117,14 @@ def project_drift(project: Project, health: str, containers: list[ContainerState
             return None
         fix = "delete removes them (the volume is kept)" if status == S.DELETED else "none automatic: remove them by hand"
         return Drift(project.public_id, f"{status}, but containers exist", fix)
+    if health == H.NODE_DOWN:
+        if status == S.STOPPED:
+            return None
+        return Drift(
+            project.public_id,
+            f"{status}, but the node holding its data is down",
+            "none automatic: it runs again when its node is back (or move it: a verified backup restored onto another node)",
+        )
     if health in EXPECTED_HEALTH[status]:
         published = {p for c in containers for p in c.host_ports}
         expected = {port for port in (project.db_port, project.api_port) if port is not None}

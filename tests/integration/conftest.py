@@ -5,6 +5,9 @@ import pytest
 from projects.runtime import use_runtime
 from tests.engine import (
     Workers,
+    swarm_cleanup,
+    swarm_clients,
+    swarm_nodes_env,
     anonymous_volume_leaks,
     anonymous_volumes,
     apply_engine_settings,
@@ -41,6 +44,46 @@ def engine(docker_engine, settings):
 def workers(transactional_db, tmp_path):
     """Four real workers (BERTH_WORKERS' default) on the test database."""
     pool = Workers(4, tmp_path)
+    pool.start()
+    yield pool
+    pool.stop()
+
+
+# --- the test Swarm (marker swarm; ../shared/docker/swarm up 2) --------------------------
+
+
+@pytest.fixture(scope="session")
+def swarm():
+    """A client per node (the first is the manager); skips without a test swarm, fails under CI=true."""
+    return swarm_clients()
+
+
+@pytest.fixture
+def swarm_env(swarm, settings, monkeypatch, tmp_path):
+    """This process and its workers on the test swarm: BERTH_RUNTIME=swarm, the manager, the nodes, their port ranges."""
+    nodes = swarm_nodes_env()
+    env = {
+        "BERTH_RUNTIME": "swarm",
+        "BERTH_SWARM_NODES": ",".join(f"{name}={url}" for name, url in nodes.items()),
+        "DOCKER_HOST": next(iter(nodes.values())),
+        "BERTH_DB_PORTS": "16400-16409",
+        "BERTH_API_PORTS": "17400-17409",
+        "BERTH_BACKUP_DIR": str(tmp_path / "backups"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.BERTH_RUNTIME, settings.BERTH_SWARM_NODES = "swarm", nodes
+    settings.BERTH_DB_PORTS, settings.BERTH_API_PORTS = (16400, 16409), (17400, 17409)
+    settings.BERTH_BACKUP_DIR = tmp_path / "backups"
+    use_runtime(None)
+    yield env
+    use_runtime(None)
+    swarm_cleanup(swarm)
+
+
+@pytest.fixture
+def swarm_workers(transactional_db, tmp_path, swarm_env):
+    pool = Workers(2, tmp_path, **swarm_env)
     pool.start()
     yield pool
     pool.stop()

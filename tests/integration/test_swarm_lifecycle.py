@@ -6,47 +6,9 @@ import json
 import psycopg
 import pytest
 
-from projects.runtime import use_runtime
 from tests.conftest import bearer
-from tests.engine import Workers, swarm_cleanup, swarm_clients, swarm_nodes_env
 
 pytestmark = [pytest.mark.swarm]
-
-
-@pytest.fixture(scope="module")
-def swarm():
-    return swarm_clients()
-
-
-@pytest.fixture
-def swarm_env(swarm, settings, monkeypatch, tmp_path):
-    """This process and its workers on the test swarm: BERTH_RUNTIME=swarm, the manager, the nodes, their port ranges."""
-    nodes = swarm_nodes_env()
-    env = {
-        "BERTH_RUNTIME": "swarm",
-        "BERTH_SWARM_NODES": ",".join(f"{name}={url}" for name, url in nodes.items()),
-        "DOCKER_HOST": next(iter(nodes.values())),
-        "BERTH_DB_PORTS": "16400-16409",
-        "BERTH_API_PORTS": "17400-17409",
-        "BERTH_BACKUP_DIR": str(tmp_path / "backups"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings.BERTH_RUNTIME, settings.BERTH_SWARM_NODES = "swarm", nodes
-    settings.BERTH_DB_PORTS, settings.BERTH_API_PORTS = (16400, 16409), (17400, 17409)
-    settings.BERTH_BACKUP_DIR = tmp_path / "backups"
-    use_runtime(None)
-    yield env
-    use_runtime(None)
-    swarm_cleanup(swarm)
-
-
-@pytest.fixture
-def swarm_workers(transactional_db, tmp_path, swarm_env):
-    pool = Workers(2, tmp_path, **swarm_env)
-    pool.start()
-    yield pool
-    pool.stop()
 
 
 def act(client, headers, method: str, path: str, body: dict | None = None, wait: int = 120):

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from projects.runtime.swarm import SwarmRuntime
-from tests.engine import TEST_LABEL, swarm_cleanup, swarm_clients, swarm_nodes_env
+from tests.engine import TEST_LABEL, swarm_cleanup, swarm_nodes_env
 from tests.runtime_contract import RuntimeContract
 from tests.unit.test_runtime_contract import spec_for_new_project
 
@@ -16,11 +16,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.swarm]
 def port_range(name: str, default: str) -> range:
     low, _, high = os.environ.get(name, default).partition("-")
     return range(int(low), int(high or low) + 1)
-
-
-@pytest.fixture(scope="module")
-def swarm():
-    return swarm_clients()
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,12 @@
 """Placement on a Swarm (services/placement.py), on FakeRuntime's nodes: the most free memory among the nodes that can run it."""
 
+from dataclasses import replace
+
 import pytest
 
 from projects.runtime.base import NodeState
 from projects.services import lifecycle
-from projects.services.errors import NoNodeAvailable
+from projects.services.errors import NodeDown, NoNodeAvailable
 from projects.services.placement import node_loads, project_memory_bytes
 
 GIB = 1 << 30
@@ -74,3 +76,30 @@ def test_a_node_lacking_an_image_is_named_with_the_image(user, swarm):
     swarm.node_list = (node("n1", missing_images=frozenset({"postgres:17"})),)
     with pytest.raises(NoNodeAvailable, match="n1: lacks postgres:17"):
         lifecycle.project_create(owner=user)
+
+
+def test_purge_of_a_project_whose_node_is_down_is_refused_naming_the_node_and_queues_nothing(user, swarm):
+    project = lifecycle.project_create(owner=user).project
+    project.refresh_from_db()
+    lifecycle.project_delete(project=project)
+    project.refresh_from_db()
+    swarm.node_list = tuple(replace(n, ready=False) if n.name == project.node else n for n in swarm.node_list)
+    with pytest.raises(NodeDown, match=f"node {project.node}, which is down") as refused:
+        lifecycle.project_purge(project=project, confirm=project.public_id)
+    assert refused.value.status == 409
+    project.refresh_from_db()
+    assert project.status == "deleted"
+    swarm.node_list = tuple(replace(n, ready=True) for n in swarm.node_list)
+    lifecycle.project_purge(project=project, confirm=project.public_id)
+    project.refresh_from_db()
+    assert project.status == "purged"
+
+
+def test_the_project_answer_names_its_node_and_null_on_a_single_engine(user, swarm, client):
+    from tests.conftest import bearer
+
+    project = lifecycle.project_create(owner=user).project
+    assert client.get(f"/v1/projects/{project.public_id}", **bearer(user)).json()["node"] == project.node
+    swarm.node_list = ()
+    other = lifecycle.project_create(owner=user).project
+    assert client.get(f"/v1/projects/{other.public_id}", **bearer(user)).json()["node"] is None

@@ -1,6 +1,7 @@
 """Sync against FakeRuntime: health follows the engine, drift is reported, nothing is removed."""
 
 import threading
+from dataclasses import replace
 import time
 
 import pytest
@@ -375,3 +376,18 @@ def test_the_watcher_fills_the_pool_after_its_pass_and_again_when_a_stack_is_tak
     assert [line for line in lines if line.startswith("pool:")] == ["pool: 1 fill(s) and 0 drain(s) queued"] * 2
     assert [line for line in lines if line.startswith("full pass")] == ["full pass: 0 project(s) checked, 0 changed, 0 drift"]
     assert Project.objects.filter(owner__isnull=True, status=S.POOLED).count() == 1
+
+
+def test_a_db_whose_node_is_down_is_node_down_and_drift_that_waits_for_the_node(user, fake_runtime):
+    # On a Swarm the runtime marks a service pinned to a down node; its data is there, so nothing else is offered.
+    project = running_project(user)
+    name = f"project_{project.public_id}_db"
+    fake_runtime.containers_by_name[name] = replace(fake_runtime.containers_by_name[name], status="created", node_down=True)
+    [drift] = projects_sync().drift
+    project.refresh_from_db()
+    assert (project.status, project.health) == ("running", H.NODE_DOWN)
+    assert "node holding its data is down" in drift.problem and "when its node is back" in drift.fix
+    lifecycle.project_stop(project=project)
+    project.refresh_from_db()
+    fake_runtime.containers_by_name[name] = replace(fake_runtime.containers_by_name[name], status="exited", node_down=True)
+    assert projects_sync().drift == []  # stopped, and its node down: nothing to repair
