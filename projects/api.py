@@ -33,7 +33,7 @@ from .http import AuthedRequest
 from .models import Operation, Project
 from .services.certificates import ca_get
 from .selectors import backup_for_user, projects_for_user
-from .services import lifecycle, reconfigure, upgrades
+from .services import lifecycle, placement, reconfigure, upgrades
 from .services.errors import InvalidInput
 from .services.pool import pool_status_for
 from .services.metrics import metrics_series, range_check
@@ -181,6 +181,11 @@ def project_action(request: AuthedRequest, project_id: str, action: str) -> Json
     if action == "purge":
         confirm = body.get("confirm")
         operation = lifecycle.project_purge(project=project, confirm=confirm if isinstance(confirm, str) else None, requested_by=request.user)
+    elif action == "move":
+        node = _string_field(body, "node")
+        if not node:
+            raise InvalidInput("node", "the node to move the project to is required")
+        operation = placement.project_move(project=project, node=node, requested_by=request.user)
     else:
         operation = ACTIONS[action](project=project, requested_by=request.user, **_action_fields(action, body))
     return _answer(request, operation)

@@ -5,7 +5,7 @@ from . import api, api_backups, openapi
 urlpatterns = [
     path("projects", api.projects_collection),
     path("projects/<str:project_id>", api.project_detail),
-    re_path(r"^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge|upgrade|rollback-upgrade)$", api.project_action),
+    re_path(r"^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge|upgrade|rollback-upgrade|move)$", api.project_action),
     path("projects/<str:project_id>/kept-volume", api.project_kept_volume),
     path("projects/<str:project_id>/operations", api.project_operations),
     path("projects/<str:project_id>/metrics", api.project_metrics),

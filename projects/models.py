@@ -288,10 +288,10 @@ UPGRADE_ACTIONS = ("rollback_upgrade", "drop_kept_volume")
 ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
     Project.Status.PROVISIONING: frozenset({"create"}),  # a new row, before its create is queued
     Project.Status.RUNNING: frozenset(
-        {"stop", "start", "delete", *BACKUP_ACTIONS, "restore_backup", "upgrade", *UPGRADE_ACTIONS, "reconfigure", "restart", "rotate"}
+        {"stop", "start", "delete", *BACKUP_ACTIONS, "restore_backup", "upgrade", *UPGRADE_ACTIONS, "reconfigure", "restart", "rotate", "move"}
     ),  # start repairs a running · missing project
     Project.Status.STOPPED: frozenset(
-        {"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS, "reconfigure", "rotate"}
+        {"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS, "reconfigure", "rotate", "move"}
     ),  # stop again converges too
     Project.Status.DELETED: frozenset({"restore", "purge", "verify_backup"}),
     # A purged project's final backup can still be verified (and cloned: that is the new project's operation).
@@ -338,6 +338,7 @@ class Operation(models.Model):
         RESTART = "restart"  # the stack stopped and brought up with its current spec
         ROTATE_PASSWORD = "rotate_password"
         ROTATE_KEYS = "rotate_keys"
+        MOVE = "move"  # on a Swarm: a verified backup restored onto another node (target_node)
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -369,6 +370,8 @@ class Operation(models.Model):
     allow_empty_database = models.BooleanField(default=False)
     # The major an upgrade goes to.
     postgres_version = models.CharField(max_length=8, blank=True, default="")
+    # A move's destination node (its name in BERTH_SWARM_NODES).
+    target_node = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -468,6 +471,7 @@ class Backup(models.Model):
         PRE_RESTORE = "pre-restore"
         PRE_UPGRADE = "pre-upgrade"  # the dump an upgrade restores into the new major
         PRE_ROLLBACK = "pre-rollback"  # the upgraded database, before a rollback drops its volume
+        PRE_MOVE = "pre-move"  # the backup a move restores onto the new node
 
     RESTORABLE = (State.SUCCEEDED, State.VERIFIED)
 

@@ -505,6 +505,19 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": any_body(),
                 },
             },
+            "/v1/projects/{project_id}/move": {
+                "parameters": [path_id("project_id")],
+                "post": action(
+                    "moveProject",
+                    "Staff, on a Swarm: move the project's data to another node (a verified backup restored there; the old volume stays "
+                    "until purge; the URLs take the node's address, and other ports if its own are taken there)",
+                    body={
+                        "required": True,
+                        "content": {JSON: {"schema": {"type": "object", "properties": {"node": {"type": "string"}}, "required": ["node"]}}},
+                    },
+                    codes=(400, 403, 404, 409, 413, 503),
+                ),
+            },
             "/v1/projects/{project_id}/operations": {
                 "parameters": [path_id("project_id")],
                 "get": {

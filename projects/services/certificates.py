@@ -6,7 +6,6 @@ copies it into the db container on every start, and the bootstrap reloads
 the server's configuration, so a start applies a renewal.
 """
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -34,14 +33,14 @@ def ca_get() -> CertificateAuthority:
 
 
 def certificate_hosts(project: Project) -> list[str]:
-    # The public host for clients; the container name for the api inside the project network.
-    return [settings.BERTH_PUBLIC_HOST, object_names(project.public_id)["db"]]
+    # The public host for clients (on a Swarm, its node's address); the container name for the api inside the project network.
+    return [project.public_host, object_names(project.public_id)["db"]]
 
 
 def certificate_is_due(project: Project) -> bool:
     return (
         not project.tls_cert_pem
-        or project.tls_host != settings.BERTH_PUBLIC_HOST
+        or project.tls_host != project.public_host
         or project.tls_not_after is None
         or project.tls_not_after - tls.RENEW_BEFORE <= timezone.now()
     )
@@ -53,7 +52,7 @@ def project_certificate_ensure(project: Project) -> bool:
         return False
     ca = ca_get()
     cert_pem, key_pem, not_after = tls.server_certificate(ca_cert_pem=ca.cert_pem, ca_key_pem=ca.key_pem, hosts=certificate_hosts(project))
-    project.tls_cert_pem, project.tls_key, project.tls_host, project.tls_not_after = cert_pem, key_pem, settings.BERTH_PUBLIC_HOST, not_after
+    project.tls_cert_pem, project.tls_key, project.tls_host, project.tls_not_after = cert_pem, key_pem, project.public_host, not_after
     Project.objects.filter(pk=project.pk).update(
         tls_cert_pem=cert_pem, tls_key_encrypted=project.tls_key_encrypted, tls_host=project.tls_host, tls_not_after=not_after
     )

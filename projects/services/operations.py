@@ -55,7 +55,7 @@ def _lock_project(project_id: int) -> Project:
 
 def operation_enqueue(
     *, project: Project, kind: str, action: str, transitional: str | None, requested_by: User | None = None, backup: Backup | None = None,
-    allow_empty_database: bool = False, postgres_version: str = "",
+    allow_empty_database: bool = False, postgres_version: str = "", target_node: str = "",
 ) -> Operation:  # fmt: skip
     """Queue `kind` for `project` if its status accepts `action`; raise InvalidTransition or OperationInFlight.
 
@@ -80,7 +80,7 @@ def operation_enqueue(
             with transaction.atomic():
                 operation = Operation.objects.create(
                     project=locked, kind=kind, requested_by=requested_by, backup=backup, prior_status=locked.status,
-                    allow_empty_database=allow_empty_database, postgres_version=postgres_version,
+                    allow_empty_database=allow_empty_database, postgres_version=postgres_version, target_node=target_node,
                 )  # fmt: skip
         except IntegrityError:
             in_flight = locked.operations.filter(state__in=Operation.IN_FLIGHT).first()

@@ -14,11 +14,15 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from projects.models import Project
+from django.contrib.auth.models import User
+
+from projects.models import Operation, Project
 from projects.runtime import Runtime, RuntimeFailure, get_runtime
 from projects.runtime.base import NodeState, memory_bytes
+from projects.runtime.images import api_image, postgres_image
 
-from .errors import NodeDown, NoNodeAvailable
+from .errors import Forbidden, InvalidInput, NodeDown, NoNodeAvailable
+from .operations import operation_enqueue
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,34 @@ def node_assert_up(*, project: Project, doing: str) -> None:
             f"cannot {doing} project {project.public_id}: its data volume is on node {project.node}, which is down; "
             f"it waits for the node to come back"
         )
+
+
+def project_move(*, project: Project, node: str, requested_by: User | None = None) -> Operation:
+    """Queue moving the project's data to `node` (staff only): a verified backup restored there; the old volume stays until purge."""
+    if requested_by is None or not requested_by.is_staff:
+        raise Forbidden("moving a project to another node is for staff")
+    if not project.node:
+        raise InvalidInput("node", "this Berth runs on a single engine (BERTH_RUNTIME=docker): there is no other node")
+    if node == project.node:
+        raise InvalidInput("node", f"project {project.public_id} is on node {node} already")
+    try:
+        loads = {load.node.name: load for load in node_loads(runtime=get_runtime(), images=_images(project))}
+    except RuntimeFailure as exc:
+        raise NoNodeAvailable(f"the swarm cannot be read to move the project: {exc}") from None
+    target = loads.get(node)
+    if target is None:
+        raise InvalidInput("node", f"no node {node!r}; the nodes are {', '.join(sorted(loads))}")
+    if not target.node.placeable or target.free_bytes < project_memory_bytes():
+        raise InvalidInput("node", f"node {node} cannot take it: {_why_not(target, project_memory_bytes())}")
+    node_assert_up(project=project, doing="move")
+    return operation_enqueue(
+        project=project, kind=Operation.Kind.MOVE, action="move", transitional=Project.Status.RESTORING, requested_by=requested_by,
+        target_node=node,
+    )  # fmt: skip
+
+
+def _images(project: Project) -> set[str]:
+    return {postgres_image(project.postgres_version), api_image(project.api_flavour)}
 
 
 def _why_not(load: NodeLoad, need: int) -> str:

@@ -85,3 +85,16 @@ def project_insert_with_ports(project: Project) -> Project:
                 project.pk = None
                 continue
     raise PortsExhausted("could not reserve ports: they were taken as fast as they were chosen; try again")
+
+
+def project_ports_on_node(project: Project, *, node: str) -> tuple[int, int]:
+    """The project's ports on `node` (a move): its own when no other project there holds them, else the first free there.
+
+    Call it inside a transaction: the allocation lock is held until it commits.
+    """
+    allocation_lock()
+    others = Project.objects.filter(node=node).exclude(pk=project.pk)
+    taken = {p for pair in others.values_list("db_port", "api_port") for p in pair if p is not None}
+    db_port = project.db_port if project.db_port is not None and project.db_port not in taken else _first_free(*settings.BERTH_DB_PORTS, taken, "BERTH_DB_PORTS", on_this_host=False)
+    api_port = project.api_port if project.api_port is not None and project.api_port not in taken else _first_free(*settings.BERTH_API_PORTS, taken | {db_port}, "BERTH_API_PORTS", on_this_host=False)
+    return db_port, api_port

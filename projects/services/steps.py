@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,6 +33,7 @@ from .backup_engine import backup_dump, backup_restore_into, backup_restore_test
 from .backup_files import BackupFailed, FileAltered, backup_file_problem
 from .errors import SubnetsExhausted
 from .networks import project_stack_up
+from .ports import project_ports_on_node
 from .certificates import project_certificate_ensure
 from .redact import secrets_redact
 from .upgrade_engine import UpgradeFailed, extensions_missing, upgrade_volume_fill
@@ -355,6 +357,53 @@ def _step_restore_backup(project: Project) -> StepResult:
     return _running(project) if remade and live else {}
 
 
+def _step_move(project: Project) -> StepResult:
+    """Move the project's data to the operation's target node: a verified backup, restored there.
+
+    The only way data changes node (DESIGN.md, "Runtimes"). The old volume stays
+    on the old node until purge; a failure puts the project back where it was,
+    whose data never left.
+    """
+    operation = _current_operation(project)
+    target, runtime = operation.target_node, get_runtime()
+    if target == project.node:
+        return {}  # a retry of a move that got there
+    was_running = operation.prior_status == S.RUNNING
+    backup = Backup.objects.create(
+        project=project, operation=operation, requested_by=operation.requested_by,
+        trigger=Backup.Trigger.PRE_MOVE, postgres_version=project.postgres_version,
+    )  # fmt: skip
+    try:
+        backup_take(project, backup, runtime=runtime)
+    except BackupRefused as exc:
+        raise StepFailed(f"the backup failed, so nothing moved: {exc}", outcome={}) from None
+    node = next((n for n in runtime.nodes() if n.name == target), None)
+    if node is None or not node.ready:
+        raise StepFailed(f"node {target} is not ready; nothing moved (backup {backup.public_id} was taken)", outcome={})
+    source = {"node": project.node, "node_address": project.node_address, "db_port": project.db_port, "api_port": project.api_port}
+    runtime.stack_remove_containers(project.public_id)  # the old node's volume stays, until purge
+    with transaction.atomic():
+        db_port, api_port = project_ports_on_node(project, node=target)
+        Project.objects.filter(pk=project.pk).update(node=target, node_address=node.address, db_port=db_port, api_port=api_port)
+    project.refresh_from_db()
+    try:
+        spec = _stack_up(project, start=True, new_volume=True)
+        runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+        backup_restore_into(runtime, spec.db.name, db_env(project), backup)
+        runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+    except (BackupFailed, RuntimeFailure, StepFailed) as exc:
+        # Back where it was, with the data it never left.
+        runtime.stack_remove_containers(project.public_id)
+        Project.objects.filter(pk=project.pk).update(**source)
+        project.refresh_from_db()
+        _stack_up(project, start=was_running, action="start")
+        raise StepFailed(f"moving to node {target} failed, so project {project.public_id} stays on node {project.node}: {exc}", outcome={}) from None
+    if not was_running:
+        runtime.stack_stop(spec)
+        return {"status": S.STOPPED, "health": Project.Health.DOWN, "observed_at": timezone.now()}
+    return _running(project)
+
+
 def _step_clone(project: Project) -> StepResult:
     """Create the new project's stack, then restore the source backup into it."""
     source = _current_operation(project).backup
@@ -609,4 +658,5 @@ STEPS: dict[str, Step] = {
     K.RESTART: _step_restart,
     K.ROTATE_PASSWORD: _step_rotate_password,
     K.ROTATE_KEYS: _step_rotate,
+    K.MOVE: _step_move,
 }

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from tests.conftest import bearer
+from tests.engine import wait_for
 
 pytestmark = [pytest.mark.swarm]
 
@@ -81,3 +82,44 @@ def test_two_projects_are_spread_over_the_nodes_by_free_memory(swarm_workers, us
     second = act(client, headers, "post", "/v1/projects", {"name": "two"})[1]
     assert first["status"] == second["status"] == "running", (first["operation"], second["operation"])
     assert {first["node"], second["node"]} == set(swarm)
+
+
+def test_move_takes_the_rows_to_the_other_node_and_keeps_the_old_volume_until_purge(swarm_workers, user, client, swarm, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    operator = django_user_model.objects.create_user("harbourmaster", password="x" * 16, is_staff=True)
+    operator.user_permissions.add(Permission.objects.get(codename="change_project"))
+    headers = bearer(user)
+    code, created = act(client, headers, "post", "/v1/projects", {"name": "cargo"})
+    assert code == 201 and created["status"] == "running", created["operation"]
+    pid, source = created["project_id"], created["node"]
+    target = next(name for name in swarm if name != source)
+    with psycopg.connect(created["db_url"], connect_timeout=3) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) SELECT 'crate ' || n FROM generate_series(1, 250) AS n")
+    everything = rows(created["db_url"])
+
+    code, refused = act(client, headers, "post", f"/v1/projects/{pid}/move", {"node": target}, wait=0)
+    assert code == 403, refused  # staff only
+    code, moved = act(client, bearer(operator), "post", f"/v1/projects/{pid}/move", {"node": target}, wait=120)
+    if code == 202:  # a backup, a new stack and a restore: it may take longer than one wait
+        moved = wait_for(lambda: _settled(client, headers, pid), timeout_s=120, what="the move to settle", interval_s=1)
+    assert moved["operation"]["state"] == "succeeded", moved.get("operation", moved)
+    assert (moved["status"], moved["node"]) == ("running", target)
+    owner_view = client.get(f"/v1/projects/{pid}", **headers).json()
+    assert f"@127.0.10.{target[1:]}:" in owner_view["db_url"]
+    assert rows(owner_view["db_url"]) == everything
+    # The old volume waits on the old node until purge; the stack runs on the new one only.
+    assert on_node(swarm[source], pid) == {"containers": [], "volumes": [f"project_{pid}_data"]}
+    assert on_node(swarm[target], pid)["volumes"] == [f"project_{pid}_data"]
+
+    assert act(client, headers, "delete", f"/v1/projects/{pid}")[1]["status"] == "deleted"
+    code, purged = act(client, headers, "post", f"/v1/projects/{pid}/purge", {"confirm": pid})
+    assert (code, purged["status"]) == (200, "purged"), purged["operation"]
+    assert all(on_node(c, pid) == {"containers": [], "volumes": []} for c in swarm.values())
+
+
+def _settled(client, headers, pid: str) -> dict | None:
+    answer = client.get(f"/v1/projects/{pid}", **headers).json()
+    [latest, *_] = client.get(f"/v1/projects/{pid}/operations", **headers).json()["operations"]
+    return {**answer, "operation": latest} if latest["state"] in ("succeeded", "failed") else None

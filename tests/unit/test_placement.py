@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 
 from projects.runtime.base import NodeState
-from projects.services import lifecycle
-from projects.services.errors import NodeDown, NoNodeAvailable
+from projects.services import lifecycle, placement
+from projects.services.errors import InvalidInput, NodeDown, NoNodeAvailable
 from projects.services.placement import node_loads, project_memory_bytes
 
 GIB = 1 << 30
@@ -103,3 +103,62 @@ def test_the_project_answer_names_its_node_and_null_on_a_single_engine(user, swa
     swarm.node_list = ()
     other = lifecycle.project_create(owner=user).project
     assert client.get(f"/v1/projects/{other.public_id}", **bearer(user)).json()["node"] is None
+
+
+# --- move: a verified backup restored onto another node ------------------------------
+
+
+@pytest.fixture
+def staff(django_user_model):
+    """An operator: staff, with the permission to act on others' projects."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("harbourmaster", password="x" * 16, is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="change_project"))
+    return user
+
+
+def test_move_puts_the_project_on_the_target_node_with_its_address_after_a_verified_backup(user, swarm, staff, settings, tmp_path):
+    settings.BERTH_BACKUP_DIR = tmp_path / "backups"
+    project = lifecycle.project_create(owner=user).project
+    project.refresh_from_db()
+    target = "n2" if project.node == "n1" else "n1"
+    operation = placement.project_move(project=project, node=target, requested_by=staff)
+    operation.refresh_from_db()
+    project.refresh_from_db()
+    assert operation.state == "succeeded", operation.error
+    assert (project.status, project.node, project.node_address) == ("running", target, f"10.0.0.{target[-1]}")
+    [backup] = project.backups.all()
+    assert (backup.trigger, backup.state) == ("pre-move", "verified")
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [("n9", "no node 'n9'"), ("same", "is on node"), ("down", "cannot take it: down")],
+)
+def test_move_refusals_name_the_reason_and_queue_nothing(user, swarm, staff, node, message):
+    project = lifecycle.project_create(owner=user).project
+    project.refresh_from_db()
+    other = "n2" if project.node == "n1" else "n1"
+    if node == "same":
+        node = project.node
+    elif node == "down":
+        swarm.node_list = tuple(replace(n, ready=False) if n.name == other else n for n in swarm.node_list)
+        node = other
+    with pytest.raises(InvalidInput, match=message):
+        placement.project_move(project=project, node=node, requested_by=staff)
+    assert project.operations.count() == 1  # its create only
+
+
+def test_move_is_for_staff_only(user, swarm, client):
+    from tests.conftest import bearer
+
+    project = lifecycle.project_create(owner=user).project
+    answer = client.post(f"/v1/projects/{project.public_id}/move", data={"node": "n2"}, content_type="application/json", **bearer(user))
+    assert answer.status_code == 403 and "staff" in answer.json()["error"]["message"]
+
+
+def test_move_on_a_single_engine_is_refused(user, fake_runtime, staff):
+    project = lifecycle.project_create(owner=user).project
+    with pytest.raises(InvalidInput, match="single engine"):
+        placement.project_move(project=project, node="n2", requested_by=staff)
