@@ -46,9 +46,10 @@ class OperationInline(admin.TabularInline[Operation, Project]):
 class ProjectAdmin(ReadOnlyAdmin[Project]):
     list_display = (
         "name", "public_id", "owner", "status", "health", "postgres_version", "api_flavour",
-        "db_port", "api_port", "observed_at", "created_at",
+        "node", "db_port", "api_port", "observed_at", "created_at",
     )  # fmt: skip
-    list_filter = ("status", "health", "api_flavour", "postgres_version")
+    # node: on a Swarm, the projects of one node (its load is on the dashboard's /nodes).
+    list_filter = ("status", "health", "node", "api_flavour", "postgres_version")
     search_fields = ("public_id", "name")
     list_select_related = ("owner",)
     ordering = ("-created_at", "-id")
@@ -56,8 +57,8 @@ class ProjectAdmin(ReadOnlyAdmin[Project]):
     # Listed explicitly so the encrypted password and JWT secret can never show up.
     fields = (
         "public_id", "name", "owner", "status", "health", "observed_at", "postgres_version", "api_flavour",
-        "db_port", "api_port", "network_subnet", "db_name", "db_user", "db_memory", "api_memory", "postgres_settings",
-        "restart_pending", "created_at", "updated_at", "deleted_at", "purge_after",
+        "node", "node_address", "db_port", "api_port", "network_subnet", "db_name", "db_user", "db_memory", "api_memory",
+        "postgres_settings", "restart_pending", "created_at", "updated_at", "deleted_at", "purge_after",
     )  # fmt: skip
     readonly_fields = fields
     inlines = (OperationInline,)

@@ -25,4 +25,5 @@ urlpatterns = [
     path("tokens", views.token_list, name="token-list"),
     path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
     path("drift", views.drift, name="drift"),
+    path("nodes", views.nodes, name="nodes"),
 ]

@@ -690,7 +690,18 @@ def project_backup_schedule(request: DashboardRequest, project_id: str) -> HttpR
     return _backup_answer(request, project, status, error, notice="Schedule saved.")
 
 
-# --- drift (staff) -------------------------------------------------------------------
+# --- nodes and drift (staff) ---------------------------------------------------------
+
+
+@login_required
+@require_GET
+def nodes(request: DashboardRequest) -> HttpResponse:
+    """On a Swarm: each node's state, projects and free memory (what placement reads)."""
+    from .services.placement import nodes_overview
+
+    if not request.user.is_staff:
+        raise PermissionDenied("The nodes are for operators.")
+    return TemplateResponse(request, "projects/nodes.html", {"overview": nodes_overview()})
 
 
 @login_required

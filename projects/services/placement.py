@@ -59,6 +59,20 @@ def node_loads(*, runtime: Runtime, images: Iterable[str] = ()) -> list[NodeLoad
     return [NodeLoad(node=n, projects=counts[n.name], placed_bytes=counts[n.name] * each) for n in nodes]
 
 
+@dataclass(frozen=True)
+class NodesOverview:
+    loads: list[NodeLoad]
+    error: str = ""  # the swarm could not be read
+
+
+def nodes_overview() -> NodesOverview:
+    """Every node with its projects, free memory and state (the staff view); empty on a single engine."""
+    try:
+        return NodesOverview(loads=node_loads(runtime=get_runtime()))
+    except RuntimeFailure as exc:
+        return NodesOverview(loads=[], error=str(exc))
+
+
 def node_place(*, runtime: Runtime, images: Iterable[str]) -> NodeState | None:
     """The node a new project goes to; None on a single engine; NoNodeAvailable saying why each node cannot."""
     try:

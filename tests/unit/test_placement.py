@@ -162,3 +162,13 @@ def test_move_on_a_single_engine_is_refused(user, fake_runtime, staff):
     project = lifecycle.project_create(owner=user).project
     with pytest.raises(InvalidInput, match="single engine"):
         placement.project_move(project=project, node="n2", requested_by=staff)
+
+
+def test_the_nodes_page_shows_each_nodes_state_projects_and_free_memory_to_staff_only(user, swarm, staff, client):
+    swarm.node_list = (node("n1"), node("n2", ready=False))
+    lifecycle.project_create(owner=user)
+    client.force_login(user)
+    assert client.get("/nodes").status_code == 403
+    client.force_login(staff)
+    page = client.get("/nodes").content.decode()
+    assert "<code>n1</code>" in page and "down" in page and "1.2\xa0GB of 2.0\xa0GB" in page
