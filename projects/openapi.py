@@ -194,8 +194,9 @@ ERROR = obj(
                 "field": {"type": "string", "description": "the input at fault, with code invalid or name_taken"},
                 "operation": ref("Operation"),
                 "limit": {"enum": ["projects", "backups", "backup_bytes"], "description": "the quota reached, with code quota_exceeded"},
+                "node": {"type": "string", "description": "the Swarm node that is down, with code node_down"},
             },
-            optional=("field", "operation", "limit"),
+            optional=("field", "operation", "limit", "node"),
         )
     }
 )

@@ -103,6 +103,13 @@ class NodeDown(ServiceError):
     code = "node_down"
     status = HTTPStatus.CONFLICT
 
+    def __init__(self, message: str, *, node: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+    def details(self) -> dict[str, Any]:
+        return {"node": self.node}
+
 
 class SubnetsExhausted(ServiceError):
     """No subnet of BERTH_NETWORK_POOL is free for a project's network (raised in the worker: its operation fails)."""

@@ -95,12 +95,13 @@ def node_assert_up(*, project: Project, doing: str) -> None:
     try:
         nodes = {n.name: n for n in get_runtime().nodes()}
     except RuntimeFailure as exc:
-        raise NodeDown(f"cannot {doing} project {project.public_id}: the swarm cannot be read ({exc})") from None
+        raise NodeDown(f"cannot {doing} project {project.public_id}: the swarm cannot be read ({exc})", node=project.node) from None
     node = nodes.get(project.node)
     if node is None or not node.ready:
         raise NodeDown(
             f"cannot {doing} project {project.public_id}: its data volume is on node {project.node}, which is down; "
-            f"it waits for the node to come back"
+            f"it waits for the node to come back",
+            node=project.node,
         )
 
 

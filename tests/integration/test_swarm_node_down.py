@@ -102,7 +102,8 @@ def test_a_dead_node_shows_node_down_never_reschedules_the_data_and_returns_heal
     code, deleted = act(client, headers, "delete", f"/v1/projects/{pid}")
     assert (code, deleted["status"]) == (200, "deleted"), deleted["operation"]
     code, refused = act(client, headers, "post", f"/v1/projects/{pid}/purge", {"confirm": pid}, wait=0)
-    assert code == 409 and refused["error"]["code"] == "node_down" and "node n2" in refused["error"]["message"], refused
+    assert code == 409 and refused["error"]["code"] == "node_down" and refused["error"]["node"] == "n2", refused
+    assert "node n2" in refused["error"]["message"]
 
     # The node comes back with its volume: restore, start, every row.
     node_killer.start(NODE_CONTAINER)

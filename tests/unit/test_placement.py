@@ -86,7 +86,7 @@ def test_purge_of_a_project_whose_node_is_down_is_refused_naming_the_node_and_qu
     swarm.node_list = tuple(replace(n, ready=False) if n.name == project.node else n for n in swarm.node_list)
     with pytest.raises(NodeDown, match=f"node {project.node}, which is down") as refused:
         lifecycle.project_purge(project=project, confirm=project.public_id)
-    assert refused.value.status == 409
+    assert refused.value.status == 409 and refused.value.details() == {"node": project.node}
     project.refresh_from_db()
     assert project.status == "deleted"
     swarm.node_list = tuple(replace(n, ready=True) for n in swarm.node_list)
@@ -172,3 +172,15 @@ def test_the_nodes_page_shows_each_nodes_state_projects_and_free_memory_to_staff
     client.force_login(staff)
     page = client.get("/nodes").content.decode()
     assert "<code>n1</code>" in page and "down" in page and "1.2\xa0GB of 2.0\xa0GB" in page
+
+
+def test_the_purge_refusal_answers_409_node_down_with_the_node(user, swarm, client):
+    from tests.conftest import bearer
+
+    project = lifecycle.project_create(owner=user).project
+    project.refresh_from_db()
+    lifecycle.project_delete(project=project)
+    swarm.node_list = tuple(replace(n, ready=False) for n in swarm.node_list)
+    answer = client.post(f"/v1/projects/{project.public_id}/purge", data={"confirm": project.public_id}, content_type="application/json", **bearer(user))
+    assert answer.status_code == 409
+    assert answer.json()["error"] | {"message": ""} == {"code": "node_down", "node": project.node, "message": ""}
