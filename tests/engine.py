@@ -232,7 +232,8 @@ def swarm_cleanup(clients: dict[str, docker.DockerClient], label: str = TEST_LAB
                 time.sleep(0.25)
             for container in api.containers(all=True, filters={"label": label}):
                 with contextlib.suppress(docker.errors.NotFound):
-                    api.remove_container(container["Id"], force=True)
+                    # v=True: a test's plain container of a postgres image (hold_port) has an anonymous PGDATA volume.
+                    api.remove_container(container["Id"], force=True, v=True)
     for secret in manager.secrets(filters={"label": label}):
         with contextlib.suppress(docker.errors.APIError):
             manager.remove_secret(secret["ID"])

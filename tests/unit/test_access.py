@@ -185,6 +185,10 @@ DASHBOARD: dict[str, list[Cell]] = {
         # Tokens are personal: not even staff revoke someone else's here (the admin can).
         Cell("POST", lambda w: f"/tokens/{w.token.pk}/revoke", expect(302, 302, 404, 404)),
     ],
+    "nodes": [
+        Cell("GET", lambda w: "/nodes", expect(302, 403, 403, 200)),
+        Cell("POST", lambda w: "/nodes", expect(302, 405, 405, 405)),
+    ],
     "drift": [
         Cell("GET", lambda w: "/drift", expect(302, 403, 403, 200)),
         Cell("POST", lambda w: "/drift", expect(302, 405, 405, 405)),
@@ -220,13 +224,15 @@ API: dict[str, list[Cell]] = {
         Cell("PATCH", lambda w: f"/v1/projects/{P(w)}", expect(401, 202, 404, 202), api=True, data=lambda w: {"postgres_settings": {"work_mem": "8MB"}}),
         Cell("PUT", lambda w: f"/v1/projects/{P(w)}", expect(401, 405, 405, 405), api=True),
     ],
-    "v1/^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge|upgrade|rollback-upgrade)$": [
+    "v1/^projects/(?P<project_id>[^/]+)/(?P<action>stop|start|restore|purge|upgrade|rollback-upgrade|move)$": [
         Cell("POST", lambda w: f"/v1/projects/{P(w)}/stop", expect(401, 202, 404, 202), api=True),
         Cell("POST", lambda w: f"/v1/projects/{P(w)}/start", expect(401, 202, 404, 202), api=True),
         Cell("POST", lambda w: f"/v1/projects/{D(w)}/restore", expect(401, 202, 404, 202), api=True),
         Cell("POST", lambda w: f"/v1/projects/{D(w)}/purge", expect(401, 202, 404, 202), api=True, data=lambda w: {"confirm": D(w)}),
         Cell("POST", lambda w: f"/v1/projects/{O(w)}/upgrade", expect(401, 202, 404, 202), api=True, data=lambda w: {"postgres_version": "17"}),
         Cell("POST", lambda w: f"/v1/projects/{P(w)}/rollback-upgrade", expect(401, 409, 404, 409), api=True),
+        # Staff only; on this single engine there is no other node, so staff get 400 (its reason).
+        Cell("POST", lambda w: f"/v1/projects/{P(w)}/move", expect(401, 403, 404, 400), api=True, data=lambda w: {"node": "n2"}),
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/stop", expect(401, 405, 405, 405), api=True),
     ],
     "v1/projects/<str:project_id>/kept-volume": [
