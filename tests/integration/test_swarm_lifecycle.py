@@ -104,7 +104,7 @@ def test_move_takes_the_rows_to_the_other_node_and_keeps_the_old_volume_until_pu
     code, moved = act(client, bearer(operator), "post", f"/v1/projects/{pid}/move", {"node": target}, wait=120)
     if code == 202:  # a backup, a new stack and a restore: it may take longer than one wait
         moved = wait_for(lambda: _settled(client, headers, pid), timeout_s=120, what="the move to settle", interval_s=1)
-    assert moved["operation"]["state"] == "succeeded", moved.get("operation", moved)
+    assert moved["operation"]["state"] == "succeeded", moved["operation"].get("error")
     assert (moved["status"], moved["node"]) == ("running", target)
     owner_view = client.get(f"/v1/projects/{pid}", **headers).json()
     assert f"@127.0.10.{target[1:]}:" in owner_view["db_url"]
