@@ -473,19 +473,44 @@ class SwarmRuntime:
         if down:
             raise RuntimeUnavailable(f"node {', '.join(down)} does not answer: project {project_id}'s volume there waits for it")
 
-    def stack_state(self, project_id: str) -> StackState:
+    def stack_state(self, project_id: str, *, volume: str = "") -> StackState:
         services = self._services_of(project_id)
         tasks = self._tasks([s["Spec"]["Name"] for s in services], desired_running=True)
         containers = [_service_state(s, tasks, self._down_ids()) for s in services]
         with self.manager._engine(f"reading project {project_id}'s network"):
             networks = self.mapi.networks(filters={"label": _label_filter(project_id)})
         names = object_names(project_id)
-        volume = False
+        found_volume = False
         for _, engine in self._reachable():
             with engine._engine(f"reading project {project_id}"):
                 containers += [_container_state(c) for c in engine.api.containers(all=True, filters={"label": _label_filter(project_id)}) if SWARM_SERVICE_LABEL not in c["Labels"]]
-                volume |= any(v["Name"] == names["volume"] for v in engine.api.volumes(filters={"label": _label_filter(project_id)}).get("Volumes") or [])
-        return StackState(project_id=project_id, containers=tuple(containers), network=any(n["Name"] == names["network"] for n in networks), volume=volume)
+                wanted = volume or names["volume"]
+                found_volume |= any(v["Name"] == wanted for v in engine.api.volumes(filters={"label": _label_filter(project_id)}).get("Volumes") or [])
+        return StackState(project_id=project_id, containers=tuple(containers), network=any(n["Name"] == names["network"] for n in networks), volume=found_volume)
+
+    def volume_create(self, name: str, labels: dict[str, str]) -> None:
+        """On the node of the project the labels name (its db service is pinned there): a volume is local to its node."""
+        project_id = labels.get(PROJECT_LABEL, "")
+        node = next((_pinned_to(s) for s in self._services_of(project_id) if _pinned_to(s)), "") if project_id else ""
+        found = self._node_by_id(node) if node else None
+        if found is None:
+            raise RuntimeFailure(f"volume {name}: on a Swarm a volume is made on its project's node, and project {project_id or '?'} has no stack placed")
+        engine = self.engines[found.name]
+        with engine._engine(f"creating volume {name} on node {found.name}"):
+            try:
+                engine.api.inspect_volume(name)
+            except docker.errors.NotFound:
+                engine.api.create_volume(name, labels=labels)
+
+    def volume_remove(self, name: str) -> None:
+        """On every node that answers, if Berth made it there."""
+        for node_name, engine in self._reachable():
+            with engine._engine(f"removing volume {name} on node {node_name}"):
+                try:
+                    if (engine.api.inspect_volume(name).get("Labels") or {}).get(MANAGED_LABEL) == "true":
+                        engine.api.remove_volume(name)
+                except docker.errors.NotFound:
+                    pass
 
     def stack_sample(self, target: SampleTarget) -> StackSample:
         """As on one engine, each container's stats read on the node its running task is on.
