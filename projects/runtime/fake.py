@@ -285,6 +285,8 @@ class FakeRuntime:
             del self.files[key]
 
     def nodes(self, *, images: Iterable[str] = ()) -> tuple[NodeState, ...]:
+        if not self.node_list:
+            return ()  # a single engine, as DockerRuntime: no engine call
         self._call("nodes")
         wanted = frozenset(images)
         return tuple(replace(n, missing_images=n.missing_images & wanted) for n in self.node_list)

@@ -49,30 +49,37 @@ def project_create(
         name = project_name_clean(name=name)
 
     project = Project(owner=owner, name=name or "untitled", postgres_version=version, api_flavour=flavour)
-    # On a Swarm, the node with the most free memory that holds the images (services/placement.py).
+    project.name = name or f"project-{project.public_id}"
+    project_credentials_generate(project)
+    if from_backup is None:
+        with transaction.atomic():
+            quota_check_project(owner=owner)
+            if name is not None:
+                project_name_check_free(owner=owner, name=name)
+            claimed = pool_claim(owner=owner, name=name, postgres_version=version, api=flavour)
+        if claimed is not None:
+            try:
+                pool_refill()  # the pool replaces what was just taken
+            except Exception:
+                # The claim stands whatever the refill meets; the watcher's next pass tries again.
+                logger.exception("pool refill after claiming %s failed", claimed.project.public_id)
+            return claimed
+    # The cold path. On a Swarm, the node with the most free memory that holds
+    # the images (services/placement.py): asked only now, so a claim needs no
+    # engine, and outside any transaction (it is an engine call).
     node = node_place(runtime=get_runtime(), images={postgres_image(version), api_image(flavour)})
     if node is not None:
         project.node, project.node_address = node.name, node.address
-    project.name = name or f"project-{project.public_id}"
-    project_credentials_generate(project)
     with transaction.atomic():
         # One transaction: a project row never exists without its create operation.
         quota_check_project(owner=owner)
         if name is not None:
             project_name_check_free(owner=owner, name=name)
-        claimed = None if from_backup else pool_claim(owner=owner, name=name, postgres_version=version, api=flavour)
-        if claimed is None:
-            project_insert_with_ports(project)
-            return operation_enqueue(
-                project=project, kind="clone" if from_backup else "create", action="create", transitional=S.PROVISIONING,
-                requested_by=owner, backup=from_backup,
-            )
-    try:
-        pool_refill()  # the pool replaces what was just taken
-    except Exception:
-        # The claim stands whatever the refill meets; the watcher's next pass tries again.
-        logger.exception("pool refill after claiming %s failed", claimed.project.public_id)
-    return claimed
+        project_insert_with_ports(project)
+        return operation_enqueue(
+            project=project, kind="clone" if from_backup else "create", action="create", transitional=S.PROVISIONING,
+            requested_by=owner, backup=from_backup,
+        )
 
 
 def project_check_offered(*, postgres_version: str, api: str) -> None:

@@ -44,9 +44,9 @@ class NodeLoad:
         return "ready"
 
 
-def project_memory_bytes() -> int:
-    """The memory limits of one project's containers (db and api)."""
-    return memory_bytes(settings.BERTH_DB_MEMORY) + memory_bytes(settings.BERTH_API_MEMORY)
+def project_memory_bytes(db_memory: str = "", api_memory: str = "") -> int:
+    """The memory limits of one project's containers (db and api): its own (changed after creation), else the settings'."""
+    return memory_bytes(db_memory or settings.BERTH_DB_MEMORY) + memory_bytes(api_memory or settings.BERTH_API_MEMORY)
 
 
 def node_loads(*, runtime: Runtime, images: Iterable[str] = ()) -> list[NodeLoad]:
@@ -54,9 +54,12 @@ def node_loads(*, runtime: Runtime, images: Iterable[str] = ()) -> list[NodeLoad
     nodes = runtime.nodes(images=images)
     if not nodes:
         return []
-    counts = Counter(Project.objects.filter(deleted_at__isnull=True).exclude(node="").values_list("node", flat=True))
-    each = project_memory_bytes()
-    return [NodeLoad(node=n, projects=counts[n.name], placed_bytes=counts[n.name] * each) for n in nodes]
+    counts: Counter[str] = Counter()
+    placed: Counter[str] = Counter()
+    for node, db_memory, api_memory in Project.objects.filter(deleted_at__isnull=True).exclude(node="").values_list("node", "db_memory", "api_memory"):
+        counts[node] += 1
+        placed[node] += project_memory_bytes(db_memory, api_memory)
+    return [NodeLoad(node=n, projects=counts[n.name], placed_bytes=placed[n.name]) for n in nodes]
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,9 @@ def project_move(*, project: Project, node: str, requested_by: User | None = Non
     target = loads.get(node)
     if target is None:
         raise InvalidInput("node", f"no node {node!r}; the nodes are {', '.join(sorted(loads))}")
-    if not target.node.placeable or target.free_bytes < project_memory_bytes():
-        raise InvalidInput("node", f"node {node} cannot take it: {_why_not(target, project_memory_bytes())}")
+    need = project_memory_bytes(project.db_memory, project.api_memory)
+    if not target.node.placeable or target.free_bytes < need:
+        raise InvalidInput("node", f"node {node} cannot take it: {_why_not(target, need)}")
     node_assert_up(project=project, doing="move")
     return operation_enqueue(
         project=project, kind=Operation.Kind.MOVE, action="move", transitional=Project.Status.RESTORING, requested_by=requested_by,

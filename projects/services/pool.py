@@ -36,11 +36,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from projects.models import Operation, Project
-from projects.runtime.images import offer
+from projects.runtime import get_runtime
+from projects.runtime.images import api_image, offer, postgres_image
 
 from .credentials import project_credentials_generate
-from .errors import Forbidden, PortsExhausted, ServiceError
+from .errors import Forbidden, NoNodeAvailable, PortsExhausted, ServiceError
 from .operations import operation_enqueue
+from .placement import node_place
 from .ports import allocation_lock, project_insert_with_ports
 
 logger = logging.getLogger(__name__)
@@ -163,8 +165,14 @@ def _ports_to_spare() -> bool:
 
 
 def pool_fill_one(*, postgres_version: str, api: str) -> Operation | None:
-    """Reserve a new pooled stack and queue its fill; None when the ports' reserve would be touched."""
+    """Reserve a new pooled stack and queue its fill; None when the ports' reserve would be touched.
+
+    On a Swarm the stack is placed as a create is (NoNodeAvailable when no node can take it): a claim keeps its node.
+    """
     project = Project(owner=None, postgres_version=postgres_version, api_flavour=api)
+    node = node_place(runtime=get_runtime(), images={postgres_image(postgres_version), api_image(api)})
+    if node is not None:
+        project.node, project.node_address = node.name, node.address
     project.name = f"pool-{project.public_id}"
     project_credentials_generate(project)
     with transaction.atomic():
@@ -229,11 +237,13 @@ def pool_refill() -> Refill:
             try:
                 operation = pool_fill_one(postgres_version=version, api=api)
             except PortsExhausted as exc:
+                operation, reason = None, f"it would take {exc}"
+            except NoNodeAvailable as exc:
                 operation, reason = None, str(exc)
             else:
-                reason = "the ports' reserve for users' creates"
+                reason = "it would take the ports' reserve for users' creates"
             if operation is None:
-                refill.held_back = f"pool {version}/{api}: not filled, it would take {reason}"
+                refill.held_back = f"pool {version}/{api}: not filled, {reason}"
                 logger.info(refill.held_back)
                 return refill
             refill.filled.append(operation.project.public_id)

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import NodeState
 from projects.services import lifecycle, placement
 from projects.services.errors import InvalidInput, NodeDown, NoNodeAvailable
@@ -184,3 +185,38 @@ def test_the_purge_refusal_answers_409_node_down_with_the_node(user, swarm, clie
     answer = client.post(f"/v1/projects/{project.public_id}/purge", data={"confirm": project.public_id}, content_type="application/json", **bearer(user))
     assert answer.status_code == 409
     assert answer.json()["error"] | {"message": ""} == {"code": "node_down", "node": project.node, "message": ""}
+
+
+def test_a_warm_pool_stack_is_placed_as_a_create_is_and_a_claim_keeps_its_node(user, swarm, settings):
+    from projects.models import Project
+    from projects.services.pool import pool_refill
+
+    swarm.node_list = (node("n1", memory=2 * GIB), node("n2", memory=3 * GIB))
+    settings.BERTH_WARM_POOL = ((None, None, 1),)
+    pool_refill()
+    pooled = Project.objects.get(owner__isnull=True, status=Project.Status.POOLED)
+    assert (pooled.node, pooled.node_address) == ("n2", "10.0.0.2")
+    settings.BERTH_WARM_POOL = ()
+    swarm.fail_with("*", RuntimeUnavailable("the manager is away"))
+    claimed = lifecycle.project_create(owner=user).project  # a claim asks the swarm nothing
+    assert (claimed.public_id, claimed.node, claimed.node_address) == (pooled.public_id, "n2", "10.0.0.2")
+
+
+def test_a_pool_fill_no_node_can_take_is_held_back_naming_why(db, swarm, settings):
+    from projects.models import Project
+    from projects.services.pool import pool_refill
+
+    swarm.node_list = (node("n1", ready=False), node("n2", drained=True))
+    settings.BERTH_WARM_POOL = ((None, None, 1),)
+    refill = pool_refill()
+    assert "not filled, no node can take" in refill.held_back and "n1: down" in refill.held_back and "n2: drained" in refill.held_back
+    assert not Project.objects.exists()
+
+
+def test_a_projects_own_memory_limits_changed_after_creation_count_against_its_node(user, swarm):
+    from projects.models import Project
+
+    project = lifecycle.project_create(owner=user).project
+    Project.objects.filter(pk=project.pk).update(db_memory="1g", api_memory="512m")
+    loads = {load.node.name: load for load in node_loads(runtime=swarm)}
+    assert loads[project.node].placed_bytes == project_memory_bytes("1g", "512m") == (1 << 30) + (512 << 20)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0010_upgrade'),
+        ('projects', '0013_project_settings'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='operation',
             name='kind',
-            field=models.CharField(choices=[('create', 'Create'), ('stop', 'Stop'), ('start', 'Start'), ('delete', 'Delete'), ('restore', 'Restore'), ('purge', 'Purge'), ('backup', 'Backup'), ('verify_backup', 'Verify Backup'), ('restore_backup', 'Restore Backup'), ('clone', 'Clone'), ('upgrade', 'Upgrade'), ('rollback_upgrade', 'Rollback Upgrade'), ('drop_kept_volume', 'Drop Kept Volume'), ('move', 'Move')], max_length=16),
+            field=models.CharField(choices=[('create', 'Create'), ('stop', 'Stop'), ('start', 'Start'), ('delete', 'Delete'), ('restore', 'Restore'), ('purge', 'Purge'), ('backup', 'Backup'), ('verify_backup', 'Verify Backup'), ('restore_backup', 'Restore Backup'), ('clone', 'Clone'), ('upgrade', 'Upgrade'), ('rollback_upgrade', 'Rollback Upgrade'), ('drop_kept_volume', 'Drop Kept Volume'), ('pool_fill', 'Pool Fill'), ('pool_drain', 'Pool Drain'), ('claim', 'Claim'), ('reconfigure', 'Reconfigure'), ('restart', 'Restart'), ('rotate_password', 'Rotate Password'), ('rotate_keys', 'Rotate Keys'), ('move', 'Move')], max_length=16),
         ),
         migrations.AlterField(
             model_name='project',
