@@ -513,11 +513,20 @@ class SwarmRuntime:
                     pass
 
     def stack_sample(self, target: SampleTarget) -> StackSample:
-        """As on one engine, each container's stats read on the node its running task is on.
+        """As on one engine, each container's stats read on the node its running task is on, and the db and
+        api probed at the node's address (as stack_wait_ready does).
 
-        Three engine calls a container, not one: the service and its tasks on
-        the manager, then the stats on the node.
+        Seven engine calls, not two: the db service (its node) on the manager,
+        then for each container its service and tasks there and its stats on
+        the node.
         """
+        try:
+            service = self._service(target.db_container)
+            node = self._node_by_id(_pinned_to(service)) if service is not None else None
+        except RuntimeFailure as exc:
+            return StackSample(engine_calls=1, error=str(exc))
+        if node is not None:
+            target = dataclasses.replace(target, db_probe=dataclasses.replace(target.db_probe, host=node.address))
 
         def stats(name: str) -> ContainerStats | None:
             try:
@@ -528,7 +537,7 @@ class SwarmRuntime:
                 return None  # no running task: stopped, as a stopped container's empty stats
             return engine.container_stats(container_id)
 
-        return stack_sample(target, stats, engine_calls=6)
+        return stack_sample(target, stats, engine_calls=7)
 
     def containers(self) -> tuple[ContainerState, ...]:
         """Every Berth service (with its current task) and throwaway: two manager calls and one per node."""

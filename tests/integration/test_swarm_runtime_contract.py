@@ -25,6 +25,8 @@ def swarm_clean(swarm):
 
 
 class TestSwarmRuntime(RuntimeContract):
+    sample_engine_calls = 7  # the db service's node, then each container's service, tasks and stats
+
     @pytest.fixture
     def runtime(self, swarm):
         nodes = swarm_nodes_env()
