@@ -97,6 +97,20 @@ class NoNodeAvailable(ServiceError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class NodeFull(ServiceError):
+    """On a Swarm, the project's node has no room for the memory asked for."""
+
+    code = "node_full"
+    status = HTTPStatus.CONFLICT
+
+    def __init__(self, message: str, *, node: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+    def details(self) -> dict[str, Any]:
+        return {"node": self.node}
+
+
 class NodeDown(ServiceError):
     """On a Swarm, the node holding the project's data is down: what needs the data waits for it."""
 

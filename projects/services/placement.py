@@ -21,7 +21,7 @@ from projects.runtime import Runtime, RuntimeFailure, get_runtime
 from projects.runtime.base import NodeState, memory_bytes
 from projects.runtime.images import api_image, postgres_image
 
-from .errors import Forbidden, InvalidInput, NodeDown, NoNodeAvailable
+from .errors import Forbidden, InvalidInput, NodeDown, NodeFull, NoNodeAvailable
 from .operations import operation_enqueue
 
 
@@ -89,6 +89,31 @@ def node_place(*, runtime: Runtime, images: Iterable[str]) -> NodeState | None:
     if fits:
         return max(fits, key=lambda load: (load.free_bytes, [-ord(c) for c in load.node.name])).node
     raise NoNodeAvailable("no node can take a new project: " + "; ".join(f"{load.node.name}: {_why_not(load, need)}" for load in loads))
+
+
+def node_assert_room(*, project: Project, db_memory: str, api_memory: str) -> None:
+    """NodeFull (409, naming the node) when a memory increase does not fit on the project's node; nothing on a single engine.
+
+    Only the growth is asked for: the project's current limits are already in
+    what its node carries.
+    """
+    if not project.node:
+        return
+    growth = project_memory_bytes(db_memory, api_memory) - project_memory_bytes(project.db_memory, project.api_memory)
+    if growth <= 0:
+        return
+    try:
+        loads = {load.node.name: load for load in node_loads(runtime=get_runtime())}
+    except RuntimeFailure as exc:
+        raise NodeFull(f"the swarm cannot be read to check node {project.node}'s room: {exc}", node=project.node) from None
+    load = loads.get(project.node)
+    if load is None or load.free_bytes < growth:
+        free = "unknown" if load is None else f"{max(load.free_bytes, 0) // 2**20} MiB"
+        raise NodeFull(
+            f"node {project.node} has {free} free, and the change needs {growth // 2**20} MiB more; "
+            f"ask for less, or move the project to a node with room first (POST /v1/projects/{project.public_id}/move)",
+            node=project.node,
+        )
 
 
 def node_assert_up(*, project: Project, doing: str) -> None:

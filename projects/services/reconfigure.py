@@ -35,6 +35,7 @@ from .access import project_check_actor
 from .errors import EngineUnreachable, InvalidInput, InvalidTransition, OperationInFlight
 from .names import project_name_check_free, project_name_clean
 from .operations import operation_enqueue
+from .placement import node_assert_room
 from .redact import secrets_redact
 
 S = Project.Status
@@ -109,6 +110,8 @@ def project_change(
         raise InvalidTransition("a purged project cannot be changed")
     if touches_stack:
         _check_changeable(project, restart=restart)
+    if "db_memory" in changed or "api_memory" in changed:
+        node_assert_room(project=project, db_memory=changed.get("db_memory", project.db_memory), api_memory=changed.get("api_memory", project.api_memory))
     if changed_settings and project.status == S.RUNNING:
         _server_check(project, {k: v for k, v in new_settings.items() if k in changed_settings})
     elif judged := sorted(k for k in changed_settings if k in new_settings and SETTINGS[k].kind == "name"):

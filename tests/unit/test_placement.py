@@ -220,3 +220,36 @@ def test_a_projects_own_memory_limits_changed_after_creation_count_against_its_n
     Project.objects.filter(pk=project.pk).update(db_memory="1g", api_memory="512m")
     loads = {load.node.name: load for load in node_loads(runtime=swarm)}
     assert loads[project.node].placed_bytes == project_memory_bytes("1g", "512m") == (1 << 30) + (512 << 20)
+
+
+def test_a_memory_increase_that_fits_its_node_is_taken(user, swarm):
+    from projects.services.reconfigure import project_change
+
+    project = lifecycle.project_create(owner=user).project  # 768 MiB of n1's 2 GiB
+    project.refresh_from_db()
+    changed, _ = project_change(project=project, requested_by=user, db_memory="1g")
+    assert changed.db_memory == "1g"
+
+
+def test_a_memory_increase_its_node_has_no_room_for_is_refused_naming_the_node_and_changes_nothing(user, swarm, client):
+    from tests.conftest import bearer
+
+    project = lifecycle.project_create(owner=user).project  # 768 MiB of n1's 2 GiB: 1.25 GiB free
+    before = (project.db_memory, project.api_memory, project.restart_pending)
+    response = client.patch(f"/v1/projects/{project.public_id}", data={"db_memory": "2g"}, content_type="application/json", **bearer(user))
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "node_full" and error["node"] == project.node and "move" in error["message"]
+    project.refresh_from_db()
+    assert (project.db_memory, project.api_memory, project.restart_pending) == before
+    assert project.operations.count() == 1  # the create's
+
+
+def test_a_memory_decrease_asks_no_node(user, swarm):
+    from projects.services.reconfigure import project_change
+
+    project = lifecycle.project_create(owner=user).project
+    project.refresh_from_db()
+    swarm.node_list = ()  # a decrease needs no room: the swarm is not even read
+    changed, _ = project_change(project=project, requested_by=user, db_memory="256m")
+    assert changed.db_memory == "256m"
