@@ -97,32 +97,29 @@ class NoNodeAvailable(ServiceError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
-class NodeFull(ServiceError):
-    """On a Swarm, the project's node has no room for the memory asked for."""
+class NodeRefusal(ServiceError):
+    """On a Swarm, a refusal because of the project's node, which the answer names (`node`)."""
+
+    status = HTTPStatus.CONFLICT
+
+    def __init__(self, message: str, *, node: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+    def details(self) -> dict[str, Any]:
+        return {"node": self.node}
+
+
+class NodeFull(NodeRefusal):
+    """The project's node has no room for the memory asked for."""
 
     code = "node_full"
-    status = HTTPStatus.CONFLICT
-
-    def __init__(self, message: str, *, node: str) -> None:
-        super().__init__(message)
-        self.node = node
-
-    def details(self) -> dict[str, Any]:
-        return {"node": self.node}
 
 
-class NodeDown(ServiceError):
-    """On a Swarm, the node holding the project's data is down: what needs the data waits for it."""
+class NodeDown(NodeRefusal):
+    """The node holding the project's data is down: what needs the data waits for it."""
 
     code = "node_down"
-    status = HTTPStatus.CONFLICT
-
-    def __init__(self, message: str, *, node: str) -> None:
-        super().__init__(message)
-        self.node = node
-
-    def details(self) -> dict[str, Any]:
-        return {"node": self.node}
 
 
 class SubnetsExhausted(ServiceError):
