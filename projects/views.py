@@ -310,6 +310,15 @@ def _metrics_context(request: DashboardRequest, project: Project) -> dict[str, A
     }
 
 
+def _section_answer(request: DashboardRequest, project: Project, partial: str, context: dict[str, Any], *, status: int) -> HttpResponse:
+    """A project page section: its partial for HTMX; without JavaScript the whole page, the section rendered in place."""
+    if request.htmx:
+        return TemplateResponse(request, partial, context, status=status)
+    response = _page(request, project, status=status)
+    response.context_data = {**(response.context_data or {}), **context}
+    return response
+
+
 def _page(request: DashboardRequest, project: Project, *, status: int = 200, reveal: bool = False, **panel: Any) -> TemplateResponse:
     context = {
         **_panel_context(project, user=request.user, **panel),
@@ -466,12 +475,7 @@ def _settings_context(
 
 
 def _settings_answer(request: DashboardRequest, project: Project, *, status: int = 200, **extra: Any) -> HttpResponse:
-    context = _settings_context(request, project, **extra)
-    if request.htmx:
-        return TemplateResponse(request, f"{SETTINGS_SECTION}#settings", context, status=status)
-    response = _page(request, project, status=status)
-    response.context_data = {**(response.context_data or {}), **context}
-    return response
+    return _section_answer(request, project, f"{SETTINGS_SECTION}#settings", _settings_context(request, project, **extra), status=status)
 
 
 def _settings_done(request: DashboardRequest, project: Project, operation: Operation | None, notice: str) -> HttpResponse:
@@ -596,13 +600,7 @@ def _backups_context(request: DashboardRequest, project: Project, *, error: str 
 
 
 def _backups_response(request: DashboardRequest, project: Project, *, status: int = 200, **extra: Any) -> HttpResponse:
-    context = _backups_context(request, project, **extra)
-    if request.htmx:
-        return TemplateResponse(request, f"{BACKUPS}#backups", context, status=status)
-    # Without JavaScript: the whole project page, with the section rendered in place.
-    response = _page(request, project, status=status)
-    response.context_data = {**(response.context_data or {}), **context}
-    return response
+    return _section_answer(request, project, f"{BACKUPS}#backups", _backups_context(request, project, **extra), status=status)
 
 
 def _backup_visible(request: DashboardRequest, backup_id: str) -> Backup:
