@@ -6,6 +6,7 @@ test never touches anything it did not make.
 """
 
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -251,3 +252,13 @@ def swarm_cleanup(clients: dict[str, docker.DockerClient], label: str = TEST_LAB
             for volume in client.api.volumes(filters={"label": label}).get("Volumes") or []:
                 with contextlib.suppress(docker.errors.NotFound):
                     client.api.remove_volume(volume["Name"], force=True)
+
+
+def api_act(client, headers, method: str, path: str, body: dict | None = None, wait: int | None = 120):
+    """Call Berth's JSON API as a test client does: `?wait=N` unless `wait` is None; the status and the JSON answer."""
+    query = f"?wait={wait}" if wait is not None else ""
+    if method == "get":
+        response = client.get(f"{path}{query}", **headers)
+    else:
+        response = getattr(client, method)(f"{path}{query}", data=json.dumps(body or {}), content_type="application/json", **headers)
+    return response.status_code, response.json()

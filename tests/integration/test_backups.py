@@ -1,6 +1,5 @@
 """Backups on the real engine with real workers: dump, verify, restore, clone, tampering, a killed dump, purge."""
 
-import json
 
 import psycopg
 import pytest
@@ -8,7 +7,7 @@ import pytest
 from projects.models import Backup, Operation
 from projects.services.backups import backup_path
 from tests.conftest import bearer
-from tests.engine import TEST_LABEL, Workers, wait_for
+from tests.engine import api_act, TEST_LABEL, wait_for, Workers
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +28,7 @@ def workers(transactional_db, tmp_path, backup_dir):
     pool.stop()
 
 
-def act(client, headers, method: str, path: str, body: dict | None = None, wait: int | None = 120):
-    query = f"?wait={wait}" if wait is not None else ""
-    if method == "get":
-        response = client.get(f"{path}{query}", **headers)
-    else:
-        response = getattr(client, method)(f"{path}{query}", data=json.dumps(body or {}), content_type="application/json", **headers)
-    return response.status_code, response.json()
+act = api_act
 
 
 def sql(db_url: str, statement: str) -> None:

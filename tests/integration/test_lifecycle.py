@@ -9,7 +9,7 @@ import pytest
 
 from projects.models import Operation, Project
 from tests.conftest import bearer
-from tests.engine import TEST_LABEL, Workers, wait_for
+from tests.engine import api_act, TEST_LABEL, wait_for, Workers
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +45,9 @@ def objects_of(docker_engine, project_id: str) -> dict[str, list[str]]:
     }
 
 
+
 def act(client, headers, method: str, path: str, body: dict | None = None, wait: int = 90):
-    response = getattr(client, method)(f"{path}?wait={wait}", data=json.dumps(body or {}), content_type="application/json", **headers)
-    return response.status_code, response.json()
+    return api_act(client, headers, method, path, body, wait=wait)
 
 
 def test_project_lifecycle_keeps_data_and_urls_until_purge(workers, user, client, docker_engine):

@@ -1,20 +1,17 @@
 """A project's life on a real Docker Swarm (`swarm up 2`) through the JSON API, with real workers:
 placement and the node's address, stop/start, delete/restore, backups (dump, verify, restore), purge."""
 
-import json
 
 import psycopg
 import pytest
 
 from tests.conftest import bearer
-from tests.engine import wait_for
+from tests.engine import api_act, wait_for
 
 pytestmark = [pytest.mark.swarm]
 
 
-def act(client, headers, method: str, path: str, body: dict | None = None, wait: int = 120):
-    response = getattr(client, method)(f"{path}?wait={wait}", data=json.dumps(body or {}), content_type="application/json", **headers)
-    return response.status_code, response.json()
+act = api_act
 
 
 def rows(db_url: str) -> list[str]:

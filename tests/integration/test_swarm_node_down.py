@@ -5,7 +5,6 @@ onto another node's empty volume, purge is refused naming the node, and when
 the node is back the project is healthy with every row.
 """
 
-import json
 
 import psycopg
 import pytest
@@ -14,16 +13,14 @@ from projects.models import Project
 from projects.runtime import get_runtime
 from projects.services.sync import projects_sync
 from tests.conftest import bearer
-from tests.engine import wait_for
+from tests.engine import api_act, wait_for
 
 pytestmark = [pytest.mark.swarm]
 
 NODE_CONTAINER = "berth-swarm-n2"  # n2: never the manager (n1), whose loss would stop the whole swarm
 
 
-def act(client, headers, method: str, path: str, body: dict | None = None, wait: int = 120):
-    response = getattr(client, method)(f"{path}?wait={wait}", data=json.dumps(body or {}), content_type="application/json", **headers)
-    return response.status_code, response.json()
+act = api_act
 
 
 def rows(db_url: str) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from projects.models import Project
 from tests.conftest import bearer
-from tests.engine import Workers
+from tests.engine import api_act, Workers
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,7 @@ def workers(transactional_db, tmp_path, settings):
     pool.stop()
 
 
-def act(client, headers, method: str, path: str, body: dict | None = None, wait: int | None = 120):
-    query = f"?wait={wait}" if wait is not None else ""
-    if method == "get":
-        response = client.get(f"{path}{query}", **headers)
-    else:
-        response = getattr(client, method)(f"{path}{query}", data=json.dumps(body or {}), content_type="application/json", **headers)
-    return response.status_code, response.json()
+act = api_act
 
 
 def query(db_url: str, statement: str) -> list[tuple]:
