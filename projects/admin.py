@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from .models import ApiToken, Backup, Operation, Project, UserQuota
+from .models import ApiToken, Backup, ForgottenNode, Operation, Project, UserQuota
 from .runtime import RuntimeFailure
 from .services import lifecycle
 from .services.errors import ServiceError
@@ -168,6 +168,17 @@ class BackupAdmin(ReadOnlyAdmin[Backup]):
         # The dashboard and the API delete both through the backups service.
         return False
 
+
+@admin.register(ForgottenNode)
+class ForgottenNodeAdmin(ReadOnlyAdmin[ForgottenNode]):
+    """Swarm nodes given up while down (the dashboard's Nodes page, or POST /v1/nodes/{name}/forget).
+
+    Deleting a row takes the decision back: purges wait for the node again.
+    """
+
+    list_display = ("name", "forgotten_at", "forgotten_by")
+    fields = list_display
+    readonly_fields = fields
 
 
 @admin.register(UserQuota)

@@ -26,6 +26,7 @@ from .api_common import (
     query_flag,
     query_int,
     settled,
+    time_json,
     token_required,
     wait_seconds,
 )
@@ -230,6 +231,15 @@ def pool(request: AuthedRequest) -> JsonResponse:
     """The warm pool, for staff: each version and flavour's target, ready stacks and stacks being filled."""
     pools = pool_status_for(user=request.user)
     return JsonResponse({"pools": [{"postgres_version": p.postgres_version, "api": p.api, "target": p.target, "ready": p.ready, "filling": p.filling} for p in pools]})
+
+
+@token_required
+@methods("POST")
+def node_forget(request: AuthedRequest, name: str) -> JsonResponse:
+    """Staff, on a Swarm: give up on a down node (`confirm` repeats its name), so its projects can be purged without it."""
+    confirm = json_body(request).get("confirm")
+    forgotten = placement.node_forget(name=name, confirm=confirm if isinstance(confirm, str) else None, requested_by=request.user)
+    return JsonResponse({"node": forgotten.node, "forgotten_at": time_json(forgotten.forgotten_at), "projects": forgotten.projects})
 
 
 @token_required

@@ -12,6 +12,7 @@ urlpatterns = [
     path("projects/<str:project_id>/rotate", api.project_rotate),
     path("operations/<str:operation_id>", api.operation_detail),
     path("pool", api.pool),
+    path("nodes/<str:name>/forget", api.node_forget),
     path("projects/<str:project_id>/backups", api_backups.project_backups),
     path("projects/<str:project_id>/backup-schedule", api_backups.project_backup_schedule),
     path("backups/<str:backup_id>", api_backups.backup_detail),

@@ -602,3 +602,21 @@ class WatchPass(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} pass at {self.at:%H:%M:%S}"
+
+
+class ForgottenNode(models.Model):
+    """A Swarm node an operator gave up on while it was down (services/placement.py node_forget).
+
+    Until then a project whose data is on a down node cannot be purged: its
+    volume, and the final backup, wait for the node. Forgetting says the node
+    is not coming back: purge then removes what is left elsewhere and leaves
+    the volume to the node. The row lapses when Berth sees the node ready again
+    (its data is there after all), so a later outage needs a new decision.
+    """
+
+    name = models.CharField(max_length=64, unique=True)  # as in BERTH_SWARM_NODES
+    forgotten_at = models.DateTimeField()
+    forgotten_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"node {self.name}, forgotten at {self.forgotten_at:%Y-%m-%d %H:%M} UTC"

@@ -194,7 +194,7 @@ ERROR = obj(
                 "field": {"type": "string", "description": "the input at fault, with code invalid or name_taken"},
                 "operation": ref("Operation"),
                 "limit": {"enum": ["projects", "backups", "backup_bytes"], "description": "the quota reached, with code quota_exceeded"},
-                "node": {"type": "string", "description": "the Swarm node that is down, with code node_down"},
+                "node": {"type": "string", "description": "the Swarm node at issue, with code node_down, node_full or node_up"},
             },
             optional=("field", "operation", "limit", "node"),
         )
@@ -344,6 +344,29 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "getPool",
                     "summary": "The warm pool (staff only): per version and flavour, the stacks wanted, ready to claim and being made",
                     "responses": {"200": answer(obj({"pools": {"type": "array", "items": ref("Pool")}}), "the pools"), **error_responses(403)},
+                }
+            },
+            "/v1/nodes/{name}/forget": {
+                "parameters": [path_id("name")],
+                "post": {
+                    "operationId": "forgetNode",
+                    "summary": (
+                        "Staff, on a Swarm: give up on a node that is down (confirm repeats its name). Nothing is removed now; its "
+                        "projects can then be purged without their volume there, which stays on the node. Refused (409 node_up) while "
+                        "the node is ready; seen ready again later, it is no longer forgotten"
+                    ),
+                    "requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object", "properties": {"confirm": {"type": "string"}}}}}},
+                    "responses": {
+                        "200": answer(
+                            obj({
+                                "node": {"type": "string"},
+                                "forgotten_at": {"type": "string", "format": "date-time"},
+                                "projects": {"type": "array", "items": {"type": "string"}, "description": "the ids of its projects not purged"},
+                            }),
+                            "the node is forgotten",
+                        ),
+                        **error_responses(400, 403, 404, 409, 413, 503),
+                    },
                 }
             },
             "/v1/projects": {

@@ -26,4 +26,5 @@ urlpatterns = [
     path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
     path("drift", views.drift, name="drift"),
     path("nodes", views.nodes, name="nodes"),
+    path("nodes/<str:name>/forget", views.node_forget, name="node-forget"),
 ]

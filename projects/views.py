@@ -18,6 +18,7 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
@@ -700,6 +701,29 @@ def nodes(request: DashboardRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("The nodes are for operators.")
     return TemplateResponse(request, "projects/nodes.html", {"overview": nodes_overview()})
+
+
+@login_required
+@require_POST
+def node_forget(request: DashboardRequest, name: str) -> HttpResponse:
+    """Give up on a down node, confirmed by its name: its projects can then be purged without it."""
+    from .services.placement import node_forget as forget
+    from .services.placement import nodes_overview
+
+    if not request.user.is_staff:
+        raise PermissionDenied("The nodes are for operators.")
+    try:
+        forgotten = forget(name=name, confirm=request.POST.get("confirm"), requested_by=request.user)
+    except ServiceError as refused:
+        status, error = _shown(refused)
+        context = {"overview": nodes_overview(), "forget_error": error, "forget_node": name}
+        return TemplateResponse(request, "projects/nodes.html", context, status=status)
+    messages.success(
+        request,
+        f"Node {forgotten.node} is forgotten: its {len(forgotten.projects)} project(s) can be purged without it "
+        f"(their volumes stay on the node). Seen ready again, it is no longer forgotten.",
+    )
+    return redirect("nodes")
 
 
 @login_required

@@ -6,7 +6,7 @@ tests. Both return the dataclasses below, never SDK objects, and raise the
 errors below, whose messages a person can act on.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -438,8 +438,12 @@ class Runtime(Protocol):
     def stack_remove_containers(self, project_id: str) -> None:
         """Remove the containers, keep network and volume; nothing there is fine."""
 
-    def stack_purge(self, project_id: str) -> None:
-        """Remove containers, network and volume; nothing there is fine."""
+    def stack_purge(self, project_id: str, *, given_up: Collection[str] = ()) -> None:
+        """Remove containers, network and volume; nothing there is fine.
+
+        `given_up`: on a Swarm, nodes an operator forgot (ForgottenNode): not
+        called, and a volume there is left to them. A single engine has none.
+        """
 
     def stack_state(self, project_id: str, *, volume: str = "") -> StackState:
         """The project's containers (its backups' throwaways included), and whether its own network and data volume exist.

@@ -7,7 +7,7 @@ the only modules that import `docker`.
 import dataclasses
 import hashlib
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 
 import docker
 import docker.errors
@@ -179,7 +179,7 @@ class DockerRuntime(Engine):
             except docker.errors.NotFound:
                 pass
 
-    def stack_purge(self, project_id: str) -> None:
+    def stack_purge(self, project_id: str, *, given_up: Collection[str] = ()) -> None:
         self.stack_remove_containers(project_id)
         label = _label_filter(project_id)
         with self._engine(f"removing project {project_id}'s network"):

@@ -9,7 +9,7 @@ injected with `fail_with` and by editing `containers` behind Berth's back.
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,6 +62,7 @@ class FakeRuntime:
         self.foreign_subnets: set[str] = set()  # subnets of networks someone else made on the engine
         self.taken_ports: set[int] = set()  # ports something outside Berth holds
         self.calls: Counter[str] = Counter()
+        self.purged_given_up: frozenset[str] = frozenset()  # stack_purge's given_up, last call
         self.pending_events: list[EngineEvent] = []
         self._failures: dict[str, RuntimeFailure] = {}
         # Commands have no engine to run in: `fake_postgres` plays the ones
@@ -161,8 +162,9 @@ class FakeRuntime:
         for name in [n for n, c in self.containers_by_name.items() if c.project_id == project_id]:
             del self.containers_by_name[name]
 
-    def stack_purge(self, project_id: str) -> None:
+    def stack_purge(self, project_id: str, *, given_up: Collection[str] = ()) -> None:
         self._call("stack_purge")
+        self.purged_given_up = frozenset(given_up)
         for store in (self.containers_by_name, self.networks, self.volumes):
             for name in [n for n, v in store.items() if (getattr(v, "project_id", v)) == project_id]:
                 del store[name]

@@ -19,8 +19,9 @@ that import `docker`.
 
 import dataclasses
 import hashlib
+import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,8 @@ def parse_nodes(text: str) -> dict[str, str]:
             raise ValueError(f"BERTH_SWARM_NODES: {entry!r} is not name=tcp://host:port")
         nodes[name.strip()] = url.strip()
     return nodes
+
+logger = logging.getLogger(__name__)
 
 
 class SwarmRuntime:
@@ -298,6 +301,8 @@ class SwarmRuntime:
             stop_grace_period=c.stop_timeout_s * NANOSECONDS,
             healthcheck=healthcheck,
             secrets=secrets or None,
+            # No no-new-privileges here: a service spec at API 1.41 has no field
+            # for it (DESIGN.md, "Confinement"); nodes can set it engine-wide.
             cap_drop=["ALL"],
             cap_add=list(cf.cap_add) or None,
             workdir=c.working_dir,
@@ -443,7 +448,7 @@ class SwarmRuntime:
                 except docker.errors.NotFound:
                     pass
 
-    def stack_purge(self, project_id: str) -> None:
+    def stack_purge(self, project_id: str, *, given_up: Collection[str] = ()) -> None:
         self.stack_remove_containers(project_id)
         label = _label_filter(project_id)
         with self.manager._engine(f"removing project {project_id}'s network"):
@@ -461,6 +466,9 @@ class SwarmRuntime:
                         time.sleep(0.25)
         down = []
         for name, engine in self.engines.items():
+            if name in given_up and not ((node := self.swarm_nodes(fresh=True).get(name)) and node.ready):
+                logger.warning("purge of %s: node %s was forgotten; a volume of the project there is left to it", project_id, name)
+                continue
             try:
                 with engine._engine(f"removing project {project_id}'s volume on node {name}"):
                     for volume in engine.api.volumes(filters={"label": label}).get("Volumes") or []:

@@ -40,8 +40,11 @@ class DriftReport:
         return [e for e in self.entries if e.subject == subject or e.subject.startswith(f"{object_prefix(subject)}_")]
 
 
-def _orphan(kind: str, name: str, project_id: str, remove: str) -> DriftEntry:
-    owner = f"project {project_id}, which Berth has no record of" if project_id else "no project label"
+def _orphan(kind: str, name: str, project_id: str, remove: str, *, purged: bool = False) -> DriftEntry:
+    if purged:  # left by a purge that could not reach it (a node an operator forgot)
+        owner = f"project {project_id}, which is purged"
+    else:
+        owner = f"project {project_id}, which Berth has no record of" if project_id else "no project label"
     return DriftEntry(
         "orphan",
         name,
@@ -97,10 +100,10 @@ def drift_report(*, runtime: Runtime | None = None) -> DriftReport:
             report.entries.extend(_orphan("container", c.name, project_id, "docker rm -f") for c in sorted(mine, key=lambda c: c.name))
     for project_id, names in sorted(networks.items()):
         if project_id not in projects or projects[project_id].status == S.PURGED:
-            report.entries.extend(_orphan("network", n, project_id, "docker network rm") for n in sorted(names))
+            report.entries.extend(_orphan("network", n, project_id, "docker network rm", purged=project_id in projects) for n in sorted(names))
     for project_id, names in sorted(volumes.items()):
         if project_id not in projects or projects[project_id].status == S.PURGED:
-            report.entries.extend(_orphan("volume", n, project_id, "docker volume rm") for n in sorted(names))
+            report.entries.extend(_orphan("volume", n, project_id, "docker volume rm", purged=project_id in projects) for n in sorted(names))
     return report
 
 

@@ -122,6 +122,12 @@ class NodeDown(NodeRefusal):
     code = "node_down"
 
 
+class NodeUp(NodeRefusal):
+    """A node that is ready cannot be forgotten: its data is there."""
+
+    code = "node_up"
+
+
 class SubnetsExhausted(ServiceError):
     """No subnet of BERTH_NETWORK_POOL is free for a project's network (raised in the worker: its operation fails)."""
 

@@ -160,5 +160,5 @@ def project_purge(*, project: Project, confirm: str | None, requested_by: User |
     """Remove a deleted project's data for good; `confirm` must repeat its id."""
     if confirm != project.public_id:
         raise InvalidInput("confirm", f"must be the project's id ({project.public_id}) to purge it for good")
-    node_assert_up(project=project, doing="purge")
+    node_assert_up(project=project, doing="purge", unless_forgotten=True)
     return operation_enqueue(project=project, kind="purge", action="purge", transitional=S.PURGING, requested_by=requested_by)

@@ -10,18 +10,20 @@ go to the node named first. A single engine has no nodes: nothing to place.
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
-
 from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
 
-from projects.models import Operation, Project
+from projects.models import ForgottenNode, Operation, Project
 from projects.runtime import Runtime, RuntimeFailure, get_runtime
 from projects.runtime.base import NodeState, memory_bytes
 from projects.runtime.images import api_image, postgres_image
 
-from .errors import Forbidden, InvalidInput, NodeDown, NodeFull, NoNodeAvailable
+from .errors import Forbidden, InvalidInput, NodeDown, NodeFull, NodeUp, NoNodeAvailable, NotFound
 from .operations import operation_enqueue
 
 
@@ -66,14 +68,16 @@ def node_loads(*, runtime: Runtime, images: Iterable[str] = ()) -> list[NodeLoad
 class NodesOverview:
     loads: list[NodeLoad]
     error: str = ""  # the swarm could not be read
+    forgotten: dict[str, datetime] = field(default_factory=dict)  # node name -> when an operator forgot it
 
 
 def nodes_overview() -> NodesOverview:
     """Every node with its projects, free memory and state (the staff view); empty on a single engine."""
+    forgotten = dict(ForgottenNode.objects.values_list("name", "forgotten_at"))
     try:
-        return NodesOverview(loads=node_loads(runtime=get_runtime()))
+        return NodesOverview(loads=node_loads(runtime=get_runtime()), forgotten=forgotten)
     except RuntimeFailure as exc:
-        return NodesOverview(loads=[], error=str(exc))
+        return NodesOverview(loads=[], error=str(exc), forgotten=forgotten)
 
 
 def node_place(*, runtime: Runtime, images: Iterable[str]) -> NodeState | None:
@@ -116,8 +120,12 @@ def node_assert_room(*, project: Project, db_memory: str, api_memory: str) -> No
         )
 
 
-def node_assert_up(*, project: Project, doing: str) -> None:
-    """NodeDown (409, naming the node) when the project's data is on a node that is down; nothing on a single engine."""
+def node_assert_up(*, project: Project, doing: str, unless_forgotten: bool = False) -> None:
+    """NodeDown (409, naming the node) when the project's data is on a node that is down; nothing on a single engine.
+
+    `unless_forgotten`: a node an operator forgot (node_forget) does not
+    refuse; seen ready, the forgetting lapses (its data is there after all).
+    """
     if not project.node:
         return
     try:
@@ -125,12 +133,63 @@ def node_assert_up(*, project: Project, doing: str) -> None:
     except RuntimeFailure as exc:
         raise NodeDown(f"cannot {doing} project {project.public_id}: the swarm cannot be read ({exc})", node=project.node) from None
     node = nodes.get(project.node)
-    if node is None or not node.ready:
-        raise NodeDown(
-            f"cannot {doing} project {project.public_id}: its data volume is on node {project.node}, which is down; "
-            f"it waits for the node to come back",
-            node=project.node,
-        )
+    if node is not None and node.ready:
+        forgotten_lapse([node.name])
+        return
+    if unless_forgotten and node_forgotten(project.node):
+        return
+    raise NodeDown(
+        f"cannot {doing} project {project.public_id}: its data volume is on node {project.node}, which is down; "
+        f"it waits for the node to come back, or for an operator to forget the node (POST /v1/nodes/{project.node}/forget)",
+        node=project.node,
+    )
+
+
+def node_forgotten(name: str) -> bool:
+    return ForgottenNode.objects.filter(name=name).exists()
+
+
+def forgotten_lapse(ready: Iterable[str]) -> int:
+    """Forget no more the nodes seen ready: a later outage needs a new decision. The number lapsed."""
+    names = [name for name in ready if name]
+    return ForgottenNode.objects.filter(name__in=names).delete()[0] if names else 0
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    node: str
+    forgotten_at: datetime
+    projects: list[str]  # the public ids of its projects not purged: purge no longer waits for the node
+
+
+def node_forget(*, name: str, confirm: str | None, requested_by: User | None) -> Forgetting:
+    """Give up on a down node (staff; `confirm` repeats its name): its projects can be purged without their volume there.
+
+    Nothing is removed now. A purge then removes what is left elsewhere and
+    leaves the volume, and the final backup that cannot be taken, to the node.
+    A node that is ready cannot be forgotten (NodeUp): its data is there.
+    """
+    if requested_by is None or not requested_by.is_staff:
+        raise Forbidden("forgetting a node is for staff")
+    runtime = get_runtime()
+    try:
+        nodes = {n.name: n for n in runtime.nodes()}
+    except RuntimeFailure as exc:
+        raise NodeDown(f"the swarm cannot be read to forget node {name}: {exc}", node=name) from None
+    if not nodes:
+        raise NotFound("this Berth runs on a single engine (BERTH_RUNTIME=docker): there are no nodes to forget")
+    placed = Project.objects.exclude(status=Project.Status.PURGED).filter(node=name)
+    if name not in nodes and not placed.exists():
+        raise NotFound(f"no node {name!r}; the nodes are {', '.join(sorted(nodes))}")
+    if confirm != name:
+        raise InvalidInput("confirm", f"must be the node's name ({name}) to give up the data on it")
+    if name in nodes and nodes[name].ready:
+        raise NodeUp(f"node {name} is ready: its projects' data is there, so there is nothing to forget", node=name)
+    now = timezone.now()
+    with transaction.atomic():
+        ForgottenNode.objects.update_or_create(name=name, defaults={"forgotten_at": now, "forgotten_by": requested_by})
+        projects = list(placed.order_by("public_id").values_list("public_id", flat=True))
+    return Forgetting(node=name, forgotten_at=now, projects=projects)
 
 
 def project_move(*, project: Project, node: str, requested_by: User | None = None) -> Operation:

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from projects.models import Backup, Operation, Project
+from projects.models import Backup, ForgottenNode, Operation, Project
 from projects.runtime import Runtime, RuntimeFailure, RuntimeUnavailable, StackSpec, VolumeMissing, get_runtime
 from projects.runtime.base import SERVER_SQL_ARGV
 from projects.runtime.spec import kept_volume, project_volume, stack_spec
@@ -198,8 +198,10 @@ def _step_restore(project: Project) -> StepResult:
 
 def _step_purge(project: Project) -> StepResult:
     # No destructive action without a backup: a final one, verified, or the purge is refused.
+    # On a node an operator forgot, the volume is left to it (and no final
+    # backup could be read from it): the forgetting was the deliberate step.
     _backup_before_purge(project)
-    get_runtime().stack_purge(project.public_id)
+    get_runtime().stack_purge(project.public_id, given_up=set(ForgottenNode.objects.values_list("name", flat=True)))
     _backups_keep_after_purge(project)
     # Ports and the subnet go back to their pools only now: until a purge they are the project's.
     return {

@@ -23,6 +23,7 @@ from projects.runtime import ContainerState, EngineEvent, Runtime, RuntimeFailur
 
 from .metrics import metrics_thread, watch_pass_record
 from .operations import operation_recover_stale
+from .placement import forgotten_lapse
 from .pool import Refill, pool_refill
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,8 @@ def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
 
     changed: list[Project] = []
     known: set[str] = set()
-    fields = ("id", "public_id", "status", "health", "db_port", "api_port")
+    seen_up: set[str] = set()  # on a Swarm: nodes where a project's db was seen (not down)
+    fields = ("id", "public_id", "status", "health", "db_port", "api_port", "node")
     for project in Project.objects.only(*fields).iterator(chunk_size=2000):
         known.add(project.public_id)
         if project.status == S.PURGED and project.public_id not in by_project:
@@ -188,6 +190,8 @@ def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
         report.checked += 1
         stack = by_project.get(project.public_id, [])
         health = observed_health(stack, previous=project.health)
+        if project.node and health not in (H.NODE_DOWN, H.MISSING):
+            seen_up.add(project.node)
         if health != project.health:
             project.health = health
             project.observed_at = now
@@ -198,6 +202,8 @@ def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
     # Every other row was observed now too, and did not change: one statement.
     live.update(observed_at=now)
     report.changed = len(changed)
+    if lapsed := forgotten_lapse(seen_up):
+        logger.info("sync: %d forgotten node(s) seen up again: no longer forgotten", lapsed)
 
     for project_id, stack in sorted(by_project.items()):
         ours = [c for c in stack if belongs_here(c.install, project_id, mine=mine, projects=known)]

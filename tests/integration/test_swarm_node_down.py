@@ -1,16 +1,18 @@
 """Losing a node of the test swarm (`docker kill berth-swarm-n2` on the host engine): the data stays pinned.
 
-The project shows `node_down` within a sync pass, its db is never rescheduled
-onto another node's empty volume, purge is refused naming the node, and when
-the node is back the project is healthy with every row.
+Its projects show `node_down` within a sync pass, their dbs are never
+rescheduled onto another node's empty volume, purge is refused naming the node
+until an operator forgets it, and when the node is back a running project runs
+again by itself and a deleted one is restored with every row.
 """
 
 
 import psycopg
 import pytest
 
-from projects.models import Project
+from projects.models import ForgottenNode, Project
 from projects.runtime import get_runtime
+from projects.services.drift import drift_report
 from projects.services.sync import projects_sync
 from tests.conftest import bearer
 from tests.engine import api_act, wait_for
@@ -48,6 +50,13 @@ def n1_drained(swarm):
 
 
 @pytest.fixture
+def three_fit_on_a_node(swarm_env, settings):
+    """Smaller projects (512 MiB a stack, not 768), so three fit on a test node's 2 GiB; before swarm_workers, which reads the env."""
+    swarm_env.update(BERTH_DB_MEMORY="320m", BERTH_API_MEMORY="192m")
+    settings.BERTH_DB_MEMORY, settings.BERTH_API_MEMORY = "320m", "192m"
+
+
+@pytest.fixture
 def node_killer(docker_engine):
     """Kills n2's node container on the host engine; it is running again after the test, whatever happened."""
     api = docker_engine.api
@@ -66,67 +75,78 @@ def health_after_sync(pid: str) -> str:
     return Project.objects.get(public_id=pid).health
 
 
-def test_a_dead_node_shows_node_down_never_reschedules_the_data_and_returns_healthy_with_every_row(
-    swarm_workers, user, client, swarm, n1_drained, node_killer
+def created_with_rows(client, headers, name: str, count: int) -> tuple[str, str]:
+    code, created = act(client, headers, "post", "/v1/projects", {"name": name})
+    assert code == 201 and created["status"] == "running" and created["node"] == "n2", created
+    with psycopg.connect(created["db_url"], connect_timeout=3) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) SELECT 'row ' || n FROM generate_series(1, %s) AS n", (count,))
+    return created["project_id"], created["db_url"]
+
+
+def a_replacement_waits(manager, pid: str) -> bool:
+    """Swarm has made the db a new task (desired running) and found no node for it: the pin holds."""
+    tasks = manager.tasks(filters={"service": f"project_{pid}_db", "desired-state": "running"})
+    return any(t["Status"]["State"] == "pending" and not t.get("NodeID") for t in tasks)
+
+
+# One loss of n2 for everything a dead node must not do: the kill and the
+# return cost most of this test's time on the swarm (CI budget: issue 11).
+def test_a_dead_node_keeps_its_data_pinned_until_it_returns_or_is_forgotten(
+    three_fit_on_a_node, swarm_workers, user, staff, client, swarm, n1_drained, node_killer
 ):
     headers = bearer(user)
-    code, created = act(client, headers, "post", "/v1/projects", {"name": "keel"})
-    assert code == 201 and created["status"] == "running", created["operation"]
-    pid, db_url = created["project_id"], created["db_url"]
-    assert created["node"] == "n2"
-    with psycopg.connect(db_url, connect_timeout=3) as conn:
-        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
-        conn.execute("INSERT INTO items (name) SELECT 'row ' || n FROM generate_series(1, 100) AS n")
-    everything = rows(db_url)
+    keel, keel_url = created_with_rows(client, headers, "keel", 100)  # deleted while down, restored after
+    mast, mast_url = created_with_rows(client, headers, "mast", 3)  # left running: back by itself
+    spar, _ = created_with_rows(client, headers, "spar", 1)  # deleted while down, purged once n2 is forgotten
+    everything = rows(keel_url)
 
     node_killer.kill(NODE_CONTAINER)
-    wait_for(lambda: health_after_sync(pid) == "node_down", timeout_s=90, what="sync to see n2 down", interval_s=1)
-    answer = client.get(f"/v1/projects/{pid}", **headers).json()
+    wait_for(lambda: health_after_sync(keel) == "node_down", timeout_s=90, what="sync to see n2 down", interval_s=1)
+    assert {p.public_id: p.health for p in Project.objects.filter(public_id__in=[keel, mast, spar])} == dict.fromkeys([keel, mast, spar], "node_down")
+    answer = client.get(f"/v1/projects/{keel}", **headers).json()
     assert (answer["health"], answer["node"]) == ("node_down", "n2")
 
-    # Swarm tried to place the db again (a new task, desired running) and could not: pinned to n2.
+    # Swarm tries to place the db again (a new task, desired running) and cannot: pinned to n2.
     manager = swarm["n1"].api
-
+    wait_for(lambda: a_replacement_waits(manager, keel), timeout_s=60, what="Swarm to try a replacement db task", interval_s=1)
     n1 = _node_id(manager, "n1")
-    tasks = manager.tasks(filters={"service": f"project_{pid}_db"})
-    assert tasks and not [t for t in tasks if t.get("NodeID") == n1], "a task of the db was placed on n1"
+    assert not [t for t in manager.tasks(filters={"service": f"project_{keel}_db"}) if t.get("NodeID") == n1], "a task of the db was placed on n1"
     # Nothing of it on n1: no container, no (empty) volume.
-    label = f"berth.project={pid}"
-    assert swarm["n1"].api.containers(all=True, filters={"label": label}) == []
-    assert (swarm["n1"].api.volumes(filters={"label": label}).get("Volumes") or []) == []
+    for pid in (keel, mast, spar):
+        label = f"berth.project={pid}"
+        assert swarm["n1"].api.containers(all=True, filters={"label": label}) == []
+        assert (swarm["n1"].api.volumes(filters={"label": label}).get("Volumes") or []) == []
 
     # Purge needs the data's node: refused naming it (deleted first; the volume waits on n2).
-    code, deleted = act(client, headers, "delete", f"/v1/projects/{pid}")
-    assert (code, deleted["status"]) == (200, "deleted"), deleted["operation"]
-    code, refused = act(client, headers, "post", f"/v1/projects/{pid}/purge", {"confirm": pid}, wait=0)
+    for pid in (keel, spar):
+        code, deleted = act(client, headers, "delete", f"/v1/projects/{pid}")
+        assert (code, deleted["status"]) == (200, "deleted"), deleted["operation"]
+    code, refused = act(client, headers, "post", f"/v1/projects/{spar}/purge", {"confirm": spar}, wait=0)
     assert code == 409 and refused["error"]["code"] == "node_down" and refused["error"]["node"] == "n2", refused
     assert "node n2" in refused["error"]["message"]
 
-    # The node comes back with its volume: restore, start, every row.
+    # An operator gives n2 up: spar can be purged; its volume is left to the node.
+    forget = client.post("/v1/nodes/n2/forget", data={"confirm": "n2"}, content_type="application/json", **bearer(staff))
+    assert forget.status_code == 200 and sorted(forget.json()["projects"]) == sorted([keel, mast, spar]), forget.content
+    code, purged = act(client, headers, "post", f"/v1/projects/{spar}/purge", {"confirm": spar})
+    assert (code, purged["status"]) == (200, "purged"), purged["operation"]
+
+    # n2 comes back with its volumes: mast runs again by itself; keel is restored with every row.
     node_killer.start(NODE_CONTAINER)
-    wait_for(lambda: any(n.name == "n2" and n.ready for n in get_runtime().nodes()), timeout_s=90, what="n2 back Ready", interval_s=1)
-    code, back = act(client, headers, "post", f"/v1/projects/{pid}/restore")
+    wait_for(lambda: health_after_sync(mast) == "healthy", timeout_s=90, what="mast healthy again", interval_s=1)
+    assert wait_for(lambda: _rows_or_none(mast_url), timeout_s=30, what="mast's db to answer") == ["row 1", "row 2", "row 3"]
+    assert Project.objects.get(public_id=mast).status == "running"
+    assert not ForgottenNode.objects.exists(), "n2 is seen up again: no longer forgotten"
+    code, back = act(client, headers, "post", f"/v1/projects/{keel}/restore")
     assert (code, back["status"]) == (200, "stopped"), back["operation"]
-    code, started = act(client, headers, "post", f"/v1/projects/{pid}/start")
+    code, started = act(client, headers, "post", f"/v1/projects/{keel}/start")
     assert (code, started["status"]) == (200, "running"), started["operation"]
-    assert rows(db_url) == everything
-    assert wait_for(lambda: health_after_sync(pid) == "healthy", timeout_s=30, what="healthy again")
-
-
-def test_a_running_project_comes_back_by_itself_when_its_node_returns(swarm_workers, user, client, swarm, n1_drained, node_killer):
-    headers = bearer(user)
-    code, created = act(client, headers, "post", "/v1/projects", {"name": "mast"})
-    assert code == 201 and created["node"] == "n2", created
-    pid, db_url = created["project_id"], created["db_url"]
-    with psycopg.connect(db_url, connect_timeout=3) as conn:
-        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
-        conn.execute("INSERT INTO items (name) VALUES ('a'), ('b'), ('c')")
-    node_killer.kill(NODE_CONTAINER)
-    wait_for(lambda: health_after_sync(pid) == "node_down", timeout_s=90, what="sync to see n2 down", interval_s=1)
-    node_killer.start(NODE_CONTAINER)
-    wait_for(lambda: health_after_sync(pid) == "healthy", timeout_s=90, what="the project healthy again", interval_s=1)
-    assert wait_for(lambda: _rows_or_none(db_url), timeout_s=30, what="the db to answer") == ["a", "b", "c"]
-    assert Project.objects.get(public_id=pid).status == "running"
+    assert rows(keel_url) == everything
+    assert wait_for(lambda: health_after_sync(keel) == "healthy", timeout_s=30, what="healthy again")
+    # What spar left on n2 is an orphan now, reported with its fix.
+    orphans = [e for e in drift_report().entries if e.kind == "orphan" and spar in e.subject]
+    assert [(e.subject, e.fix) for e in orphans] == [(f"project_{spar}_data", f"nothing automatic: inspect it, then `docker volume rm project_{spar}_data` if it is not needed")]
 
 
 def _rows_or_none(db_url: str) -> list[str] | None:

@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from projects.models import ApiToken, Backup, Operation, Project, UserQuota
+from projects.models import ApiToken, Backup, ForgottenNode, Operation, Project, UserQuota
 from projects.services import backups as backup_service
 from projects.services import lifecycle
 from projects.services.tokens import api_token_create
@@ -189,6 +189,11 @@ DASHBOARD: dict[str, list[Cell]] = {
         Cell("GET", lambda w: "/nodes", expect(302, 403, 403, 200)),
         Cell("POST", lambda w: "/nodes", expect(302, 405, 405, 405)),
     ],
+    # On this single engine there are no nodes: staff get the refusal, in the page.
+    "nodes/<str:name>/forget": [
+        Cell("POST", lambda w: "/nodes/n2/forget", expect(302, 403, 403, 404), data=lambda w: {"confirm": "n2"}),
+        Cell("GET", lambda w: "/nodes/n2/forget", expect(302, 405, 405, 405)),
+    ],
     "drift": [
         Cell("GET", lambda w: "/drift", expect(302, 403, 403, 200)),
         Cell("POST", lambda w: "/drift", expect(302, 405, 405, 405)),
@@ -253,6 +258,10 @@ API: dict[str, list[Cell]] = {
         Cell("GET", lambda w: "/v1/pool", expect(401, 403, 403, 200), api=True),
         Cell("POST", lambda w: "/v1/pool", expect(401, 405, 405, 405), api=True),
     ],
+    "v1/nodes/<str:name>/forget": [
+        Cell("POST", lambda w: "/v1/nodes/n2/forget", expect(401, 403, 403, 404), data=lambda w: {"confirm": "n2"}, api=True),
+        Cell("GET", lambda w: "/v1/nodes/n2/forget", expect(401, 405, 405, 405), api=True),
+    ],
     "v1/projects/<str:project_id>/metrics": [
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/metrics?range=1h", expect(401, 200, 404, 200), api=True),
         Cell("GET", lambda w: f"/v1/projects/{P(w)}/metrics?range=1y", expect(401, 400, 404, 400), api=True),
@@ -306,6 +315,8 @@ ADMIN_MODELS: dict[str, dict[str, int]] = {
     "projects.Operation": {"changelist": 200, "add": 403, "change": 200, "delete": 403, "history": 200},
     "projects.ApiToken": {"changelist": 200, "add": 403, "change": 200, "delete": 200, "history": 200},
     "projects.Backup": {"changelist": 200, "add": 403, "change": 200, "delete": 403, "history": 200},
+    # Forgetting a node is done on the Nodes page; deleting here takes it back.
+    "projects.ForgottenNode": {"changelist": 200, "add": 403, "change": 200, "delete": 200, "history": 200},
     # Quotas are the operators' to set: add, change and delete (back to the defaults).
     "projects.UserQuota": {"changelist": 200, "add": 200, "change": 200, "delete": 200, "history": 200},
 }
@@ -317,6 +328,7 @@ ADMIN_OBJECTS: dict[str, Callable[[World], object]] = {
     "projects.Operation": lambda w: w.project.operations.first(),
     "projects.ApiToken": lambda w: w.token,
     "projects.Backup": lambda w: w.backup,
+    "projects.ForgottenNode": lambda w: ForgottenNode.objects.get_or_create(name="n9", defaults={"forgotten_at": timezone.now()})[0],
     "projects.UserQuota": lambda w: w.quota,
 }
 ADMIN_SITE: dict[str, list[Cell]] = {

@@ -162,6 +162,7 @@ def test_a_purged_projects_leftover_volume_is_an_orphan(user, fake_runtime):
     fake_runtime.volumes[f"project_{project.public_id}_data"] = project.public_id
     [entry] = drift_report().entries
     assert (entry.kind, entry.subject) == ("orphan", f"project_{project.public_id}_data")
+    assert entry.problem == f"Berth-labelled volume with project {project.public_id}, which is purged"
 
 
 def test_a_deleted_project_keeps_its_volume_without_drift(user, fake_runtime):

@@ -7,7 +7,8 @@ import pytest
 from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import NodeState
 from projects.services import lifecycle, placement
-from projects.services.errors import InvalidInput, NodeDown, NoNodeAvailable
+from projects.models import ForgottenNode
+from projects.services.errors import Forbidden, InvalidInput, NodeDown, NodeUp, NoNodeAvailable, NotFound
 from projects.services.placement import node_loads, project_memory_bytes
 
 GIB = 1 << 30
@@ -253,3 +254,91 @@ def test_a_memory_decrease_asks_no_node(user, swarm):
     swarm.node_list = ()  # a decrease needs no room: the swarm is not even read
     changed, _ = project_change(project=project, requested_by=user, db_memory="256m")
     assert changed.db_memory == "256m"
+
+
+# --- forgetting a node that is down (placement.node_forget) ---------------------------
+
+
+def _deleted_on_a_down_node(user, swarm):
+    project = lifecycle.project_create(owner=user).project
+    project.refresh_from_db()
+    lifecycle.project_delete(project=project)
+    project.refresh_from_db()
+    swarm.node_list = tuple(replace(n, ready=n.name != project.node) for n in swarm.node_list)
+    return project
+
+
+def test_forgetting_a_down_node_lets_its_deleted_projects_be_purged_leaving_the_volume_to_it(user, swarm, staff):
+    project = _deleted_on_a_down_node(user, swarm)
+    forgotten = placement.node_forget(name=project.node, confirm=project.node, requested_by=staff)
+    assert (forgotten.node, forgotten.projects) == (project.node, [project.public_id])
+    assert ForgottenNode.objects.get().forgotten_by == staff
+    lifecycle.project_purge(project=project, confirm=project.public_id)
+    project.refresh_from_db()
+    assert project.status == "purged"
+    assert swarm.purged_given_up == {project.node}
+
+
+def test_forgetting_refusals_name_the_reason_and_forget_nothing(user, swarm, staff):
+    project = _deleted_on_a_down_node(user, swarm)
+    up = next(n.name for n in swarm.node_list if n.ready)
+    with pytest.raises(NodeUp, match=f"node {up} is ready") as refused:
+        placement.node_forget(name=up, confirm=up, requested_by=staff)
+    assert refused.value.status == 409 and refused.value.details() == {"node": up}
+    with pytest.raises(InvalidInput, match="confirm: must be the node's name"):
+        placement.node_forget(name=project.node, confirm="yes", requested_by=staff)
+    with pytest.raises(NotFound, match="no node 'n7'"):
+        placement.node_forget(name="n7", confirm="n7", requested_by=staff)
+    with pytest.raises(Forbidden):
+        placement.node_forget(name=project.node, confirm=project.node, requested_by=user)
+    assert not ForgottenNode.objects.exists()
+    with pytest.raises(NodeDown):
+        lifecycle.project_purge(project=project, confirm=project.public_id)
+
+
+def test_forgetting_on_a_single_engine_is_not_found(user, fake_runtime, staff):
+    with pytest.raises(NotFound, match="single engine"):
+        placement.node_forget(name="n1", confirm="n1", requested_by=staff)
+
+
+def test_a_forgotten_node_seen_ready_again_is_forgotten_no_more(user, swarm, staff):
+    from projects.services.sync import projects_sync
+
+    project = lifecycle.project_create(owner=user).project
+    lifecycle.project_delete(project=project)
+    running = lifecycle.project_create(owner=user).project
+    assert running.node == project.node  # a deleted project's memory counts no more
+    swarm.node_list = tuple(replace(n, ready=n.name != project.node) for n in swarm.node_list)
+    placement.node_forget(name=project.node, confirm=project.node, requested_by=staff)
+    swarm.node_list = tuple(replace(n, ready=True) for n in swarm.node_list)
+    projects_sync(runtime=swarm)  # sees `running`'s db on the node
+    assert not ForgottenNode.objects.exists()
+    # Down again: a new decision is needed.
+    swarm.node_list = tuple(replace(n, ready=n.name != project.node) for n in swarm.node_list)
+    with pytest.raises(NodeDown):
+        lifecycle.project_purge(project=project, confirm=project.public_id)
+
+
+def test_forget_by_the_api_answers_the_projects_and_refuses_a_ready_node_409_node_up(user, swarm, staff, client):
+    from tests.conftest import bearer
+
+    project = _deleted_on_a_down_node(user, swarm)
+    up = next(n.name for n in swarm.node_list if n.ready)
+    refused = client.post(f"/v1/nodes/{up}/forget", data={"confirm": up}, content_type="application/json", **bearer(staff))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "node_up" and refused.json()["error"]["node"] == up
+    answer = client.post(f"/v1/nodes/{project.node}/forget", data={"confirm": project.node}, content_type="application/json", **bearer(staff))
+    assert answer.status_code == 200
+    assert answer.json() | {"forgotten_at": ""} == {"node": project.node, "forgotten_at": "", "projects": [project.public_id]}
+
+
+def test_the_nodes_page_offers_forget_for_a_down_node_only_and_says_when_it_was_forgotten(user, swarm, staff, client):
+    project = _deleted_on_a_down_node(user, swarm)
+    client.force_login(staff)
+    page = client.get("/nodes").content.decode()
+    assert page.count("Forget…") == 1 and f'action="/nodes/{project.node}/forget"' in page
+    wrong = client.post(f"/nodes/{project.node}/forget", {"confirm": "nope"})
+    assert wrong.status_code == 422 and "Nothing was changed: confirm: must be the node&#x27;s name" in wrong.content.decode()
+    assert not ForgottenNode.objects.exists()
+    done = client.post(f"/nodes/{project.node}/forget", {"confirm": project.node}, follow=True)
+    page = done.content.decode()
+    assert f"Node {project.node} is forgotten" in page and "Forget…" not in page and "Forgotten " in page
