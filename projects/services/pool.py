@@ -154,10 +154,14 @@ def _budget() -> int:
     return max(1, settings.BERTH_WORKERS - 1) - in_flight
 
 
-def _ports_to_spare() -> bool:
-    """Whether both port ranges keep their reserve after one more stack. Call under the allocation lock."""
-    taken_db = Project.objects.filter(db_port__isnull=False).count()
-    taken_api = Project.objects.filter(api_port__isnull=False).count()
+def _ports_to_spare(node: str) -> bool:
+    """Whether both port ranges keep their reserve on `node` after one more stack. Call under the allocation lock.
+
+    Ports are unique per node ("" is the single engine): each node's ranges keep their own reserve.
+    """
+    on_node = Project.objects.filter(node=node)
+    taken_db = on_node.filter(db_port__isnull=False).count()
+    taken_api = on_node.filter(api_port__isnull=False).count()
     for (low, high), taken in ((settings.BERTH_DB_PORTS, taken_db), (settings.BERTH_API_PORTS, taken_api)):
         if (high - low + 1) - taken - 1 < pool_port_reserve(low, high):
             return False
@@ -177,7 +181,7 @@ def pool_fill_one(*, postgres_version: str, api: str) -> Operation | None:
     project_credentials_generate(project)
     with transaction.atomic():
         allocation_lock()
-        if not _ports_to_spare():
+        if not _ports_to_spare(project.node):
             return None
         project_insert_with_ports(project)
         return operation_enqueue(project=project, kind=Operation.Kind.POOL_FILL, action="pool_fill", transitional=S.PROVISIONING)

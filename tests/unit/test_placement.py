@@ -342,3 +342,18 @@ def test_the_nodes_page_offers_forget_for_a_down_node_only_and_says_when_it_was_
     done = client.post(f"/nodes/{project.node}/forget", {"confirm": project.node}, follow=True)
     page = done.content.decode()
     assert f"Node {project.node} is forgotten" in page and "Forget…" not in page and "Forgotten " in page
+
+
+def test_the_pools_port_reserve_is_kept_per_node_so_each_node_takes_its_share(db, swarm, settings):
+    from projects.models import Project
+    from projects.services.pool import pool_refill
+
+    # 4 ports a range, 2 of them the reserve: two pool stacks per node, not two in all
+    # (memory for ten a node: the ports are what stops them).
+    swarm.node_list = (node("n1", memory=8 * GIB), node("n2", memory=8 * GIB))
+    settings.BERTH_DB_PORTS, settings.BERTH_API_PORTS = (16900, 16903), (17900, 17903)
+    settings.BERTH_WARM_POOL = ((None, None, 6),)
+    for _ in range(6):
+        pool_refill()
+    placed = sorted(Project.objects.filter(status=Project.Status.POOLED).values_list("node", "db_port"))
+    assert placed == [("n1", 16900), ("n1", 16901), ("n2", 16900), ("n2", 16901)]
