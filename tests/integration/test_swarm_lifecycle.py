@@ -1,10 +1,14 @@
 """A project's life on a real Docker Swarm (`swarm up 2`) through the JSON API, with real workers:
-placement and the node's address, stop/start, delete/restore, backups (dump, verify, restore), purge."""
+placement and the node's address, stop/start, drift (services removed behind its back), delete/restore,
+backups (dump, verify, restore), purge."""
 
 
 import psycopg
 import pytest
 
+from projects.models import Project
+from projects.services.drift import drift_report
+from projects.services.sync import projects_sync
 from tests.conftest import bearer
 from tests.engine import api_act, wait_for
 
@@ -46,6 +50,21 @@ def test_project_lifecycle_on_the_swarm_keeps_data_on_its_node_until_purge(swarm
     code, started = act(client, headers, "post", f"/v1/projects/{pid}/start")
     assert (code, started["status"]) == (200, "running"), started["operation"]
     assert rows(db_url) == ["anchor", "rope"]
+
+    # Services removed behind Berth's back: sync and drift say so, nothing comes back
+    # by itself, and start recreates them on the same node, on the data.
+    manager = swarm[next(iter(swarm))].api
+    for service in ("api", "db"):
+        manager.remove_service(f"project_{pid}_{service}")
+    report = projects_sync()
+    assert Project.objects.get(public_id=pid).health == "missing"
+    [drift] = [d for d in report.drift if d.project_id == pid]
+    assert drift.problem == "running, but its containers are missing" and drift.fix.startswith("start")
+    assert [e.problem for e in drift_report().of(pid)] == ["running, but its containers are missing"]
+    code, started = act(client, headers, "post", f"/v1/projects/{pid}/start")
+    assert (code, started["status"], started["node"]) == (200, "running", node), started["operation"]
+    assert rows(db_url) == ["anchor", "rope"]
+    wait_for(lambda: drift_report().of(pid) == [], timeout_s=30, what="the drift to clear", interval_s=0.5)
 
     # A backup: dumped, verified in a throwaway on the node, and restored over later changes.
     code, made = act(client, headers, "post", f"/v1/projects/{pid}/backups")

@@ -106,6 +106,9 @@ def test_a_dead_node_keeps_its_data_pinned_until_it_returns_or_is_forgotten(
     assert {p.public_id: p.health for p in Project.objects.filter(public_id__in=[keel, mast, spar])} == dict.fromkeys([keel, mast, spar], "node_down")
     answer = client.get(f"/v1/projects/{keel}", **headers).json()
     assert (answer["health"], answer["node"]) == ("node_down", "n2")
+    # Drift says the data waits on the node: not missing, nothing to repair.
+    waiting = {e.subject: e.problem for e in drift_report().entries if e.kind == "node"}
+    assert waiting == {pid: "running, but its node n2 is down: its data volume waits there" for pid in (keel, mast, spar)}
 
     # Swarm tries to place the db again (a new task, desired running) and cannot: pinned to n2.
     manager = swarm["n1"].api
