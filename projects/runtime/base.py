@@ -338,8 +338,11 @@ class NodeState:
 @dataclass(frozen=True)
 class EngineEvent:
     project_id: str
-    service: str
+    service: str  # db, api; NODE_EVENT for a Swarm node's change (project_id "": every project there)
     action: str  # die, start, stop, destroy, health_status: healthy, …
+
+
+NODE_EVENT = "node"
 
 
 @dataclass(frozen=True)

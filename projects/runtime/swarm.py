@@ -33,6 +33,7 @@ import docker.types
 from .base import (
     INSTALL_LABEL,
     MANAGED_LABEL,
+    NODE_EVENT,
     PROJECT_LABEL,
     SERVICE_LABEL,
     ContainerSpec,
@@ -610,10 +611,12 @@ class SwarmRuntime:
                 attributes = (event.get("Actor") or {}).get("Attributes") or {}
                 action = event.get("Action") or ""
                 if event.get("Type") == "node":
-                    yield EngineEvent(project_id="", service="node", action=f"node {attributes.get('name', '')}: {action}")
+                    yield EngineEvent(project_id="", service=NODE_EVENT, action=f"node {attributes.get('name', '')}: {action}")
                     continue
                 prefix, _, service = (attributes.get("name") or "").rpartition("_")
                 if prefix.startswith(object_prefix("")) and service in {"db", "api"}:
+                    # A removed service is a destroyed container to the watcher; create and update re-read the stack.
+                    action = "destroy" if action == "remove" else action
                     yield EngineEvent(project_id=prefix.removeprefix(object_prefix("")), service=service, action=action)
 
     # --- commands, files and throwaway containers (backups) ------------------

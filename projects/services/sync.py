@@ -19,7 +19,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from projects.models import Project, installation_id
-from projects.runtime import ContainerState, EngineEvent, Runtime, RuntimeFailure, get_runtime
+from projects.runtime import NODE_EVENT, ContainerState, EngineEvent, Runtime, RuntimeFailure, get_runtime
 
 from .metrics import metrics_thread, watch_pass_record
 from .operations import operation_recover_stale
@@ -37,7 +37,8 @@ TRANSITIONAL = {S.PROVISIONING, S.STOPPING, S.STARTING, S.DELETING, S.RESTORING,
 # Engine events that can change a project's health ("kill" and "oom" only
 # announce a "die"). Healthchecks alone make three exec_* events per container
 # every interval: following those would re-read every stack for nothing.
-HEALTH_EVENTS = frozenset({"create", "start", "restart", "die", "stop", "destroy", "pause", "unpause", "health_status"})
+# "update": a Swarm service's spec changed (replicas 0 is a stop).
+HEALTH_EVENTS = frozenset({"create", "start", "restart", "die", "stop", "destroy", "pause", "unpause", "health_status", "update"})
 # The longest one event stream stays open: a stop request waits at most this.
 EVENT_WINDOW_S = 5.0
 # Sync sees containers, not volumes: the fix it offers holds either way (the
@@ -307,6 +308,12 @@ def _watch(*, stop: threading.Event, full_pass_s: float, runtime: Runtime, log: 
                 # A pool waiting for its operations to end is asked again soon.
                 window_start, window = time.time(), min(left, POOL_RETRY_S if refill.short else EVENT_WINDOW_S)
                 for event in runtime.events(timeout_s=window, since=since):
+                    if event.service == NODE_EVENT:
+                        # A Swarm node went down or came back: every project on it
+                        # may have changed, and a full pass reads them all at once.
+                        log(f"{event.action}: a full pass now")
+                        deadline = time.monotonic()
+                        break
                     if event.action.split(":")[0] not in HEALTH_EVENTS:
                         continue
                     health = project_observe(event.project_id, runtime=runtime, event=event)

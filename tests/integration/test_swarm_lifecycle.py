@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from projects.models import Project
+from projects.services.pool import pool_refill
 from projects.services.drift import drift_report
 from projects.services.sync import projects_sync
 from tests.conftest import bearer
@@ -92,12 +93,36 @@ def test_project_lifecycle_on_the_swarm_keeps_data_on_its_node_until_purge(swarm
     assert not [s for s in swarm[next(iter(swarm))].api.services() if s["Spec"]["Name"].startswith(f"project_{pid}")]
 
 
-def test_two_projects_are_spread_over_the_nodes_by_free_memory(swarm_workers, user, client, swarm):
+def test_two_projects_are_spread_over_the_nodes_and_a_clone_takes_its_rows_to_the_other(swarm_workers, user, client, swarm):
     headers = bearer(user)
     first = act(client, headers, "post", "/v1/projects", {"name": "one"})[1]
-    second = act(client, headers, "post", "/v1/projects", {"name": "two"})[1]
-    assert first["status"] == second["status"] == "running", (first["operation"], second["operation"])
-    assert {first["node"], second["node"]} == set(swarm)
+    assert first["status"] == "running", first["operation"]
+    with psycopg.connect(first["db_url"], connect_timeout=3) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) VALUES ('keel'), ('mast')")
+    code, backup = act(client, headers, "post", f"/v1/projects/{first['project_id']}/backups")
+    assert code == 201 and backup["state"] == "verified", backup
+    # A clone is a create: placed by free memory (the other node, now), then the backup restored there.
+    code, clone = act(client, headers, "post", "/v1/projects", {"name": "two", "from_backup": backup["backup_id"]})
+    assert code == 201 and clone["status"] == "running", clone["operation"]
+    assert {first["node"], clone["node"]} == set(swarm)
+    assert f"@127.0.10.{clone['node'][1:]}:" in clone["db_url"]
+    assert rows(clone["db_url"]) == ["keel", "mast"]
+
+
+def test_a_warm_pool_stack_on_the_swarm_is_claimed_on_its_node(swarm_workers, user, client, swarm, settings):
+    settings.BERTH_WARM_POOL = ((None, None, 1),)
+    pool_refill()
+    pooled = lambda: Project.objects.filter(owner__isnull=True, status="pooled", health="healthy").first()  # noqa: E731
+    stack = wait_for(pooled, timeout_s=120, what="a pooled stack on the swarm", interval_s=0.25)
+    assert stack.node in swarm
+    settings.BERTH_WARM_POOL = ()  # no refill after the claim: one stack is all this test needs
+    answer = client.post("/v1/projects", data={"name": "quick"}, content_type="application/json", **bearer(user))
+    claimed = answer.json()
+    assert answer.status_code == 202 and claimed["operation"]["kind"] == "claim", claimed
+    assert (claimed["project_id"], claimed["status"], claimed["node"]) == (stack.public_id, "running", stack.node)
+    with psycopg.connect(claimed["db_url"], connect_timeout=3) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("app",)
 
 
 def test_move_takes_the_rows_to_the_other_node_and_keeps_the_old_volume_until_purge(swarm_workers, user, client, swarm, django_user_model):

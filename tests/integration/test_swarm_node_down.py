@@ -7,13 +7,17 @@ again by itself and a deleted one is restored with every row.
 """
 
 
+import contextlib
+import threading
+
 import psycopg
 import pytest
+from django.db import connection
 
 from projects.models import ForgottenNode, Project
 from projects.runtime import get_runtime
 from projects.services.drift import drift_report
-from projects.services.sync import projects_sync
+from projects.services.sync import projects_sync, sync_watch
 from tests.conftest import bearer
 from tests.engine import api_act, wait_for
 
@@ -70,9 +74,34 @@ def node_killer(docker_engine):
     wait_for(ready, timeout_s=90, what="n2 back Ready", interval_s=1)
 
 
+def health(pid: str) -> str:
+    return Project.objects.get(public_id=pid).health
+
+
 def health_after_sync(pid: str) -> str:
     projects_sync()
-    return Project.objects.get(public_id=pid).health
+    return health(pid)
+
+
+@contextlib.contextmanager
+def watching():
+    """`sync_watch` in a thread, its full pass 10 minutes apart: what it sees sooner, an event showed it."""
+    lines: list[str] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            sync_watch(stop=stop, full_pass_s=600, log=lines.append)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield lines
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def created_with_rows(client, headers, name: str, count: int) -> tuple[str, str]:
@@ -101,8 +130,12 @@ def test_a_dead_node_keeps_its_data_pinned_until_it_returns_or_is_forgotten(
     spar, _ = created_with_rows(client, headers, "spar", 1)  # deleted while down, purged once n2 is forgotten
     everything = rows(keel_url)
 
-    node_killer.kill(NODE_CONTAINER)
-    wait_for(lambda: health_after_sync(keel) == "node_down", timeout_s=90, what="sync to see n2 down", interval_s=1)
+    # The watcher, whose full pass is far off: the node's event makes it look now.
+    with watching() as lines:
+        wait_for(lambda: any(line.startswith("full pass") for line in lines), timeout_s=30, what="the watcher's first pass")
+        node_killer.kill(NODE_CONTAINER)
+        wait_for(lambda: health(keel) == "node_down", timeout_s=90, what="the watcher to see n2 down", interval_s=1)
+    assert any(line.startswith("node n2: update: a full pass now") for line in lines), lines
     assert {p.public_id: p.health for p in Project.objects.filter(public_id__in=[keel, mast, spar])} == dict.fromkeys([keel, mast, spar], "node_down")
     answer = client.get(f"/v1/projects/{keel}", **headers).json()
     assert (answer["health"], answer["node"]) == ("node_down", "n2")

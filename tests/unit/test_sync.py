@@ -7,7 +7,7 @@ import time
 import pytest
 
 from projects.models import Project, installation_id
-from projects.runtime import EngineEvent, RuntimeFailure, RuntimeUnavailable
+from projects.runtime import NODE_EVENT, EngineEvent, RuntimeFailure, RuntimeUnavailable
 from projects.runtime.base import ContainerState
 from projects.services import lifecycle
 from projects.services.sync import projects_sync, sync_watch
@@ -206,6 +206,24 @@ def test_a_dying_db_container_turns_health_down_from_its_event(user, fake_runtim
     project.refresh_from_db()
     assert f"{project.public_id}: db die → down" in lines
     assert project.health == H.DOWN and project.status == S.RUNNING
+
+
+def test_a_swarm_node_event_makes_the_watcher_pass_over_every_project_at_once(user, fake_runtime):
+    project = running_project(user)
+    passes = []
+
+    def node_down_after_first_pass(line: str) -> bool:
+        if line.startswith("full pass"):
+            passes.append(line)
+            if len(passes) == 1:
+                fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
+                fake_runtime.pending_events.append(EngineEvent("", NODE_EVENT, "node n2: update"))
+        return len(passes) == 2
+
+    lines = watch(fake_runtime, until=node_down_after_first_pass, full_pass_s=30.0)  # only the event can make a second pass
+    assert "node n2: update: a full pass now" in lines
+    project.refresh_from_db()
+    assert project.health == H.DOWN
 
 
 def test_healthcheck_exec_events_do_not_make_the_watcher_read_the_engine(user, fake_runtime):
