@@ -16,6 +16,7 @@ from .models import ApiToken, Backup, ForgottenNode, Operation, Project, UserQuo
 from .runtime import RuntimeFailure
 from .services import lifecycle
 from .services.errors import ServiceError
+from .services.placement import nodes_overview
 from .services.pool import pool_status
 from .services.quotas import quota_limits, quota_usage
 from .services.sync import project_observe
@@ -48,7 +49,7 @@ class ProjectAdmin(ReadOnlyAdmin[Project]):
         "name", "public_id", "owner", "status", "health", "postgres_version", "api_flavour",
         "node", "db_port", "api_port", "observed_at", "created_at",
     )  # fmt: skip
-    # node: on a Swarm, the projects of one node (its load is on the dashboard's /nodes).
+    # node: on a Swarm, the projects of one node (each node's load is above the list, and on /nodes).
     list_filter = ("status", "health", "node", "api_flavour", "postgres_version")
     search_fields = ("public_id", "name")
     list_select_related = ("owner",)
@@ -66,8 +67,10 @@ class ProjectAdmin(ReadOnlyAdmin[Project]):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, object] | None = None) -> HttpResponse:
         # The warm pool's state above the list (templates/admin/projects/project/change_list.html);
-        # its stacks are the rows without an owner.
-        return super().changelist_view(request, {**(extra_context or {}), "pools": pool_status()})
+        # its stacks are the rows without an owner. On a Swarm, each node's state and load too
+        # (nothing to read on a single engine).
+        context = {**(extra_context or {}), "pools": pool_status(), "nodes": nodes_overview()}
+        return super().changelist_view(request, context)
 
     def has_delete_permission(self, request: HttpRequest, obj: Project | None = None) -> bool:
         # Deleting a row here would leave its containers and volume behind:

@@ -357,3 +357,18 @@ def test_the_pools_port_reserve_is_kept_per_node_so_each_node_takes_its_share(db
         pool_refill()
     placed = sorted(Project.objects.filter(status=Project.Status.POOLED).values_list("node", "db_port"))
     assert placed == [("n1", 16900), ("n1", 16901), ("n2", 16900), ("n2", 16901)]
+
+
+def test_the_admin_project_list_shows_each_nodes_state_projects_and_free_memory(user, swarm, admin_client):
+    swarm.node_list = (node("n1"), node("n2", ready=False))
+    lifecycle.project_create(owner=user)
+    page = admin_client.get("/admin/projects/project/").content.decode()
+    assert "Nodes (BERTH_RUNTIME=swarm)" in page
+    assert "<td>n1</td>" in page and "<td>down</td>" in page and '<a href="?node=n1">1</a>' in page
+    assert "1.2\xa0GB of 2.0\xa0GB" in page
+
+
+def test_the_admin_project_list_has_no_nodes_on_a_single_engine(user, fake_runtime, admin_client):
+    lifecycle.project_create(owner=user)
+    page = admin_client.get("/admin/projects/project/").content.decode()
+    assert "Nodes (BERTH_RUNTIME=swarm)" not in page and fake_runtime.calls["nodes"] == 0
