@@ -51,6 +51,7 @@ from .services.access import project_may_act
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
 from .services.metrics import RANGE_NAMES, activity_sparklines, metrics_series
+from .services.placement import project_node_down
 from .services.tokens import api_token_create, api_token_revoke, token_lifetime_parse
 from .services.pool import pool_status_for
 
@@ -254,6 +255,8 @@ def _panel_context(project: Project, *, user: User, action_error: str = "", fail
     purged = project.status == Project.Status.PURGED
     # A purged project has nothing on the engine left to ask about.
     stack = StackReport() if purged else project_stack_report(project)
+    # On a Swarm: its node is down, so its volume cannot be seen there; it waits, it is not gone.
+    node_down = not purged and project_node_down(project)
     return {
         "project": project,
         "actions": _buttons(project, user=user),
@@ -261,7 +264,8 @@ def _panel_context(project: Project, *, user: User, action_error: str = "", fail
         "stack": stack,
         # It ran, and its data volume is gone: start and restore refuse to make
         # an empty one unless the owner says so (the confirm below the buttons).
-        "volume_gone": project.first_running_at is not None and project.is_settled and not purged and not stack.error and not stack.volume,
+        "volume_gone": project.first_running_at is not None and project.is_settled and not purged and not stack.error and not stack.volume and not node_down,
+        "node_down": node_down,
         "action_error": action_error,
         "failed_action": failed_action,
         "retention_days": settings.BERTH_DELETE_RETENTION_DAYS,

@@ -145,6 +145,20 @@ def node_assert_up(*, project: Project, doing: str, unless_forgotten: bool = Fal
     )
 
 
+def project_node_down(project: Project) -> bool:
+    """Whether the project's data is on a Swarm node that is down (or gone from the swarm); False on a single engine.
+
+    A swarm that cannot be read says nothing either way: False (the stack's own read reports that error).
+    """
+    if not project.node:
+        return False
+    try:
+        node = next((n for n in get_runtime().nodes() if n.name == project.node), None)
+    except RuntimeFailure:
+        return False
+    return node is None or not node.ready
+
+
 def node_forgotten(name: str) -> bool:
     return ForgottenNode.objects.filter(name=name).exists()
 

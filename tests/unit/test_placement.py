@@ -7,7 +7,7 @@ import pytest
 from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import NodeState
 from projects.services import lifecycle, placement
-from projects.models import ForgottenNode
+from projects.models import ForgottenNode, Project
 from projects.services.errors import Forbidden, InvalidInput, NodeDown, NodeUp, NoNodeAvailable, NotFound
 from projects.services.placement import node_loads, project_memory_bytes
 
@@ -372,3 +372,16 @@ def test_the_admin_project_list_has_no_nodes_on_a_single_engine(user, fake_runti
     lifecycle.project_create(owner=user)
     page = admin_client.get("/admin/projects/project/").content.decode()
     assert "Nodes (BERTH_RUNTIME=swarm)" not in page and fake_runtime.calls["nodes"] == 0
+
+
+def test_the_page_of_a_deleted_project_on_a_down_node_says_its_volume_waits_there_not_that_it_is_gone(user, swarm, client):
+    project = _deleted_on_a_down_node(user, swarm)
+    Project.objects.filter(pk=project.pk).update(first_running_at=project.created_at)  # it held data
+    swarm.volumes.clear()  # the node cannot be read: its volume is not seen
+    client.force_login(user)
+    page = client.get(f"/projects/{project.public_id}").content.decode()
+    assert f"Node {project.node} is down." in page and "Purge waits for the node too" in page
+    assert "Its data volume is gone" not in page
+    swarm.node_list = tuple(replace(n, ready=True) for n in swarm.node_list)
+    page = client.get(f"/projects/{project.public_id}").content.decode()
+    assert "is down." not in page and "Its data volume is gone" in page  # seen up, no volume: gone indeed
