@@ -46,12 +46,11 @@ from .pgconf import SETTINGS as PG_SETTINGS
 from .runtime.images import offer
 from .runtime.spec import postgres_settings
 from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_kept_volume, project_never_ran, projects_for_user
-from .services import backups, lifecycle, reconfigure, upgrades
+from .services import backups, lifecycle, placement, reconfigure, upgrades
 from .services.access import project_may_act
 from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
 from .services.metrics import RANGE_NAMES, activity_sparklines, metrics_series
-from .services.placement import project_node_down
 from .services.tokens import api_token_create, api_token_revoke, token_lifetime_parse
 from .services.pool import pool_status_for
 
@@ -255,8 +254,9 @@ def _panel_context(project: Project, *, user: User, action_error: str = "", fail
     purged = project.status == Project.Status.PURGED
     # A purged project has nothing on the engine left to ask about.
     stack = StackReport() if purged else project_stack_report(project)
-    # On a Swarm: its node is down, so its volume cannot be seen there; it waits, it is not gone.
-    node_down = not purged and project_node_down(project)
+    # On a Swarm a volume on a node that is down cannot be seen: it waits, it is not
+    # gone. The node is asked about only then, not on every render of a healthy panel.
+    node_down = not purged and not stack.error and not stack.volume and placement.project_node_down(project)
     return {
         "project": project,
         "actions": _buttons(project, user=user),
@@ -700,27 +700,22 @@ def project_backup_schedule(request: DashboardRequest, project_id: str) -> HttpR
 @require_GET
 def nodes(request: DashboardRequest) -> HttpResponse:
     """On a Swarm: each node's state, projects and free memory (what placement reads)."""
-    from .services.placement import nodes_overview
-
     if not request.user.is_staff:
         raise PermissionDenied("The nodes are for operators.")
-    return TemplateResponse(request, "projects/nodes.html", {"overview": nodes_overview()})
+    return TemplateResponse(request, "projects/nodes.html", {"overview": placement.nodes_overview()})
 
 
 @login_required
 @require_POST
 def node_forget(request: DashboardRequest, name: str) -> HttpResponse:
     """Give up on a down node, confirmed by its name: its projects can then be purged without it."""
-    from .services.placement import node_forget as forget
-    from .services.placement import nodes_overview
-
     if not request.user.is_staff:
         raise PermissionDenied("The nodes are for operators.")
     try:
-        forgotten = forget(name=name, confirm=request.POST.get("confirm"), requested_by=request.user)
+        forgotten = placement.node_forget(name=name, confirm=request.POST.get("confirm"), requested_by=request.user)
     except ServiceError as refused:
         status, error = _shown(refused)
-        context = {"overview": nodes_overview(), "forget_error": error, "forget_node": name}
+        context = {"overview": placement.nodes_overview(), "forget_error": error, "forget_node": name}
         return TemplateResponse(request, "projects/nodes.html", context, status=status)
     messages.success(
         request,

@@ -129,12 +129,11 @@ def node_assert_up(*, project: Project, doing: str, unless_forgotten: bool = Fal
     if not project.node:
         return
     try:
-        nodes = {n.name: n for n in get_runtime().nodes()}
+        ready = _node_ready(project.node)
     except RuntimeFailure as exc:
         raise NodeDown(f"cannot {doing} project {project.public_id}: the swarm cannot be read ({exc})", node=project.node) from None
-    node = nodes.get(project.node)
-    if node is not None and node.ready:
-        forgotten_lapse([node.name])
+    if ready:
+        forgotten_lapse([project.node])
         return
     if unless_forgotten and node_forgotten(project.node):
         return
@@ -153,10 +152,14 @@ def project_node_down(project: Project) -> bool:
     if not project.node:
         return False
     try:
-        node = next((n for n in get_runtime().nodes() if n.name == project.node), None)
+        return not _node_ready(project.node)
     except RuntimeFailure:
         return False
-    return node is None or not node.ready
+
+
+def _node_ready(name: str) -> bool:
+    """Whether the swarm has the node and sees it ready (one node list); RuntimeFailure when the swarm cannot be read."""
+    return any(n.name == name and n.ready for n in get_runtime().nodes())
 
 
 def node_forgotten(name: str) -> bool:

@@ -80,12 +80,17 @@ def test_a_node_lacking_an_image_is_named_with_the_image(user, swarm):
         lifecycle.project_create(owner=user)
 
 
-def test_purge_of_a_project_whose_node_is_down_is_refused_naming_the_node_and_queues_nothing(user, swarm):
+def _deleted_on_a_down_node(user, swarm):
     project = lifecycle.project_create(owner=user).project
     project.refresh_from_db()
     lifecycle.project_delete(project=project)
     project.refresh_from_db()
-    swarm.node_list = tuple(replace(n, ready=False) if n.name == project.node else n for n in swarm.node_list)
+    swarm.node_list = tuple(replace(n, ready=n.name != project.node) for n in swarm.node_list)
+    return project
+
+
+def test_purge_of_a_project_whose_node_is_down_is_refused_naming_the_node_and_queues_nothing(user, swarm):
+    project = _deleted_on_a_down_node(user, swarm)
     with pytest.raises(NodeDown, match=f"node {project.node}, which is down") as refused:
         lifecycle.project_purge(project=project, confirm=project.public_id)
     assert refused.value.status == 409 and refused.value.details() == {"node": project.node}
@@ -257,15 +262,6 @@ def test_a_memory_decrease_asks_no_node(user, swarm):
 
 
 # --- forgetting a node that is down (placement.node_forget) ---------------------------
-
-
-def _deleted_on_a_down_node(user, swarm):
-    project = lifecycle.project_create(owner=user).project
-    project.refresh_from_db()
-    lifecycle.project_delete(project=project)
-    project.refresh_from_db()
-    swarm.node_list = tuple(replace(n, ready=n.name != project.node) for n in swarm.node_list)
-    return project
 
 
 def test_forgetting_a_down_node_lets_its_deleted_projects_be_purged_leaving_the_volume_to_it(user, swarm, staff):
