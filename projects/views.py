@@ -63,9 +63,13 @@ CREATE = "projects/project_create.html"
 DETAIL = "projects/project_detail.html"
 TOKENS = "projects/token_list.html"
 # The HTMX event a panel answer sends when it shows the project settled: the
-# project page's other sections (backups, logs, connection) listen for it with
-# hx-trigger="settled from:body" and ask for themselves again.
+# project page's other sections (head, backups, logs, connection) listen for it
+# with hx-trigger="settled from:body" and ask for themselves again.
 SETTLED_EVENT = "settled"
+# The event a settings answer sends when a change took effect without an
+# operation (a rename): the head, which shows the name, asks again. The
+# settings section does not listen, so its notice stays.
+CHANGED_EVENT = "changed"
 
 
 def login_required[**P](
@@ -347,6 +351,8 @@ def project_detail(request: DashboardRequest, project_id: str) -> HttpResponse:
         return _page(request, project)
     if request.htmx.target == "connection":  # the connection section, asking again on the settled event
         return TemplateResponse(request, f"{DETAIL}#connection", _connection_context(request, project))
+    if request.htmx.target == "head":  # the head, asking again on the settled or changed event
+        return TemplateResponse(request, f"{DETAIL}#head", {"project": project, "is_owner": project.owner_id == request.user.pk})
     # HTMX asks for the panel only while the project is changing (it polls);
     # once settled it gets the final panel, the polling stops and the other
     # sections hear that they are out of date.
@@ -488,7 +494,7 @@ def _settings_done(request: DashboardRequest, project: Project, operation: Opera
     if operation is not None or not request.htmx:
         url = reverse("project-detail", args=[project.public_id])
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    return _settings_answer(request, project, notice=notice)
+    return trigger_client_event(_settings_answer(request, project, notice=notice), CHANGED_EVENT)
 
 
 @login_required

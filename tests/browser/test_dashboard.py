@@ -130,6 +130,15 @@ def test_a_project_from_sign_in_to_purge(browser_page, live_server, workers, use
     click_action(page, "Start")
     expect_status(page, "Running")
 
+    # A rename answers in the Settings section and shows in the page's head at once.
+    page.locator("#settings-name").fill("store")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings [role=status]")).to_have_text("Saved.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("store")
+    page.locator("#settings-name").fill("shop")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("shop")
+
     # Delete asks for the name: a wrong one is refused in place, the right one deletes.
     confirm_by_name(page, "delete", "not-shop")
     expect(page.locator("#panel [role=alert]")).to_contain_text("That is not the project's name")

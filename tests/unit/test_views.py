@@ -407,6 +407,18 @@ def test_the_connection_section_asks_for_itself_and_gets_itself(signed_in, proje
     assert f'value="{project.api_url}"' in content and "HX-Trigger" not in response
 
 
+def test_the_head_asks_for_itself_when_the_project_settles_or_changes_and_gets_what_it_is_now(signed_in, project):
+    page = signed_in.get(f"/projects/{project.public_id}").content.decode()
+    assert f'<div id="head" class="page-head" hx-get="/projects/{project.public_id}" hx-trigger="settled from:body, changed from:body"' in page
+    # A retry with the other version, an upgrade or a move changes what the head says.
+    other = "15" if project.postgres_version != "15" else "17"
+    Project.objects.filter(pk=project.pk).update(postgres_version=other)
+    response = signed_in.get(f"/projects/{project.public_id}", headers={**HTMX, "HX-Target": "head"})
+    content = response.content.decode()
+    assert response.status_code == 200 and content.lstrip().startswith('<div id="head"')
+    assert f"PostgreSQL {other}" in content and 'id="panel"' not in content and "HX-Trigger" not in response
+
+
 def test_a_revealed_password_is_not_replaced_when_the_project_settles(signed_in, project):
     content = signed_in.post(f"/projects/{project.public_id}/reveal", headers=HTMX).content.decode()
     assert project.db_password in content and "settled from:body" not in content

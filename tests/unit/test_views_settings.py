@@ -1,5 +1,7 @@
 """The project page's Settings section (views.project_settings, views.project_rotate), against FakeRuntime."""
 
+import json
+
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -58,6 +60,18 @@ def test_saving_a_restart_setting_with_htmx_says_it_waits_for_a_restart(signed_i
     assert response.status_code == 200 and b"waits for a restart" in response.content
     project.refresh_from_db()
     assert project.restart_pending and project.postgres_settings == {"max_connections": "60"}
+
+
+def test_a_rename_with_htmx_tells_the_pages_head_which_shows_the_name(signed_in, project):
+    response = signed_in.post(f"/projects/{project.public_id}/settings", form(project, name="till"), headers=HTMX)
+    assert response.status_code == 200 and json.loads(response["HX-Trigger"]) == {"changed": {}}
+    head = signed_in.get(f"/projects/{project.public_id}", headers={**HTMX, "HX-Target": "head"}).content.decode()
+    assert "<h1>till</h1>" in head
+
+
+def test_a_refused_change_tells_the_head_nothing(signed_in, project):
+    response = signed_in.post(f"/projects/{project.public_id}/settings", form(project, name=""), headers=HTMX)
+    assert response.status_code == 422 and "HX-Trigger" not in response
 
 
 def test_save_and_restart_queues_a_restart_and_sends_the_page_again(signed_in, project):
