@@ -107,19 +107,34 @@ def wait_ready(runtime: "Runtime", spec: StackSpec, *, timeout_s: float) -> None
         _wait(runtime, deadline, spec, "db", lambda: _db_bootstrap(runtime, spec))
     _wait(runtime, deadline, spec, "db", lambda: db_answers(spec))
     _wait(runtime, deadline, spec, "api", lambda: api_answers(spec))
+    if spec.api_probe.ready_sql:
+        _wait(runtime, deadline, spec, "api", lambda: _api_ready_in_db(runtime, spec))
 
 
 def _db_bootstrap(runtime: "Runtime", spec: StackSpec) -> None:
-    p = spec.db_probe
+    _db_superuser_sql(runtime, spec, spec.db_probe.bootstrap_sql, "bootstrap")
+
+
+def _api_ready_in_db(runtime: "Runtime", spec: StackSpec) -> None:
+    # Values only (no header, no alignment): the query's one value is "" once ready.
+    sql = "\\pset tuples_only on\n\\pset format unaligned\n" + spec.api_probe.ready_sql
+    waits_for = _db_superuser_sql(runtime, spec, sql, "the api's check in the db").decode(errors="replace").strip()
+    if waits_for:
+        raise ProbeFailed(waits_for)
+
+
+def _db_superuser_sql(runtime: "Runtime", spec: StackSpec, sql: str, what: str) -> bytes:
+    """Run `sql` in the db container as the superuser: its output; ProbeFailed with psql's last words when it fails."""
     try:
-        _, result = runtime.exec_stream(
-            spec.db.name, BOOTSTRAP_ARGV, environment={**p.bootstrap_env, "BERTH_SQL": p.bootstrap_sql}, idle_timeout_s=30
+        out, result = runtime.exec_stream(
+            spec.db.name, BOOTSTRAP_ARGV, environment={**spec.db_probe.bootstrap_env, "BERTH_SQL": sql}, idle_timeout_s=30
         ).read_all()
     except RuntimeFailure as exc:
-        raise ProbeFailed(f"bootstrap: {exc}") from None
+        raise ProbeFailed(f"{what}: {exc}") from None
     if result.exit_code != 0:
         tail = result.stderr.strip().splitlines()
-        raise ProbeFailed(f"bootstrap exited {result.exit_code}: {tail[-1] if tail else 'no message'}")
+        raise ProbeFailed(f"{what} exited {result.exit_code}: {tail[-1] if tail else 'no message'}")
+    return out
 
 
 def _wait(runtime: "Runtime", deadline: float, spec: StackSpec, service: str, probe: Callable[[], None]) -> None:

@@ -328,10 +328,30 @@ def kept_volume(project: "Project") -> str | None:
     return data_volume_name(project.public_id, project.kept_volume_version) if project.kept_postgres_version else None
 
 
+# PostGraphile answers before it watches: graphile-build-pg starts the session
+# that LISTENs for schema changes, and then makes the event triggers that send
+# them, without waiting for either. A table made in that gap (a user's first
+# CREATE TABLE, the moment the project is running) is never noticed and stays
+# out of the api until a restart. So the api is ready once the database sees
+# both. Only the superuser sees another role's session; a session of an api
+# container just replaced ends with its process, within a moment.
+POSTGRAPHILE_WATCHING_SQL = """\
+SELECT CASE
+  WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND query = 'listen postgraphile_watch')
+    THEN 'PostGraphile does not listen for schema changes yet'
+  WHEN NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'postgraphile_watch_ddl')
+    THEN 'PostGraphile has not made its schema-change triggers yet'
+  ELSE '' END;
+"""
+
+
 def api_probe(flavour: str) -> ApiProbe:
     """The request that proves the api answers: a GraphQL query for PostGraphile, the root for PostgREST."""
     if flavour == "postgraphile":
-        return ApiProbe(path="/graphql", method="POST", body=b'{"query":"{__typename}"}', content_type="application/json")
+        return ApiProbe(
+            path="/graphql", method="POST", body=b'{"query":"{__typename}"}', content_type="application/json",
+            ready_sql=POSTGRAPHILE_WATCHING_SQL,
+        )  # fmt: skip
     return ApiProbe(path="/")
 
 

@@ -1,10 +1,14 @@
+import json
 import socket
+import urllib.request
 
+import psycopg
 import pytest
 from django.conf import settings
 
 from projects.runtime.docker import DockerRuntime
 from projects.services.ports import port_is_free_on_host
+from tests.engine import wait_for
 from tests.runtime_contract import RuntimeContract
 from tests.unit.test_runtime_contract import spec_for_new_project
 
@@ -41,3 +45,21 @@ class TestDockerRuntime(RuntimeContract):
         yield hold
         for sock in held:
             sock.close()
+
+    def test_a_ready_postgraphile_already_watches_so_a_table_made_at_once_is_served(self, runtime, make_spec):
+        # PostGraphile answers before it listens for schema changes and makes
+        # the triggers that send them; ready waits for both (spec.POSTGRAPHILE_WATCHING_SQL).
+        spec = make_spec()
+        runtime.stack_up(spec)
+        runtime.stack_wait_ready(spec, timeout_s=60)
+        p = spec.db_probe
+        with psycopg.connect(host=p.host, port=p.port, user=p.user, password=p.password, dbname=p.dbname, autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id serial PRIMARY KEY)")
+
+        def served() -> bool:
+            query = json.dumps({"query": '{ __type(name: "Item") { name } }'}).encode()
+            request = urllib.request.Request(f"http://{p.host}:{spec.api.host_port}/graphql", data=query, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return json.load(response)["data"]["__type"] is not None
+
+        assert wait_for(served, timeout_s=10, what="the api to serve a table made the moment the stack was ready")

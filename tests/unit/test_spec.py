@@ -4,6 +4,7 @@ import pytest
 
 from projects.models import Project
 from projects.runtime.base import BOOTSTRAP_ARGV, MANAGED_LABEL, PROJECT_LABEL, SERVICE_LABEL
+from projects.runtime import probes
 from projects.runtime.spec import stack_spec
 
 # The spec reads the installation id (berth.install) from Berth's database.
@@ -143,6 +144,38 @@ def test_postgraphile_flavour_passes_cli_options_as_the_command(settings):
     assert command[command.index("--jwt-verify-audience") + 1] == "berth"
     assert spec.api_probe.path == "/graphql" and spec.api_probe.method == "POST"
     assert "pgrst" not in spec.db_probe.bootstrap_sql
+    # Answering is not enough: ready once the database sees its schema watch (probes._api_ready_in_db).
+    assert "listen postgraphile_watch" in spec.api_probe.ready_sql and "postgraphile_watch_ddl" in spec.api_probe.ready_sql
+    assert stack_spec(make_project(api="postgrest")).api_probe.ready_sql == ""
+
+
+def test_the_api_is_ready_only_once_the_database_says_it_waits_for_nothing(fake_runtime):
+    spec = stack_spec(make_project(api="postgraphile"))
+    fake_runtime.stack_up(spec)
+    answers = [b"PostGraphile does not listen for schema changes yet\n", b"\n"]
+    ran = []
+
+    def psql(runtime, container, argv, environment):
+        ran.append((container, argv, environment))
+        return answers.pop(0), 0, ""
+
+    fake_runtime.exec_handler = psql
+    with pytest.raises(probes.ProbeFailed, match="^PostGraphile does not listen for schema changes yet$"):
+        probes._api_ready_in_db(fake_runtime, spec)
+    probes._api_ready_in_db(fake_runtime, spec)
+    container, argv, environment = ran[0]
+    # As the superuser, like the bootstrap, the SQL in the environment, never on argv.
+    assert container == spec.db.name and argv == BOOTSTRAP_ARGV
+    assert environment["PGUSER"] == spec.db_probe.bootstrap_env["PGUSER"] and environment["BERTH_SQL"].endswith(spec.api_probe.ready_sql)
+    assert environment["BERTH_SQL"].startswith("\\pset tuples_only on\n")
+
+
+def test_a_failing_api_check_in_the_database_says_what_psql_said(fake_runtime):
+    spec = stack_spec(make_project(api="postgraphile"))
+    fake_runtime.stack_up(spec)
+    fake_runtime.exec_handler = lambda *_: (b"", 2, "psql: error: connection refused\n")
+    with pytest.raises(probes.ProbeFailed, match="the api's check in the db exited 2: psql: error: connection refused"):
+        probes._api_ready_in_db(fake_runtime, spec)
 
 
 def test_postgraphile_gets_its_secrets_from_the_environment_and_a_pgpass_never_from_argv():
