@@ -9,8 +9,9 @@ else is refused without a word about the projects: 401 without credentials,
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from projects.services.accounts.tokens import api_token_user
+
 from .prometheus import exposition
-from .services.tokens import api_token_user
 
 
 @require_GET

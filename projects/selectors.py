@@ -3,8 +3,9 @@
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
+from projects.stack.spec import kept_volume
+
 from .models import Backup, BackupSchedule, Operation, Project, is_public_id
-from .runtime.spec import kept_volume
 
 
 def projects_for_user(user: User, *, include_deleted: bool = False) -> QuerySet[Project]:

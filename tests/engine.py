@@ -185,7 +185,7 @@ SWARM_MARKER_LABEL = "com.docker.swarm.service.name"
 
 
 def swarm_nodes_env() -> dict[str, str]:
-    from projects.runtime.swarm import parse_nodes
+    from projects.runtime.swarm_specs import parse_nodes
 
     return parse_nodes(os.environ.get("BERTH_SWARM_NODES", ""))
 

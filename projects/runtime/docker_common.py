@@ -22,6 +22,8 @@ import docker.errors
 import docker.utils
 import requests.exceptions
 
+from projects.recipes import own_recipe
+
 from .base import (
     INSTALL_LABEL,
     MANAGED_LABEL,
@@ -44,7 +46,6 @@ from .base import (
     network_name,
     volume_name,
 )
-from .images import own_recipe
 from .probes import ProbeFailed, api_up, db_stats
 from .wire import exec_frames, tar_archive
 

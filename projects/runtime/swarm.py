@@ -22,7 +22,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +32,15 @@ import docker.types
 from .base import (
     INSTALL_LABEL,
     MANAGED_LABEL,
-    NODE_EVENT,
     PROJECT_LABEL,
-    SERVICE_LABEL,
     ContainerSpec,
     ContainerState,
     ContainerStats,
     EngineEvent,
     EngineInventory,
-    NodeState,
     ExecStream,
     ImageUnavailable,
+    NodeState,
     PortUnavailable,
     RuntimeFailure,
     RuntimeUnavailable,
@@ -56,51 +53,26 @@ from .base import (
     SubnetUnavailable,
     VolumeMissing,
     container_name,
-    memory_bytes,
     object_names,
-    object_prefix,
 )
-from .docker_common import NANOSECONDS, PORT_ERRORS, Engine, _container_state, _label_filter, _reason, stack_sample
+from .docker_common import PORT_ERRORS, Engine, _container_state, _label_filter, _reason, stack_sample
 from .probes import wait_ready
-
-# Node labels an operator sets (`docker node update --label-add …`).
-NODE_LABEL = "berth.node"  # the node's name in BERTH_SWARM_NODES (else its hostname is)
-ADDRESS_LABEL = "berth.address"  # where its published ports are reached (else BERTH_PUBLIC_HOST)
-MEMORY_LABEL = "berth.memory"  # the memory Berth may place there (else what the node reports)
-DRAIN_LABEL = "berth.drain"  # true: an operator drained it for Berth (no new projects; those there stay)
-CONFIG_LABEL = "berth.config"  # as on the single engine: a changed spec replaces the service
-SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # on a task's container
-NODE_CACHE_S = 5.0
-# Task states in which its container exists and runs (starting: healthcheck not passed yet).
-LIVE_STATES = {"starting", "running"}
-# States a task never leaves: its container has stopped (or never started).
-ENDED_STATES = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
-FAILED_STATES = {"failed", "rejected"}
-
-
-@dataclass(frozen=True)
-class SwarmNode:
-    """A node as the manager sees it, named as in BERTH_SWARM_NODES."""
-
-    name: str
-    id: str
-    address: str
-    ready: bool
-    active: bool
-    memory_bytes: int
-    labelled: bool  # carries berth.node: meant for Berth
-    drained: bool  # berth.drain=true: no new projects
-
-
-def parse_nodes(text: str) -> dict[str, str]:
-    """BERTH_SWARM_NODES: `name=tcp://host:port,…` → {name: engine URL}; ValueError naming a bad entry."""
-    nodes: dict[str, str] = {}
-    for entry in filter(None, (e.strip() for e in text.split(","))):
-        name, sep, url = entry.partition("=")
-        if not sep or not name.strip() or "://" not in url:
-            raise ValueError(f"BERTH_SWARM_NODES: {entry!r} is not name=tcp://host:port")
-        nodes[name.strip()] = url.strip()
-    return nodes
+from .swarm_specs import (
+    CONFIG_LABEL,
+    ENDED_STATES,
+    FAILED_STATES,
+    LIVE_STATES,
+    NODE_CACHE_S,
+    SWARM_SERVICE_LABEL,
+    SwarmNode,
+    config_digest,
+    engine_event,
+    pinned_to,
+    progress_prefixed,
+    service_state,
+    service_template,
+    swarm_node,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,23 +102,8 @@ class SwarmRuntime:
         if fresh or time.monotonic() - read_at > NODE_CACHE_S:
             with self.manager._engine("listing the swarm's nodes"):
                 found = self.mapi.nodes()
-            known = {}
-            for n in found:
-                labels = (n.get("Spec") or {}).get("Labels") or {}
-                name = labels.get(NODE_LABEL) or (n.get("Description") or {}).get("Hostname", "")
-                if name not in self.engines:
-                    continue
-                reported = ((n.get("Description") or {}).get("Resources") or {}).get("MemoryBytes") or 0
-                known[name] = SwarmNode(
-                    name=name,
-                    id=n["ID"],
-                    address=labels.get(ADDRESS_LABEL) or self.public_host,
-                    ready=(n.get("Status") or {}).get("State") == "ready",
-                    active=(n.get("Spec") or {}).get("Availability") == "active",
-                    memory_bytes=memory_bytes(labels[MEMORY_LABEL]) if labels.get(MEMORY_LABEL) else int(reported),
-                    labelled=NODE_LABEL in labels,
-                    drained=labels.get(DRAIN_LABEL, "").lower() in {"1", "true", "yes"},
-                )
+            parsed = (swarm_node(n, public_host=self.public_host) for n in found)
+            known = {node.name: node for node in parsed if node.name in self.engines}
             self._nodes = (time.monotonic(), known)
         return known
 
@@ -270,7 +227,7 @@ class SwarmRuntime:
 
     def _service_ensure(self, spec: StackSpec, c: ContainerSpec, node: SwarmNode, *, replicas: int) -> None:
         secrets = self._secrets_ensure(spec, c) if c.files else []
-        digest = _config_digest(spec, c, node.id, [s["SecretName"] for s in secrets])
+        digest = config_digest(spec, c, node.id, [s["SecretName"] for s in secrets])
         found = self._service(c.name)
         if found is not None:
             labels = found["Spec"].get("Labels") or {}
@@ -282,44 +239,7 @@ class SwarmRuntime:
             # Made from an older spec: replace it once its task's container is
             # gone (two servers on one data directory must never overlap).
             self._services_remove([c.name], node_names=[node.name])
-        cf = c.confinement
-        healthcheck = None
-        if c.healthcheck:
-            h = c.healthcheck
-            healthcheck = docker.types.Healthcheck(
-                test=h.test,
-                interval=int(h.interval_s * NANOSECONDS),
-                timeout=int(h.timeout_s * NANOSECONDS),
-                retries=h.retries,
-                start_period=int(h.start_period_s * NANOSECONDS),
-            )
-        container = docker.types.ContainerSpec(
-            c.image,
-            args=c.command,  # the image's entrypoint stays; the command is its arguments, as `docker run` does
-            env=[f"{k}={v}" for k, v in c.environment.items()],
-            labels=c.labels,
-            mounts=[docker.types.Mount(c.volume_mount, spec.volume, type="volume", labels=spec.labels)] if c.volume_mount else [],
-            stop_grace_period=c.stop_timeout_s * NANOSECONDS,
-            healthcheck=healthcheck,
-            secrets=secrets or None,
-            # No no-new-privileges here: a service spec at API 1.41 has no field
-            # for it (DESIGN.md, "Confinement"); nodes can set it engine-wide.
-            cap_drop=["ALL"],
-            cap_add=list(cf.cap_add) or None,
-            workdir=c.working_dir,
-        )
-        resources: dict[str, Any] = {"Limits": {"MemoryBytes": memory_bytes(c.mem_limit), "Pids": cf.pids_limit}}
-        if cf.cpus:
-            resources["Limits"]["NanoCPUs"] = int(cf.cpus * NANOSECONDS)
-        template = docker.types.TaskTemplate(
-            container,
-            restart_policy=docker.types.RestartPolicy(condition="any", delay=NANOSECONDS),
-            placement=docker.types.Placement(constraints=[f"node.id=={node.id}"]),
-            log_driver=docker.types.DriverConfig("json-file", {"max-size": cf.log_max_size, "max-file": str(cf.log_max_file)}),
-        )
-        template["Resources"] = resources  # with Pids, which docker.types.Resources does not know
-        ports: list[dict[str, Any]] = [{"Protocol": "tcp", "PublishedPort": c.host_port, "TargetPort": c.container_port, "PublishMode": "host"}]
-        endpoint = docker.types.EndpointSpec(mode="dnsrr", ports=ports)
+        template, endpoint = service_template(spec, c, node.id, secrets)
         with self.manager._engine(f"creating service {c.name}"):
             self.mapi.create_service(
                 template,
@@ -485,7 +405,7 @@ class SwarmRuntime:
     def stack_state(self, project_id: str, *, volume: str = "") -> StackState:
         services = self._services_of(project_id)
         tasks = self._tasks([s["Spec"]["Name"] for s in services], desired_running=True)
-        containers = [_service_state(s, tasks, self._down_ids()) for s in services]
+        containers = [service_state(s, tasks, self._down_ids()) for s in services]
         with self.manager._engine(f"reading project {project_id}'s network"):
             networks = self.mapi.networks(filters={"label": _label_filter(project_id)})
         names = object_names(project_id)
@@ -500,7 +420,7 @@ class SwarmRuntime:
     def volume_create(self, name: str, labels: dict[str, str]) -> None:
         """On the node of the project the labels name (its db service is pinned there): a volume is local to its node."""
         project_id = labels.get(PROJECT_LABEL, "")
-        node = next((_pinned_to(s) for s in self._services_of(project_id) if _pinned_to(s)), "") if project_id else ""
+        node = next((pinned_to(s) for s in self._services_of(project_id) if pinned_to(s)), "") if project_id else ""
         found = self._node_by_id(node) if node else None
         if found is None:
             raise RuntimeFailure(f"volume {name}: on a Swarm a volume is made on its project's node, and project {project_id or '?'} has no stack placed")
@@ -531,7 +451,7 @@ class SwarmRuntime:
         """
         try:
             service = self._service(target.db_container)
-            node = self._node_by_id(_pinned_to(service)) if service is not None else None
+            node = self._node_by_id(pinned_to(service)) if service is not None else None
         except RuntimeFailure as exc:
             return StackSample(engine_calls=1, error=str(exc))
         if node is not None:
@@ -553,7 +473,7 @@ class SwarmRuntime:
         with self.manager._engine("listing services"):
             services = self.mapi.services(filters={"label": f"{MANAGED_LABEL}=true"})
             tasks = [t for t in self.mapi.tasks(filters={"desired-state": "running"}) if t.get("ServiceID")]
-        found = [_service_state(s, tasks, self._down_ids()) for s in services]
+        found = [service_state(s, tasks, self._down_ids()) for s in services]
         for _, engine in self._reachable():
             with engine._engine("listing containers"):
                 found += [_container_state(c) for c in engine.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}=true"}) if SWARM_SERVICE_LABEL not in c["Labels"]]
@@ -608,16 +528,8 @@ class SwarmRuntime:
                 decode=True, since=since, until=until, filters={"type": ["service", "node"]}
             )
             for event in stream:
-                attributes = (event.get("Actor") or {}).get("Attributes") or {}
-                action = event.get("Action") or ""
-                if event.get("Type") == "node":
-                    yield EngineEvent(project_id="", service=NODE_EVENT, action=f"node {attributes.get('name', '')}: {action}")
-                    continue
-                prefix, _, service = (attributes.get("name") or "").rpartition("_")
-                if prefix.startswith(object_prefix("")) and service in {"db", "api"}:
-                    # A removed service is a destroyed container to the watcher; create and update re-read the stack.
-                    action = "destroy" if action == "remove" else action
-                    yield EngineEvent(project_id=prefix.removeprefix(object_prefix("")), service=service, action=action)
+                if (translated := engine_event(event)) is not None:
+                    yield translated
 
     # --- commands, files and throwaway containers (backups) ------------------
 
@@ -674,56 +586,10 @@ class SwarmRuntime:
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         for name, engine in self._reachable():
             try:
-                engine.image_pull(image, progress=_prefixed(progress, name))
+                engine.image_pull(image, progress=progress_prefixed(progress, name))
             except ImageUnavailable as exc:
                 raise ImageUnavailable(f"node {name}: {exc}") from None
 
     def image_build(self, context: Path, tag: str, *, buildargs: dict[str, str], progress: Callable[[str], None]) -> None:
         for name, engine in self._reachable():
-            engine.image_build(context, tag, buildargs=buildargs, progress=_prefixed(progress, name))
-
-
-def _prefixed(progress: Callable[[str], None], node: str) -> Callable[[str], None]:
-    return lambda line: progress(f"{node}: {line}")
-
-
-def _config_digest(spec: StackSpec, c: ContainerSpec, node_id: str, secrets: list[str]) -> str:
-    # The files' content is in the secrets' names (content-addressed).
-    made_of = dataclasses.replace(c, files=tuple(dataclasses.replace(f, content=b"") for f in c.files))
-    return hashlib.sha256(repr((made_of, spec.network, spec.volume, node_id, secrets)).encode()).hexdigest()[:16]
-
-
-def _pinned_to(service: dict[str, Any]) -> str:
-    constraints = ((service["Spec"].get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints") or []
-    return next((c.partition("==")[2].strip() for c in constraints if c.replace(" ", "").startswith("node.id==")), "")
-
-
-def _service_state(service: dict[str, Any], tasks: list[dict[str, Any]], down: set[str]) -> ContainerState:
-    """A service as a container: its current task's state, or stopped when it has no task to run."""
-    spec = service["Spec"]
-    labels = spec.get("Labels") or {}
-    mine = [t for t in tasks if t.get("ServiceID") == service["ID"] and t.get("DesiredState") == "running"]
-    task = max(mine, key=lambda t: t.get("UpdatedAt") or "", default=None)
-    state = (task or {}).get("Status", {}).get("State", "")
-    has_check = bool((spec.get("TaskTemplate") or {}).get("ContainerSpec", {}).get("Healthcheck"))
-    if state == "running":
-        status, health = "running", ("healthy" if has_check else None)
-    elif state == "starting":
-        status, health = "running", "starting"
-    elif task is not None:
-        status, health = "created", None  # scheduled, preparing, or pending (its node down)
-    else:
-        status, health = "exited", None  # 0 replicas: stopped
-    ports = (service.get("Endpoint") or {}).get("Ports") or (spec.get("EndpointSpec") or {}).get("Ports") or []
-    image = (spec.get("TaskTemplate") or {}).get("ContainerSpec", {}).get("Image", "").split("@")[0]
-    return ContainerState(
-        name=spec["Name"],
-        project_id=labels.get(PROJECT_LABEL, ""),
-        service=labels.get(SERVICE_LABEL, ""),
-        status=status,
-        health=health,
-        image=image,
-        host_ports=tuple(sorted(p["PublishedPort"] for p in ports if p.get("PublishedPort"))) if status == "running" else (),
-        install=labels.get(INSTALL_LABEL, ""),
-        node_down=_pinned_to(service) in down,
-    )
+            engine.image_build(context, tag, buildargs=buildargs, progress=progress_prefixed(progress, name))

@@ -2,7 +2,7 @@
 
 Each class carries the HTTP status and the machine-readable code the JSON API
 answers with, so an edge never maps errors to statuses itself (the dashboard
-reads the same status: see views.py's `_shown`).
+reads the same status: see views/common.py's `refusal_shown`).
 """
 
 from http import HTTPStatus
@@ -128,15 +128,8 @@ class NodeUp(NodeRefusal):
     code = "node_up"
 
 
-class SubnetsExhausted(ServiceError):
-    """No subnet of BERTH_NETWORK_POOL is free for a project's network (raised in the worker: its operation fails)."""
-
-    code = "subnets_exhausted"
-    status = HTTPStatus.SERVICE_UNAVAILABLE
-
-
 class QuotaExceeded(ServiceError):
-    """The user holds as much as their quota allows (services/quotas.py)."""
+    """The user holds as much as their quota allows (services/lifecycle/quotas.py)."""
 
     code = "quota_exceeded"
     status = HTTPStatus.FORBIDDEN

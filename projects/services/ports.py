@@ -13,22 +13,11 @@ import socket
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from projects.models import Installation, Project
+from projects.models import Project, allocation_lock
 
 from .errors import PortsExhausted
 
 ATTEMPTS = 8
-
-
-def allocation_lock() -> None:
-    """Serialise allocations until the caller's transaction ends (call inside one).
-
-    PostgreSQL: a row lock, held to commit, so the next allocator reads what
-    this one reserved. SQLite: its IMMEDIATE transactions already run one at a time.
-    """
-    if not Installation.objects.select_for_update().filter(pk=Installation.PK).values_list("pk", flat=True):
-        Installation.objects.current()  # the first allocation ever: make the row, then lock it
-        list(Installation.objects.select_for_update().filter(pk=Installation.PK).values_list("pk", flat=True))
 
 
 def port_is_free_on_host(port: int) -> bool:

@@ -18,9 +18,10 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from projects.services.operations.kinds import allowed_actions
 from projects.models import Operation, Project
-from projects.services.drift import drift_report
-from projects.services.sync import projects_sync
+from projects.services.fleet.drift import drift_report
+from projects.services.fleet.watcher import projects_sync
 from tests.conftest import bearer
 from tests.engine import ROOT, TEST_LABEL, Workers, subprocess_env, wait_for
 
@@ -150,7 +151,7 @@ def test_a_worker_killed_mid_create_is_failed_and_a_retry_converges_to_one_stack
         op.refresh_from_db()
         project.refresh_from_db()
         assert "no heartbeat for 5 s" in op.error
-        assert project.status == "failed" and "start" in project.allowed_actions()
+        assert project.status == "failed" and "start" in allowed_actions(project)
         # django-tasks-db never re-runs the dead worker's task; its row now says it failed.
         [task] = DBTaskResult.objects.filter(args_kwargs__kwargs__operation_id=op.pk)
         assert task.status == TaskResultStatus.FAILED

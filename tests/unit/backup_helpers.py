@@ -9,12 +9,12 @@ import pytest
 
 from projects.models import Backup, Operation, Project
 from projects.runtime.fake import fake_postgres
-from projects.services import backups, lifecycle
+from projects.services.backups import requests as backups
+from tests.factories import project_made
 
 
 def create(user, **kwargs) -> Project:
-    op = lifecycle.project_create(owner=user, **kwargs)
-    return Project.objects.get(pk=op.project_id)
+    return project_made(user, **kwargs)
 
 
 def volume(project: Project) -> str:

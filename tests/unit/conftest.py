@@ -55,3 +55,10 @@ def _api_answers_match_the_openapi_document(monkeypatch):
         return response
 
     monkeypatch.setattr(Client, "request", request)
+
+
+@pytest.fixture
+def signed_in(client, user):
+    """The test client, signed in to the dashboard as `user`."""
+    client.force_login(user)
+    return client

@@ -7,18 +7,16 @@ import json
 import pytest
 
 from projects.models import Backup, Project
-from projects.services import backups, steps
+from projects.services.backups import requests as backups
+from projects.services.backups import take as backup_taking
 from tests.conftest import bearer
+from tests.factories import post_json as post
 
 
 @pytest.fixture
 def queued_only(settings):
     """Tasks are recorded but not run, so answers show operations in flight."""
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
-
-
-def post(client, path, body=None, headers=None):
-    return client.post(path, data=json.dumps(body or {}), content_type="application/json", **(headers or {}))
 
 
 @pytest.fixture
@@ -66,9 +64,11 @@ def test_a_backup_during_an_engine_outage_answers_failed_with_the_engines_reason
 def test_wait_never_answers_settled_for_a_backup_still_running(client, user, project, monkeypatch):
     # A step that ends without settling its backup (a bug): the operation is
     # over, the backup is not, and the answer says "not yet" (202), never 201.
-    from projects.services import operations
+    from dataclasses import replace
 
-    monkeypatch.setitem(operations.STEPS, "backup", lambda p: {})
+    from projects.services.operations.kinds import KINDS
+
+    monkeypatch.setitem(KINDS, "backup", replace(KINDS["backup"], step=lambda operation: {}))
     response = post(client, f"/v1/projects/{project['project_id']}/backups?wait=1", headers=bearer(user))
     body = response.json()
     assert body["operation"]["state"] == "succeeded" and body["state"] == "running"
@@ -208,13 +208,13 @@ def _altered(made: dict) -> Backup:
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    steps.backup_verify_run(backup)  # raises BackupRefused after recording the verdict
+    backup_taking.backup_verify_run(backup)  # raises BackupRefused after recording the verdict
     return backup
 
 
 def test_download_of_a_backup_that_failed_verification_is_409_naming_the_mismatch(client, user, project):
     made = take(client, bearer(user), project["project_id"])
-    with pytest.raises(steps.BackupRefused):
+    with pytest.raises(backup_taking.BackupRefused):
         _altered(made)
     response = client.get(f"/v1/backups/{made['backup_id']}/download", **bearer(user))
     assert response.status_code == 409
@@ -225,7 +225,7 @@ def test_download_of_a_backup_that_failed_verification_is_409_naming_the_mismatc
 
 def test_a_forced_download_of_an_unverified_backup_carries_the_files_actual_digest(client, user, staff, project):
     made = take(client, bearer(user), project["project_id"])
-    with pytest.raises(steps.BackupRefused):
+    with pytest.raises(backup_taking.BackupRefused):
         _altered(made)
     path = f"/v1/backups/{made['backup_id']}/download?force=1"
     response = client.get(path, **bearer(user))

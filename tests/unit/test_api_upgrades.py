@@ -1,13 +1,9 @@
 """The upgrade endpoints of the JSON API (api.py): upgrade, rollback-upgrade, kept-volume, with their refusals."""
 
-import json
 
 from projects.models import Project
 from tests.conftest import bearer
-
-
-def post(client, path, body=None, headers=None):
-    return client.post(path, data=json.dumps(body or {}), content_type="application/json", **(headers or {}))
+from tests.factories import post_json as post
 
 
 def create(client, headers, **body) -> dict:

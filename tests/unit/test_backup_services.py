@@ -7,17 +7,20 @@ import errno
 import hashlib
 import json
 import os
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-
 from projects.models import Backup, BackupSchedule, Operation, Project
 from projects.runtime.fake import fake_postgres
-from projects.services import backups, lifecycle
-from projects.services import backup_files as files_service
+from projects.services.backups import files as files_service
+from projects.services.backups import requests as backups
 from projects.services.errors import InvalidInput, InvalidTransition, OperationInFlight
-from tests.unit.backup_helpers import backup, backup_files, create, play, project, scratch_left, volume
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.operations.kinds import KINDS
+
+from tests.unit.backup_helpers import backup, backup_files, play, project, scratch_left, volume  # noqa: F401 (project is a fixture)
 
 S = Project.Status
 B = Backup.State
@@ -141,18 +144,18 @@ def test_a_backup_whose_engine_is_unreachable_fails_at_once_with_the_operations_
 
 def test_a_restores_safety_backup_fails_with_its_operation_when_the_engine_is_unreachable(project, fake_runtime):
     from projects.runtime import RuntimeUnavailable
-    from projects.services.operations import operation_execute
+    from projects.services.operations.queue import operation_execute
 
     _, good = backup(project)
     safety = Backup.objects.create(project=project, postgres_version=project.postgres_version, trigger=Backup.Trigger.PRE_RESTORE)
     fake_runtime.fail_with("ping", RuntimeUnavailable("Docker Engine unreachable at unix:///x: refused"))
 
-    def step(p):
+    def step(operation):
         raise AssertionError("the step never runs without an engine")
 
     operation = Operation.objects.create(project=project, kind="restore_backup", backup=good, prior_status=S.RUNNING)
     Backup.objects.filter(pk=safety.pk).update(operation=operation)
-    operation_execute(operation.pk, step)
+    operation_execute(operation.pk, replace(KINDS["restore_backup"], step=step))
     safety.refresh_from_db()
     good.refresh_from_db()
     assert safety.state == B.FAILED and "Docker Engine unreachable" in safety.error
@@ -162,14 +165,14 @@ def test_a_restores_safety_backup_fails_with_its_operation_when_the_engine_is_un
 def test_any_failed_operation_settles_the_backup_it_was_making(project):
     # Whatever ends the operation (here a bug of ours, before the dump began),
     # its backup does not outlive it as running.
-    from projects.services.operations import operation_execute
+    from projects.services.operations.queue import operation_execute
 
-    def broken(p):
+    def broken(operation):
         raise KeyError("oops")
 
     made = Backup.objects.create(project=project, postgres_version=project.postgres_version)
     operation = Operation.objects.create(project=project, kind="backup", backup=made, prior_status=S.RUNNING)
-    operation_execute(operation.pk, broken)
+    operation_execute(operation.pk, replace(KINDS["backup"], step=broken))
     made.refresh_from_db()
     operation.refresh_from_db()
     assert operation.state == "failed" and made.state == B.FAILED and made.error == operation.error

@@ -7,15 +7,10 @@ import pytest
 
 from projects.models import Backup, BackupSchedule, Project
 from projects.runtime import RuntimeUnavailable
-from projects.services import backups, lifecycle
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from tests.factories import HTMX
 
-HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

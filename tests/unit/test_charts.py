@@ -3,13 +3,13 @@
 import re
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from projects.charts import HEIGHT, WIDTH, project_charts, sparkline
-from projects.models import MetricSample, Project
-from projects.services import lifecycle
-from projects.services.metrics import MetricsSeries, metrics_sample
+from projects.models import MetricSample
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.metrics import MetricsSeries, metrics_sample
+from tests.factories import project_made
 
 START = 1_764_000_000
 
@@ -60,18 +60,8 @@ def test_a_sparkline_spans_its_box_and_none_without_data():
 # --- the dashboard ------------------------------------------------------------------
 
 
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-def running_project(user) -> Project:
-    return Project.objects.get(pk=lifecycle.project_create(owner=user, name="charts").project_id)
-
-
 def test_the_project_page_draws_every_chart_as_svg_with_range_links(signed_in, user):
-    project = running_project(user)
+    project = project_made(user)
     now = timezone.now()
     metrics_sample(now=now - timedelta(seconds=30))
     metrics_sample(now=now)
@@ -84,13 +74,13 @@ def test_the_project_page_draws_every_chart_as_svg_with_range_links(signed_in, u
 
 
 def test_a_range_the_page_does_not_offer_shows_the_hour(signed_in, user):
-    project = running_project(user)
+    project = project_made(user)
     html = signed_in.get(f"/projects/{project.public_id}?range=1y").content.decode()
     assert 'aria-current="true">1h<' in html
 
 
 def test_the_7d_range_reads_hourly_rows(signed_in, user):
-    project = running_project(user)
+    project = project_made(user)
     at = timezone.now() - timedelta(days=2)
     MetricSample.objects.create(project=project, at=at, period=MetricSample.HOURLY, memory_bytes=5 * 2**20, memory_limit_bytes=768 * 2**20)
     html = signed_in.get(f"/projects/{project.public_id}?range=7d").content.decode()
@@ -98,14 +88,14 @@ def test_the_7d_range_reads_hourly_rows(signed_in, user):
 
 
 def test_a_stopped_project_without_samples_says_why_it_has_no_charts(signed_in, user):
-    project = running_project(user)
+    project = project_made(user)
     lifecycle.project_stop(project=project)
     html = signed_in.get(f"/projects/{project.public_id}").content.decode()
     assert "metrics are read only while the project runs" in html
 
 
 def test_the_list_shows_a_sparkline_for_a_project_with_activity(signed_in, user):
-    project = running_project(user)
+    project = project_made(user)
     now = timezone.now()
     for i in range(3):
         metrics_sample(now=now - timedelta(minutes=10 - i * 3))

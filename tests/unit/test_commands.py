@@ -2,11 +2,8 @@
 
 import base64
 import json
-import re
-import secrets
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -17,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +62,6 @@ def test_up_refuses_to_run_beside_another_up_with_the_same_data_directory(db):
 
 
 def test_up_stops_what_a_killed_up_left_running_and_only_that(settings):
-    import json
     import subprocess
     import sys
 

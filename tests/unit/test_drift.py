@@ -8,17 +8,14 @@ from django.core.management import call_command
 from projects.models import Installation, Project, installation_id
 from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import ContainerState
-from projects.services import lifecycle
-from projects.services.backup_pass import backups_settle_orphans
-from projects.services.drift import drift_report
-from projects.services.sync import projects_sync
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.backups.schedule import backups_settle_orphans
+from projects.services.fleet.drift import drift_report
+from projects.services.fleet.watcher import projects_sync
+from tests.factories import project_made
 
 S = Project.Status
 STRAY = "0123456789ab"
-
-
-def running_project(user) -> Project:
-    return Project.objects.get(pk=lifecycle.project_create(owner=user, name="d").project_id)
 
 
 def assert_nothing_removed(fake_runtime) -> None:
@@ -33,7 +30,7 @@ def report_command(capsys) -> tuple[int, str, str]:
 
 
 def test_a_healthy_stack_has_no_drift_and_the_command_exits_0(user, fake_runtime, capsys):
-    running_project(user)
+    project_made(user)
     report = drift_report()
     assert report.entries == [] and report.projects_checked == 1 and report.objects_checked == 4
     call_command("sync_projects", "--report")  # no SystemExit: exit status 0
@@ -74,7 +71,7 @@ def test_objects_without_a_project_are_listed_each_with_a_manual_fix_and_kept(us
 
 
 def test_another_installations_objects_are_neither_drift_nor_orphans_nor_touched(user, fake_runtime, capsys):
-    project = running_project(user)
+    project = project_made(user)
     stray_objects(fake_runtime, "0ther0install")
     # Even one carrying a project id this installation knows: the label decides.
     fake_runtime.containers_by_name["project_x_dump_y"] = ContainerState(
@@ -90,7 +87,7 @@ def test_another_installations_objects_are_neither_drift_nor_orphans_nor_touched
 
 
 def test_unlabelled_objects_of_this_installations_projects_are_adopted_and_others_left_unreported(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     # Made before installations were labelled: the project's stack, and a stray of a project nobody here knows.
     for name, state in list(fake_runtime.containers_by_name.items()):
         fake_runtime.containers_by_name[name] = replace(state, install="")
@@ -105,7 +102,7 @@ def test_unlabelled_objects_of_this_installations_projects_are_adopted_and_other
 
 
 def test_the_installation_id_is_made_once_and_labels_every_object(user, fake_runtime):
-    running_project(user)
+    project_made(user)
     install_id = installation_id()
     assert Installation.objects.count() == 1 and installation_id() == install_id
     assert {c.install for c in fake_runtime.containers_by_name.values()} == {install_id}
@@ -113,7 +110,7 @@ def test_the_installation_id_is_made_once_and_labels_every_object(user, fake_run
 
 
 def test_a_running_project_whose_containers_vanished_is_fixed_by_start(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.stack_remove_containers(project.public_id)
     fake_runtime.calls.clear()
     [entry] = drift_report().of(project.public_id)
@@ -123,14 +120,14 @@ def test_a_running_project_whose_containers_vanished_is_fixed_by_start(user, fak
 
 
 def test_a_running_project_whose_database_stopped_is_fixed_by_start(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
     [entry] = drift_report().of(project.public_id)
     assert entry.problem == "running, but its database container is stopped" and entry.fix.startswith("start")
 
 
 def test_a_stopped_project_whose_containers_run_is_fixed_by_stop(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     lifecycle.project_stop(project=project)
     for service in ("db", "api"):
         fake_runtime.set_status(f"project_{project.public_id}_{service}", "running")
@@ -139,7 +136,7 @@ def test_a_stopped_project_whose_containers_run_is_fixed_by_stop(user, fake_runt
 
 
 def test_a_container_publishing_another_port_is_a_port_mismatch(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     name = f"project_{project.public_id}_api"
     fake_runtime.containers_by_name[name] = replace(fake_runtime.containers_by_name[name], host_ports=(19999,))
     [entry] = drift_report().of(project.public_id)
@@ -149,14 +146,14 @@ def test_a_container_publishing_another_port_is_a_port_mismatch(user, fake_runti
 
 
 def test_a_missing_data_volume_is_reported_because_start_would_make_an_empty_database(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     del fake_runtime.volumes[f"project_{project.public_id}_data"]
     [entry] = drift_report().of(project.public_id)
     assert entry.kind == "volume" and "data volume" in entry.problem and "empty database" in entry.fix
 
 
 def test_a_purged_projects_leftover_volume_is_an_orphan(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     lifecycle.project_delete(project=project)
     lifecycle.project_purge(project=project, confirm=project.public_id)
     fake_runtime.volumes[f"project_{project.public_id}_data"] = project.public_id
@@ -166,13 +163,13 @@ def test_a_purged_projects_leftover_volume_is_an_orphan(user, fake_runtime):
 
 
 def test_a_deleted_project_keeps_its_volume_without_drift(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     lifecycle.project_delete(project=project)
     assert drift_report().entries == []
 
 
 def test_the_report_changes_no_row(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.stack_remove_containers(project.public_id)
     before = Project.objects.values().get(pk=project.pk)
     drift_report()
@@ -187,7 +184,7 @@ def test_an_unreachable_engine_exits_2_with_the_error(user, fake_runtime, capsys
 
 
 def test_the_staff_page_lists_each_entry_with_its_fix_and_changes_nothing(user, fake_runtime, client, django_user_model):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.stack_remove_containers(project.public_id)
     fake_runtime.volumes[f"project_{STRAY}_data"] = STRAY
     fake_runtime.installs[f"project_{STRAY}_data"] = installation_id()
@@ -209,7 +206,7 @@ def test_the_staff_page_says_when_the_engine_cannot_be_reached(user, fake_runtim
 
 
 def test_a_pooled_stack_is_berths_no_orphan_and_its_lost_volume_is_drift(db, settings, fake_runtime):
-    from projects.services.pool import pool_refill
+    from projects.services.pool.requests import pool_refill
 
     settings.BERTH_WARM_POOL = ((None, None, 1),)
     pool_refill()

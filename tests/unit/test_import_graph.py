@@ -95,3 +95,63 @@ def test_find_cycle_reports_a_cycle_it_is_given():
 def test_no_module_in_projects_imports_itself_back():
     cycle = find_cycle(import_graph())
     assert not cycle, "import cycle: " + " → ".join(cycle)
+
+
+# --- the layers (DESIGN.md, "Layers"): each module's, lowest first -----------------------
+
+BOTTOM = {"projects", "projects.apps", "projects.models", "projects.crypto", "projects.wakeup", "projects.pgconf", "projects.recipes", "projects.tls"}
+
+
+def layer(module: str) -> int:
+    """0 the data and pure helpers, 1 the engine adapters, 2 the stack's contract, 3 selectors, 4 services, 5 the edges."""
+    if module in BOTTOM:
+        return 0
+    for prefix, rank in (("projects.runtime", 1), ("projects.stack", 2), ("projects.selectors", 3), ("projects.services", 4)):
+        if module == prefix or module.startswith(prefix + "."):
+            return rank
+    return 5
+
+
+def test_the_layer_reader_ranks_a_module_of_each_layer():
+    assert [layer(m) for m in ("projects.models", "projects.runtime.docker", "projects.stack.spec", "projects.selectors")] == [0, 1, 2, 3]
+    assert [layer(m) for m in ("projects.services.backups.steps", "projects.views.page", "projects.api.projects")] == [4, 5, 5]
+
+
+def test_no_module_imports_one_of_a_layer_above_it():
+    upward = [f"{a} → {b}" for a, targets in import_graph().items() for b in targets if layer(a) < layer(b)]
+    assert not upward, "imports from a lower layer to an upper one: " + ", ".join(sorted(upward))
+
+
+def _imported_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+def test_the_engine_adapters_read_neither_the_models_nor_the_settings():
+    # What an adapter needs comes in as arguments; only runtime/__init__ picks one from the settings.
+    adapters = [p for p in (ROOT / PACKAGE / "runtime").glob("*.py") if p.name != "__init__.py"]
+    assert adapters
+    reading = {
+        p.name: sorted(n for n in _imported_names(p) if n.startswith(("projects.models", "django.conf", "projects.stack", "projects.services")))
+        for p in adapters
+    }
+    assert not {name: found for name, found in reading.items() if found}
+
+
+def test_services_are_feature_packages_beside_at_most_six_shared_modules():
+    services = ROOT / PACKAGE / "services"
+    flat = sorted(p.name for p in services.glob("*.py") if p.name != "__init__.py")
+    packages = sorted(p.name for p in services.iterdir() if (p / "__init__.py").exists())
+    assert len(flat) <= 6, flat
+    assert {"lifecycle", "backups", "upgrades", "pool", "placement", "settings", "fleet", "operations"} <= set(packages)
+
+
+def test_no_module_is_over_600_lines():
+    paths = [p for folder in ("projects", "controlplane") for p in (ROOT / folder).rglob("*.py") if "migrations" not in p.parts]
+    long = {str(p.relative_to(ROOT)): n for p in paths if (n := len(p.read_text().splitlines())) > 600}
+    assert not long, long

@@ -5,9 +5,10 @@ from django.db import IntegrityError, transaction
 
 from projects.models import Operation, Project
 from projects.runtime import ImageUnavailable, RuntimeUnavailable
-from projects.services import lifecycle, steps
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.operations.kinds import KINDS
 from projects.services.errors import InvalidInput, OperationInFlight
-from projects.services.operations import operation_execute
+from projects.services.operations.queue import operation_execute
 
 S = Project.Status
 
@@ -103,7 +104,7 @@ def test_delivering_an_operation_twice_runs_it_once(user, fake_runtime):
     project = create(user)
     op = project.operations.get()
     calls = fake_runtime.calls["stack_up"]
-    again = operation_execute(op.pk, steps.STEPS["create"])
+    again = operation_execute(op.pk, KINDS["create"])
     assert again.state == "succeeded" and fake_runtime.calls["stack_up"] == calls
 
 

@@ -1,4 +1,4 @@
-"""services/metrics.py on FakeRuntime: sampling, downsampling, retention, series, the /metrics snapshot."""
+"""services/fleet/metrics.py on FakeRuntime: sampling, downsampling, retention, series, the /metrics snapshot."""
 
 import threading
 from datetime import UTC, datetime, timedelta
@@ -7,9 +7,9 @@ import pytest
 
 from projects.models import MetricSample, Operation, Project, WatchPass
 from projects.runtime import DbStats
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidInput
-from projects.services.metrics import (
+from projects.services.fleet.metrics import (
     SERIES,
     activity_sparklines,
     metrics_downsample,
@@ -20,12 +20,9 @@ from projects.services.metrics import (
     range_check,
     watch_pass_record,
 )
+from tests.factories import project_made
 
 T0 = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
-
-
-def running_project(user, name: str = "m") -> Project:
-    return Project.objects.get(pk=lifecycle.project_create(owner=user, name=name).project_id)
 
 
 def sample_at(project: Project, at: datetime, **values) -> MetricSample:
@@ -38,7 +35,7 @@ def sample_at(project: Project, at: datetime, **values) -> MetricSample:
 
 
 def test_a_pass_writes_one_row_per_running_project_with_two_engine_calls_each(user, fake_runtime):
-    projects = [running_project(user, f"p{i}") for i in range(3)]
+    projects = [project_made(user, f"p{i}") for i in range(3)]
     report = metrics_sample(now=T0)
     assert (report.projects, report.rows, report.engine_calls) == (3, 3, 6)
     assert fake_runtime.calls["stack_sample"] == 3
@@ -50,7 +47,7 @@ def test_a_pass_writes_one_row_per_running_project_with_two_engine_calls_each(us
 
 
 def test_stopped_and_deleted_projects_are_not_read_at_all(user, fake_runtime):
-    stopped, deleted, running = running_project(user, "a"), running_project(user, "b"), running_project(user, "c")
+    stopped, deleted, running = project_made(user, "a"), project_made(user, "b"), project_made(user, "c")
     lifecycle.project_stop(project=stopped)
     lifecycle.project_delete(project=deleted)
     fake_runtime.calls.clear()
@@ -60,7 +57,7 @@ def test_stopped_and_deleted_projects_are_not_read_at_all(user, fake_runtime):
 
 
 def test_a_project_whose_database_does_not_answer_gets_a_row_with_what_could_be_read(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
     report = metrics_sample(now=T0)
     row = MetricSample.objects.get(project=project)
@@ -70,7 +67,7 @@ def test_a_project_whose_database_does_not_answer_gets_a_row_with_what_could_be_
 
 def test_sampling_runs_projects_concurrently_but_never_more_than_the_bound(user, fake_runtime, settings):
     for i in range(6):
-        running_project(user, f"p{i}")
+        project_made(user, f"p{i}")
     active, peak, lock = 0, 0, threading.Lock()
     original = fake_runtime.stack_sample
     gate = threading.Barrier(2, timeout=5)
@@ -95,7 +92,7 @@ def test_sampling_runs_projects_concurrently_but_never_more_than_the_bound(user,
 
 @pytest.mark.django_db(transaction=True)
 def test_the_watch_samples_until_stopped_and_records_its_pass(user, fake_runtime):
-    running_project(user)
+    project_made(user)
     stop = threading.Event()
     original = fake_runtime.stack_sample
 
@@ -120,7 +117,7 @@ def test_a_zero_interval_turns_sampling_off(fake_runtime):
 
 
 def test_a_finished_hour_is_rolled_into_one_row_per_project_once(user):
-    project = running_project(user)
+    project = project_made(user)
     for minute, (memory, commits, up) in enumerate([(100, 10, 1.0), (300, 40, 0.0), (200, 70, 1.0), (200, 90, 1.0)]):
         sample_at(project, T0 + timedelta(minutes=minute * 15), memory_bytes=memory, commits=commits, connections=minute, api_up=up)
     sample_at(project, T0 + timedelta(hours=1, minutes=5), commits=100)  # the current hour: not rolled yet
@@ -133,7 +130,7 @@ def test_a_finished_hour_is_rolled_into_one_row_per_project_once(user):
 
 
 def test_raw_rows_go_after_24_hours_and_hourly_rows_after_30_days(user):
-    project = running_project(user)
+    project = project_made(user)
     sample_at(project, T0)
     sample_at(project, T0 + timedelta(hours=23))
     MetricSample.objects.create(project=project, at=T0 - timedelta(days=31), period=MetricSample.HOURLY, commits=1)
@@ -148,7 +145,7 @@ def test_raw_rows_go_after_24_hours_and_hourly_rows_after_30_days(user):
 
 def test_rows_per_project_stay_bounded_over_a_month_of_passes(user, settings):
     # 31 days at one pass an hour (a stand-in for the interval: the bound is the same shape).
-    project = running_project(user)
+    project = project_made(user)
     for hour in range(31 * 24):
         at = T0 + timedelta(hours=hour)
         sample_at(project, at, commits=hour)
@@ -159,7 +156,7 @@ def test_rows_per_project_stay_bounded_over_a_month_of_passes(user, settings):
 
 
 def test_a_purged_project_is_not_read_and_its_samples_age_out(user):
-    project = running_project(user)
+    project = project_made(user)
     sample_at(project, T0)
     lifecycle.project_delete(project=project)
     project.refresh_from_db()
@@ -173,7 +170,7 @@ def test_a_purged_project_is_not_read_and_its_samples_age_out(user):
 
 
 def test_series_derive_rates_and_the_hit_ratio_from_counters(user):
-    project = running_project(user)
+    project = project_made(user)
     now = T0 + timedelta(minutes=2)
     sample_at(project, T0, cpu_seconds=10.0, commits=100, rollbacks=1, blocks_hit=900, blocks_read=100)
     sample_at(project, T0 + timedelta(seconds=30), cpu_seconds=25.0, commits=400, rollbacks=4, blocks_hit=1800, blocks_read=200)
@@ -189,7 +186,7 @@ def test_series_derive_rates_and_the_hit_ratio_from_counters(user):
 
 
 def test_a_counter_that_went_back_gives_no_rate_rather_than_a_negative_one(user):
-    project = running_project(user)
+    project = project_made(user)
     sample_at(project, T0, commits=500)
     sample_at(project, T0 + timedelta(seconds=30), commits=3)  # the server restarted
     sample_at(project, T0 + timedelta(seconds=60), commits=33)
@@ -198,7 +195,7 @@ def test_a_counter_that_went_back_gives_no_rate_rather_than_a_negative_one(user)
 
 
 def test_24h_averages_raw_samples_into_five_minute_points_and_7d_reads_hourly_rows(user):
-    project = running_project(user)
+    project = project_made(user)
     for i in range(10):  # 10 samples, 60 s apart: two 5-minute buckets
         sample_at(project, T0 + timedelta(minutes=i), connections=i)
     day = metrics_series(project=project, range_name="24h", now=T0 + timedelta(minutes=11))
@@ -215,7 +212,7 @@ def test_an_unknown_range_is_refused_naming_the_choices():
 
 
 def test_sparklines_are_the_commit_rate_over_the_last_hour_from_one_query(user, django_assert_num_queries):
-    a, b = running_project(user, "a"), running_project(user, "b")
+    a, b = project_made(user, "a"), project_made(user, "b")
     for i in range(4):
         sample_at(a, T0 + timedelta(minutes=50 + i * 3), commits=i * 180)  # 1 commit/s
     with django_assert_num_queries(1):
@@ -227,7 +224,7 @@ def test_sparklines_are_the_commit_rate_over_the_last_hour_from_one_query(user, 
 
 
 def test_the_snapshot_has_the_newest_pass_operations_and_the_watch_passes(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     metrics_sample(now=T0)
     fake_runtime.db_stats[project.public_id] = DbStats(1, 2, 100, 777, 7, 10, 1)
     metrics_sample(now=T0 + timedelta(seconds=30))
@@ -244,6 +241,6 @@ def test_the_snapshot_has_the_newest_pass_operations_and_the_watch_passes(user, 
 
 
 def test_the_snapshot_counts_queued_operations_as_queue_depth(user):
-    project = running_project(user)
+    project = project_made(user)
     Operation.objects.create(project=project, kind="stop", state=Operation.State.QUEUED)
     assert metrics_snapshot().in_flight["queued"] == 1

@@ -1,20 +1,17 @@
-"""Per-user quotas (services/quotas.py): every way in refuses with 403 quota_exceeded and changes nothing."""
+"""Per-user quotas (services/lifecycle/quotas.py): every way in refuses with 403 quota_exceeded and changes nothing."""
 
-import json
 
 import pytest
 from django.contrib.auth.models import Permission
 
 from projects.models import Backup, Operation, Project, UserQuota
-from projects.services import backups, lifecycle
-from projects.services.backup_pass import backups_run_due
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.backups.schedule import backups_run_due
 from projects.services.errors import QuotaExceeded
-from projects.services.quotas import quota_limits
+from projects.services.lifecycle.quotas import quota_limits
 from tests.conftest import bearer
-
-
-def post(client, path, body=None, headers=None):
-    return client.post(path, data=json.dumps(body or {}), content_type="application/json", **(headers or {}))
+from tests.factories import post_json as post
 
 
 def snapshot() -> tuple:

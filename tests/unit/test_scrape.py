@@ -6,15 +6,12 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from projects.models import ApiToken, Operation, Project
-from projects.services import lifecycle
-from projects.services.metrics import metrics_sample, watch_pass_record
-from projects.services.pool import pool_refill
+from projects.models import ApiToken, Operation
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.metrics import metrics_sample, watch_pass_record
+from projects.services.pool.requests import pool_refill
 from tests.conftest import bearer
-
-
-def running_project(user, name: str = "shop") -> Project:
-    return Project.objects.get(pk=lifecycle.project_create(owner=user, name=name).project_id)
+from tests.factories import project_made
 
 
 def scrape(client, staff) -> dict:
@@ -30,7 +27,7 @@ def samples(family, name: str | None = None) -> list:
 
 class TestOutput:
     def test_it_labels_each_running_projects_series_by_id_and_name(self, client, user, staff):
-        project = running_project(user)
+        project = project_made(user)
         metrics_sample()
         families = scrape(client, staff)
         [memory] = samples(families["berth_project_memory_bytes"])
@@ -41,13 +38,13 @@ class TestOutput:
         assert samples(families["berth_project_api_up"])[0].value == 1
 
     def test_a_stopped_project_has_no_series(self, client, user, staff):
-        project = running_project(user)
+        project = project_made(user)
         metrics_sample()
         lifecycle.project_stop(project=project)
         assert samples(scrape(client, staff)["berth_project_memory_bytes"]) == []
 
     def test_it_counts_operations_by_kind_and_outcome_with_a_duration_histogram(self, client, user, staff):
-        project = running_project(user)
+        project = project_made(user)
         lifecycle.project_stop(project=project)
         now = timezone.now()
         Operation.objects.filter(kind="stop").update(started_at=now - timedelta(seconds=3), finished_at=now)
@@ -82,7 +79,7 @@ class TestOutput:
         assert samples(families["berth_pool_filling"])[0].value == 0
 
     def test_a_project_name_with_quotes_and_newlines_is_escaped_not_broken(self, client, user, staff):
-        running_project(user, name='a "b" \\ c')
+        project_made(user, name='a "b" \\ c')
         metrics_sample()
         [memory] = samples(scrape(client, staff)["berth_project_memory_bytes"])
         assert memory.labels["name"] == 'a "b" \\ c'

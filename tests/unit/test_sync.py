@@ -9,19 +9,16 @@ import pytest
 from projects.models import Project, installation_id
 from projects.runtime import NODE_EVENT, EngineEvent, RuntimeFailure, RuntimeUnavailable
 from projects.runtime.base import ContainerState
-from projects.services import lifecycle
-from projects.services.sync import projects_sync, sync_watch
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.watcher import projects_sync, sync_watch
+from tests.factories import project_made
 
 H = Project.Health
 S = Project.Status
 
 
-def running_project(user, name: str = "s") -> Project:
-    return Project.objects.get(pk=lifecycle.project_create(owner=user, name=name).project_id)
-
-
 def test_a_healthy_stack_is_reported_healthy_without_drift(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     report = projects_sync()
     project.refresh_from_db()
     assert project.health == H.HEALTHY and project.observed_at is not None
@@ -29,7 +26,7 @@ def test_a_healthy_stack_is_reported_healthy_without_drift(user, fake_runtime):
 
 
 def test_a_vanished_container_turns_health_missing_and_is_drift_fixed_by_start(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     del fake_runtime.containers_by_name[f"project_{project.public_id}_db"]
     report = projects_sync()
     project.refresh_from_db()
@@ -43,7 +40,7 @@ def test_a_vanished_container_turns_health_missing_and_is_drift_fixed_by_start(u
 
 
 def test_an_exited_container_turns_health_down_or_unhealthy(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.set_status(f"project_{project.public_id}_api", "exited")
     projects_sync()
     project.refresh_from_db()
@@ -57,7 +54,7 @@ def test_an_exited_container_turns_health_down_or_unhealthy(user, fake_runtime):
 
 def test_a_stopped_database_is_down_even_while_the_api_runs(user, fake_runtime):
     # The database is the project: `docker kill` of the db alone must read as down.
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.set_status(f"project_{project.public_id}_db", "exited")
     [drift] = projects_sync().drift
     project.refresh_from_db()
@@ -66,7 +63,7 @@ def test_a_stopped_database_is_down_even_while_the_api_runs(user, fake_runtime):
 
 
 def test_an_unhealthy_healthcheck_is_unhealthy(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.set_status(f"project_{project.public_id}_db", "running", "unhealthy")
     projects_sync()
     project.refresh_from_db()
@@ -74,7 +71,7 @@ def test_an_unhealthy_healthcheck_is_unhealthy(user, fake_runtime):
 
 
 def test_a_stopped_project_with_stopped_containers_is_not_drift(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     lifecycle.project_stop(project=project)
     report = projects_sync()
     project.refresh_from_db()
@@ -92,7 +89,7 @@ def test_an_unknown_berth_container_is_reported_and_never_removed(user, fake_run
 
 
 def test_containers_of_a_deleted_project_are_drift(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     lifecycle.project_delete(project=project)
     stray = ContainerState(name=f"project_{project.public_id}_db", project_id=project.public_id, service="db", status="running")
     fake_runtime.containers_by_name[stray.name] = stray
@@ -102,14 +99,14 @@ def test_containers_of_a_deleted_project_are_drift(user, fake_runtime):
 
 def test_one_pass_makes_one_engine_call_whatever_the_number_of_projects(user, fake_runtime):
     for n in range(5):
-        running_project(user, f"s{n}")
+        project_made(user, f"s{n}")
     fake_runtime.calls.clear()
     projects_sync()
     assert sum(fake_runtime.calls.values()) == 1
 
 
 def test_an_unreachable_engine_makes_health_unknown_and_changes_no_status(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
     report = projects_sync()
     project.refresh_from_db()
@@ -118,7 +115,7 @@ def test_an_unreachable_engine_makes_health_unknown_and_changes_no_status(user, 
 
 
 def test_a_backups_throwaway_container_is_not_drift_for_a_deleted_project(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     lifecycle.project_delete(project=project)
     verifier = ContainerState(
         name=f"project_{project.public_id}_verify_abc", project_id=project.public_id, service="backup-verify", status="running"
@@ -130,7 +127,7 @@ def test_a_backups_throwaway_container_is_not_drift_for_a_deleted_project(user, 
 def test_a_healthcheck_still_starting_keeps_a_project_just_proven_healthy(user, fake_runtime):
     # Right after a start the engine's healthcheck says "starting": no verdict,
     # so the health the operation proved (a real query) stands.
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.set_status(f"project_{project.public_id}_db", "running", "starting")
     projects_sync()
     project.refresh_from_db()
@@ -138,7 +135,7 @@ def test_a_healthcheck_still_starting_keeps_a_project_just_proven_healthy(user, 
 
 
 def test_a_healthcheck_still_starting_after_an_outage_is_not_yet_healthy(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     Project.objects.filter(pk=project.pk).update(health=H.DOWN)  # the watcher saw it die
     fake_runtime.set_status(f"project_{project.public_id}_db", "running", "starting")
     projects_sync()
@@ -152,7 +149,7 @@ def test_a_healthcheck_still_starting_after_an_outage_is_not_yet_healthy(user, f
 @pytest.fixture(autouse=True)
 def _keep_the_test_connection(monkeypatch):
     # The watcher drops stale connections between passes; the test's one lives in a transaction.
-    monkeypatch.setattr("projects.services.sync.close_old_connections", lambda: None)
+    monkeypatch.setattr("projects.services.fleet.watcher.close_old_connections", lambda: None)
 
 
 class StopAfter(threading.Event):
@@ -193,7 +190,7 @@ def watch(fake_runtime, *, until, stop: threading.Event | None = None, full_pass
 
 
 def test_a_dying_db_container_turns_health_down_from_its_event(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     name = f"project_{project.public_id}_db"
 
     def kill_after_first_pass(line: str) -> bool:
@@ -209,7 +206,7 @@ def test_a_dying_db_container_turns_health_down_from_its_event(user, fake_runtim
 
 
 def test_a_swarm_node_event_makes_the_watcher_pass_over_every_project_at_once(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     passes = []
 
     def node_down_after_first_pass(line: str) -> bool:
@@ -227,7 +224,7 @@ def test_a_swarm_node_event_makes_the_watcher_pass_over_every_project_at_once(us
 
 
 def test_healthcheck_exec_events_do_not_make_the_watcher_read_the_engine(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     execs = [EngineEvent(project.public_id, "db", f"exec_{a}: pg_isready -h 127.0.0.1") for a in ("create", "start", "die")]
 
     def feed(line: str) -> bool:
@@ -242,7 +239,7 @@ def test_healthcheck_exec_events_do_not_make_the_watcher_read_the_engine(user, f
 
 
 def test_an_unreachable_engine_is_logged_retried_with_backoff_and_never_ends_the_watch(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
     stop = StopAfter(waits=7)
     lines = watch(fake_runtime, until=lambda line: False, stop=stop)
@@ -253,7 +250,7 @@ def test_an_unreachable_engine_is_logged_retried_with_backoff_and_never_ends_the
 
 
 def test_the_watcher_comes_back_when_the_engine_does(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))
 
     def heal(line: str) -> bool:
@@ -268,7 +265,7 @@ def test_the_watcher_comes_back_when_the_engine_does(user, fake_runtime):
 
 
 def test_an_engine_error_while_following_events_goes_back_to_a_full_pass(user, fake_runtime):
-    running_project(user)
+    project_made(user)
     fake_runtime.fail_with("events", RuntimeFailure("the engine refused: events are off"))
     passes = []
 
@@ -281,7 +278,7 @@ def test_an_engine_error_while_following_events_goes_back_to_a_full_pass(user, f
 
 
 def test_event_windows_follow_on_from_the_pass_and_each_other_without_gaps(user, fake_runtime, monkeypatch):
-    running_project(user)
+    project_made(user)
     calls: list[dict[str, float]] = []
     passes: list[float] = []
     original_containers = fake_runtime.containers
@@ -300,7 +297,7 @@ def test_event_windows_follow_on_from_the_pass_and_each_other_without_gaps(user,
 
     monkeypatch.setattr(fake_runtime, "containers", containers)
     monkeypatch.setattr(fake_runtime, "events", events)
-    monkeypatch.setattr("projects.services.sync.EVENT_WINDOW_S", 0.1)
+    monkeypatch.setattr("projects.services.fleet.watcher.EVENT_WINDOW_S", 0.1)
     stop = threading.Event()
     guard = threading.Timer(1.5, stop.set)
     guard.start()
@@ -321,7 +318,7 @@ def test_event_windows_follow_on_from_the_pass_and_each_other_without_gaps(user,
 
 def test_a_die_event_wins_over_a_container_list_that_still_says_running(user, fake_runtime):
     # The engine emits "die" before its list catches up; the event is the truth.
-    project = running_project(user)
+    project = project_made(user)
 
     def die_after_first_pass(line: str) -> bool:
         if line.startswith("full pass"):
@@ -333,7 +330,7 @@ def test_a_die_event_wins_over_a_container_list_that_still_says_running(user, fa
 
 
 def test_the_watcher_logs_a_drift_once_and_again_when_it_is_gone(user, fake_runtime):
-    project = running_project(user)
+    project = project_made(user)
     del fake_runtime.containers_by_name[f"project_{project.public_id}_db"]
     passes = []
 
@@ -353,7 +350,7 @@ def test_the_watcher_logs_a_drift_once_and_again_when_it_is_gone(user, fake_runt
 
 
 def pooled_stack(settings) -> Project:
-    from projects.services.pool import pool_refill
+    from projects.services.pool.requests import pool_refill
 
     settings.BERTH_WARM_POOL = ((None, None, 1),)
     pool_refill()
@@ -398,7 +395,7 @@ def test_the_watcher_fills_the_pool_after_its_pass_and_again_when_a_stack_is_tak
 
 def test_a_db_whose_node_is_down_is_node_down_and_drift_that_waits_for_the_node(user, fake_runtime):
     # On a Swarm the runtime marks a service pinned to a down node; its data is there, so nothing else is offered.
-    project = running_project(user)
+    project = project_made(user)
     name = f"project_{project.public_id}_db"
     fake_runtime.containers_by_name[name] = replace(fake_runtime.containers_by_name[name], status="created", node_down=True)
     [drift] = projects_sync().drift

@@ -5,24 +5,26 @@ project `failed` with health `missing` and an error naming the fix; the owner
 may restore a backup or allow an empty database; the drift report says one thing.
 """
 
-import json
 
 import pytest
 from django.apps import apps
 
 from projects.models import Backup, Operation, Project
 from projects.runtime import ImageUnavailable, RuntimeFailure
-from projects.services import backups, lifecycle
-from projects.services.drift import drift_report
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.drift import drift_report
 from projects.services.errors import Forbidden, InvalidInput
 from tests.conftest import bearer
+from tests.factories import HTMX, project_made
+from tests.factories import post_json as post
 
 S = Project.Status
 H = Project.Health
 
 
 def running_project(user, fake_runtime, rows: int = 3, name: str = "kept") -> Project:
-    project = Project.objects.get(pk=lifecycle.project_create(owner=user, name=name).project_id)
+    project = project_made(user, name=name)
     fake_runtime.databases[volume(project)] = {"public.items": rows}
     return project
 
@@ -216,10 +218,6 @@ def test_a_backup_restored_into_a_failed_project_with_its_volume_takes_a_safety_
 # --- the API and the drift report ------------------------------------------------------------
 
 
-def post(client, path, body, headers):
-    return client.post(path, data=json.dumps(body), content_type="application/json", **headers)
-
-
 def test_api_start_takes_allow_empty_database_from_the_owner(client, user, staff, fake_runtime):
     project = running_project(user, fake_runtime)
     vanish(project, fake_runtime)
@@ -275,7 +273,6 @@ def test_a_purge_of_a_project_whose_volume_vanished_needs_no_final_backup(user, 
 
 # --- the dashboard ----------------------------------------------------------------------------
 
-HTMX = {"HX-Request": "true"}
 
 
 def test_the_owner_sees_start_with_an_empty_database_on_the_failed_project_and_it_needs_the_name(client, user, fake_runtime):

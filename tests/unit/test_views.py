@@ -12,12 +12,12 @@ from django.utils import timezone
 from projects.keys import project_keys
 from projects.models import Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable
-from projects import views
-from projects.services import lifecycle
+from projects.views import page as views
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidInput
+from tests.factories import HTMX
 
 S = Project.Status
-HTMX = {"HX-Request": "true"}
 
 
 def make_project(owner, name: str = "shop", **fields) -> Project:
@@ -31,12 +31,6 @@ def make_project(owner, name: str = "shop", **fields) -> Project:
 
 def is_full_page(response) -> bool:
     return b"<html" in response.content and b"</html>" in response.content
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

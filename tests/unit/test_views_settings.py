@@ -7,21 +7,15 @@ from django.contrib.auth.models import Permission
 
 from projects.keys import project_keys
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
+from tests.factories import HTMX
 
-HTMX = {"HX-Request": "true"}
 S = Project.Status
 
 
 @pytest.fixture
 def project(user) -> Project:
     return lifecycle.project_create(owner=user, name="shop").project
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
 
 
 def form(project: Project, **fields: str) -> dict[str, str]:

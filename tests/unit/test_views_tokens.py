@@ -3,15 +3,9 @@
 import pytest
 
 from projects.models import ApiToken, token_hash
-from projects.services.tokens import api_token_create
+from projects.services.accounts.tokens import api_token_create
+from tests.factories import HTMX
 
-HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
 
 
 def test_tokens_page_full_and_partial(signed_in, user):

@@ -3,15 +3,9 @@
 import pytest
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
+from tests.factories import HTMX
 
-HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -9,16 +9,17 @@ the waits here are liveness limits, never speed measurements.
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
-
 from projects import wakeup
 from projects.management.commands.worker import WakingWorker
 from projects.models import Operation, Project
-from projects.services import lifecycle
-from projects.services.operations import operation_execute, operation_wait
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.operations.kinds import KINDS
+from projects.services.operations.queue import operation_execute, operation_wait
 
 HOUR = 3600.0
 # How long a test waits for something that a wake-up makes happen at once.
@@ -138,7 +139,7 @@ def test_wait_returns_when_its_operation_settles(user, transactional_db: None, s
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
     assert waiting.wait(LIVENESS_S), "the waiter never waited"
-    operation_execute(operation.pk, lambda project: {"status": Project.Status.RUNNING})
+    operation_execute(operation.pk, replace(KINDS["create"], step=lambda operation: {}))
 
     # The waiter's poll is an hour: only the settled wake-up can end its wait.
     waiter.join(LIVENESS_S)

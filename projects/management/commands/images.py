@@ -9,9 +9,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from projects.recipes import own_images, own_recipe
 from projects.runtime import RuntimeFailure
-from projects.runtime.images import offer, own_images, own_recipe, record_path
-from projects.services.images import BuildImpossible, ImageRow, build_requirements, image_build, images_ensure, images_listing
+from projects.services.fleet.images import BuildImpossible, ImageRow, build_requirements, image_build, images_ensure, images_listing
+from projects.stack.images import offer, record_path
 
 
 class Command(BaseCommand):
