@@ -20,6 +20,7 @@ already as secret as they are (README, "Two-factor sign-in").
 
 import logging
 import re
+from math import ceil
 from base64 import b32encode
 
 import segno
@@ -27,6 +28,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 from django_otp import verify_token
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -98,6 +100,7 @@ def totp_enrolment_confirm(*, user: User, device: TOTPDevice, code: str, address
     if device.user_id != user.pk or device.confirmed:
         raise InvalidInput("code", "this set-up has ended; start again")
     _unlocked(user=user, address=address)
+    _not_throttled(device)
     if not _totp_shaped(code) or verify_token(user, device.persistent_id, _totp_shaped(code)) is None:
         _failed(user=user, address=address)
         raise InvalidInput("code", "that code is not the one the app shows now")
@@ -139,9 +142,11 @@ def second_factor_check(*, user: User, code: str, address: str) -> Device:
     device: Device | None = None
     if totp_code := _totp_shaped(code):
         if totp := totp_device_for(user=user):
+            _not_throttled(totp)
             device = verify_token(user, totp.persistent_id, totp_code)
     elif recovery := _recovery_shaped(code):
         if static := StaticDevice.objects.filter(user=user, confirmed=True).first():
+            _not_throttled(static)
             device = verify_token(user, static.persistent_id, recovery)
     if device is None:
         _failed(user=user, address=address)
@@ -193,6 +198,19 @@ def _unlocked(*, user: User, address: str) -> None:
     if reason := login_lock_reason(username=_limit_name(user), address=address):
         minutes = max(1, round(settings.BERTH_LOGIN_LOCKOUT_SECONDS / 60))
         raise Forbidden(f"{reason} Try again in up to {minutes} minutes.")
+
+
+def _not_throttled(device: Device) -> None:
+    """Refuse while django-otp's own throttle holds the device (1, 2, 4, … s after successive wrong codes).
+
+    django-otp would refuse even the right code then, silently; said here, a
+    person who retypes at once learns to wait rather than doubt the app.
+    """
+    allowed, data = device.verify_is_allowed()
+    if not allowed:
+        until = (data or {}).get("locked_until")
+        seconds = max(1, ceil((until - timezone.now()).total_seconds())) if until else 1
+        raise Forbidden(f"too many wrong codes in a row: wait {seconds} s before the next try.")
 
 
 def _failed(*, user: User, address: str) -> None:

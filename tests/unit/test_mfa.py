@@ -172,6 +172,14 @@ class TestSignIn:
         assert give(client, codes[1]).status_code == 302
         assert StaticToken.objects.filter(device__user=user).count() == 8
 
+    def test_right_after_a_wrong_code_the_app_is_throttled_and_says_so(self, client, user, settings):
+        settings.OTP_TOTP_THROTTLE_FACTOR = 60  # django-otp's default is 1 s, doubling
+        device, _ = enrol(user)
+        sign_in(client)
+        give(client, "000000" if code(device) != "000000" else "111111")
+        response = give(client, code(device))
+        assert response.status_code == 403 and "wait 60 s before the next try" in response.content.decode()
+
     def test_next_may_not_leave_the_site(self, client, user):
         device, _ = enrol(user)
         sign_in(client)
