@@ -10,10 +10,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from projects.models import SecondFactorRequirement
 from projects.services.mfa import recovery_codes_replace
 from tests.conftest import bearer
+from tests.unit.test_access import MATRIX, world  # noqa: F401 - the matrix's URLs and its fixture
 
 VERIFY = "/accounts/2fa/verify"
 ENROL = "/accounts/2fa/enrol"
 ACCOUNT = "/accounts/2fa/"
+# What a session that owes its code may still reach (projects/mfa.py _open_while_owed).
+OPEN_WHILE_OWED = {"accounts/login/", "accounts/logout/", "accounts/2fa/verify", "accounts/2fa/enrol"}
 
 
 @pytest.fixture(autouse=True)
@@ -269,6 +272,32 @@ class TestEveryWayIn:
         settings.BERTH_REQUIRE_2FA = "staff"
         sign_in(client, "sam", "sam-password-1")
         assert sent_to_second_factor(getattr(client, method)(path))
+
+    def test_every_url_of_the_authorisation_matrix_waits_for_the_code(self, client, world, settings):
+        # Every session cell of tests/unit/test_access.py, as staff (who may see them all):
+        # each is refused before its view runs, so one world serves them all.
+        settings.BERTH_REQUIRE_2FA = "all"
+        let_through = []
+        for key, cells in MATRIX.items():
+            for cell in cells:
+                if cell.api or key in OPEN_WHILE_OWED:
+                    continue
+                response = cell.request(client, world, "staff")
+                if cell.htmx:
+                    sent = response.status_code == 200 and response.get("HX-Redirect", "").startswith(f"{VERIFY}?next=")
+                else:
+                    sent = sent_to_second_factor(response)
+                if not sent:
+                    let_through.append(f"{cell.method} {cell.path(world)}: {response.status_code}")
+        assert let_through == []
+
+    def test_every_api_read_answers_a_token_as_before_beside_an_owed_session(self, client, world, settings):
+        settings.BERTH_REQUIRE_2FA = "all"
+        client.force_login(world.a)
+        for key, cells in MATRIX.items():
+            for cell in cells:
+                if cell.api and cell.method == "GET":
+                    assert cell.request(client, world, "a").status_code == cell.expect["a"], f"GET {cell.path(world)}"
 
     def test_an_htmx_request_sends_the_whole_page(self, client, user):
         enrol(user)
