@@ -14,12 +14,12 @@ from django.http import HttpRequest, HttpResponse
 
 from .models import ApiToken, Backup, ForgottenNode, Operation, Project, SecondFactorRequirement, UserQuota
 from .runtime import RuntimeFailure
-from .services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from .services.errors import ServiceError
-from .services.placement import nodes_overview
-from .services.pool import pool_status
-from .services.quotas import quota_limits, quota_usage
-from .services.sync import project_observe
+from projects.services.placement.nodes import nodes_overview
+from projects.services.pool.requests import pool_status
+from projects.services.lifecycle.quotas import quota_limits, quota_usage
+from projects.services.fleet.watcher import project_observe
 
 
 class ReadOnlyAdmin[M: Model](admin.ModelAdmin[M]):
@@ -214,7 +214,7 @@ class UserQuotaAdmin(admin.ModelAdmin[UserQuota]):
 class SecondFactorRequirementAdmin(admin.ModelAdmin[SecondFactorRequirement]):
     """An operator requires a second factor of one user by adding a row, and lifts it by deleting it.
 
-    The user enrols at their next sign-in (services/mfa.py). A user who lost their
+    The user enrols at their next sign-in (services/accounts/mfa.py). A user who lost their
     phone is reset by deleting their TOTP device and recovery codes (django-otp's
     own pages here, which never show a key or a code: OTP_ADMIN_HIDE_SENSITIVE_DATA).
     """

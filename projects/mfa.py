@@ -1,7 +1,7 @@
 """The dashboard's second factor (HTML): the code page after the password, enrolment, the account's page.
 
 Sign-in stays Django's password form. A session whose user owes a second
-factor (services/mfa.py second_factor_required) and has not given one in it
+factor (services/accounts/mfa.py second_factor_required) and has not given one in it
 reaches nothing but these pages, sign-in and sign-out: SecondFactorMiddleware
 sends every other request here, the admin's site refuses it too
 (SecondFactorAdminSite), and /v1 never reads a session (API tokens are the
@@ -35,7 +35,7 @@ from django_otp.models import Device
 from .auth import client_address
 from .http import AuthedRequest
 from .services.errors import ServiceError
-from .services.mfa import (
+from .services.accounts.mfa import (
     recovery_codes_left,
     recovery_codes_replace,
     second_factor_check,

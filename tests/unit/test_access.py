@@ -22,9 +22,9 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from projects.models import ApiToken, Backup, ForgottenNode, Operation, Project, SecondFactorRequirement, UserQuota
-from projects.services import backups as backup_service
-from projects.services import lifecycle
-from projects.services.tokens import api_token_create
+from projects.services.backups import requests as backup_service
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.accounts.tokens import api_token_create
 
 ROLES = ("anonymous", "a", "b", "staff")
 

@@ -1,4 +1,4 @@
-"""The second factor (projects/mfa.py, services/mfa.py): who owes a code, enrolment, recovery codes, and every way in refused until it is given."""
+"""The second factor (projects/mfa.py, services/accounts/mfa.py): who owes a code, enrolment, recovery codes, and every way in refused until it is given."""
 
 import logging
 
@@ -8,7 +8,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from projects.models import SecondFactorRequirement
-from projects.services.mfa import recovery_codes_replace
+from projects.services.accounts.mfa import recovery_codes_replace
 from tests.conftest import bearer
 from tests.unit.test_access import MATRIX, world  # noqa: F401 - the matrix's URLs and its fixture
 
@@ -82,7 +82,7 @@ class TestEnrolment:
         assert not device.confirmed
         assert '<svg' in page and 'class="segno"' in page  # drawn here: no image from elsewhere
         assert "<img" not in page
-        from projects.services.mfa import totp_secret_text
+        from projects.services.accounts.mfa import totp_secret_text
 
         assert totp_secret_text(device=device) in page
         client.get(ENROL)  # a second visit: a new key, the first one void
