@@ -253,7 +253,8 @@ ALLOWED_HOSTS = [h.strip() for h in ENV.get("ALLOWED_HOSTS", "localhost,127.0.0.
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin, whose site also asks for the second factor (projects/mfa.py).
+    "projects.apps.BerthAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -262,6 +263,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_tasks_db",
+    # The second factor's TOTP devices and recovery codes (README, "Two-factor sign-in").
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "projects",
 ]
 
@@ -274,9 +279,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): a second factor was given in this session.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A session that owes its second factor reaches nothing but that page (projects/mfa.py).
+    "projects.mfa.SecondFactorMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -442,6 +451,10 @@ BERTH_LOGIN_ATTEMPTS_GLOBAL = env_int("BERTH_LOGIN_ATTEMPTS_GLOBAL", 300, 1)
 # e.g. `127.0.0.1,10.0.0.0/8`); empty: REMOTE_ADDR is the client (projects/auth.py).
 BERTH_TRUSTED_PROXIES = env_networks("BERTH_TRUSTED_PROXIES")
 BERTH_PROXY_HEADER = env_text("BERTH_PROXY_HEADER", "X-Forwarded-For")
+# Who must give a TOTP code after the password (README, "Two-factor sign-in"):
+# staff, everyone, or only those who enrolled or an operator named. Off by default,
+# so an upgrade locks nobody out.
+BERTH_REQUIRE_2FA = env_choice("BERTH_REQUIRE_2FA", "off", ("off", "staff", "all"))
 # Per-user quotas (README, "Quotas"); an operator sets a user's own in the admin.
 BERTH_QUOTA_PROJECTS = env_int("BERTH_QUOTA_PROJECTS", 50, 0)
 BERTH_QUOTA_BACKUPS = env_int("BERTH_QUOTA_BACKUPS", 20, 0)
@@ -495,6 +508,11 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
+
+# The authenticator app names the account "Berth:<username>"; the admin never
+# shows a TOTP key or a recovery code.
+OTP_TOTP_ISSUER = "Berth"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Sign-in failures are counted in a cache every web process shares (files in
 # DATA_DIR: gunicorn's workers are separate processes), so a lockout holds

@@ -18,7 +18,7 @@ from projects.services.lifecycle.quotas import quota_limits, quota_usage
 from projects.services.placement.nodes import nodes_overview
 from projects.services.pool.requests import pool_status
 
-from .models import ApiToken, Backup, ForgottenNode, Operation, Project, UserQuota
+from .models import ApiToken, Backup, ForgottenNode, Operation, Project, SecondFactorRequirement, UserQuota
 from .runtime import RuntimeFailure
 from .services.errors import ServiceError
 
@@ -209,3 +209,20 @@ class UserQuotaAdmin(admin.ModelAdmin[UserQuota]):
             f"{used['projects']} of {limits.projects} projects, {used['backups']} of {limits.backups} manual backups, "
             f"{used['backup_bytes']} of {limits.backup_bytes} bytes"
         )
+
+
+@admin.register(SecondFactorRequirement)
+class SecondFactorRequirementAdmin(admin.ModelAdmin[SecondFactorRequirement]):
+    """An operator requires a second factor of one user by adding a row, and lifts it by deleting it.
+
+    The user enrols at their next sign-in (services/accounts/mfa.py). A user who lost their
+    phone is reset by deleting their TOTP device and recovery codes (django-otp's
+    own pages here, which never show a key or a code: OTP_ADMIN_HIDE_SENSITIVE_DATA).
+    """
+
+    list_display = ("user", "created_at")
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+    autocomplete_fields = ("user",)
+    fields = ("user", "created_at")
+    readonly_fields = ("created_at",)

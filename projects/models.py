@@ -586,3 +586,17 @@ class ForgottenNode(models.Model):
 
     def __str__(self) -> str:
         return f"node {self.name}, forgotten at {self.forgotten_at:%Y-%m-%d %H:%M} UTC"
+
+
+class SecondFactorRequirement(models.Model):
+    """An operator's word that this user must sign in with a second factor, whatever BERTH_REQUIRE_2FA says.
+
+    Its row is the requirement (services/accounts/mfa.py second_factor_required): made or
+    deleted in the admin. Enrolling makes it required too, without a row.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="second_factor_requirement")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"second factor required for {self.user}"

@@ -18,7 +18,10 @@ from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from projects.models import ApiToken, Backup, ForgottenNode, Project, UserQuota
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from projects.models import ApiToken, Backup, ForgottenNode, Operation, Project, SecondFactorRequirement, UserQuota
 from projects.services.backups import requests as backup_service
 from projects.services.lifecycle import requests as lifecycle
 from projects.services.accounts.tokens import api_token_create
@@ -212,6 +215,28 @@ DASHBOARD: dict[str, list[Cell]] = {
     "accounts/password_change/done/": [
         Cell("GET", lambda w: "/accounts/password_change/done/", expect(302, 200, 200, 200)),
     ],
+    # The second factor (projects/mfa.py; tests/unit/test_mfa.py runs this matrix with it required).
+    # Nobody here owes a code (BERTH_REQUIRE_2FA is off, nobody enrolled): the code page sends them on.
+    "accounts/2fa/": [
+        Cell("GET", lambda w: "/accounts/2fa/", expect(302, 200, 200, 200)),
+        Cell("POST", lambda w: "/accounts/2fa/", expect(302, 405, 405, 405)),
+    ],
+    "accounts/2fa/verify": [
+        Cell("GET", lambda w: "/accounts/2fa/verify", expect(302, 302, 302, 302)),
+        Cell("POST", lambda w: "/accounts/2fa/verify", expect(302, 302, 302, 302), data=lambda w: {"code": "123456"}),
+    ],
+    "accounts/2fa/enrol": [
+        Cell("GET", lambda w: "/accounts/2fa/enrol", expect(302, 200, 200, 200)),
+        Cell("POST", lambda w: "/accounts/2fa/enrol", expect(302, 200, 200, 200), data=lambda w: {"code": "123456"}),  # nothing begun: a new key
+    ],
+    "accounts/2fa/recovery-codes": [
+        Cell("POST", lambda w: "/accounts/2fa/recovery-codes", expect(302, 422, 422, 422), data=lambda w: {"code": "123456"}),
+        Cell("GET", lambda w: "/accounts/2fa/recovery-codes", expect(302, 405, 405, 405)),
+    ],
+    "accounts/2fa/remove": [
+        Cell("POST", lambda w: "/accounts/2fa/remove", expect(302, 422, 422, 422), data=lambda w: {"code": "123456"}),
+        Cell("GET", lambda w: "/accounts/2fa/remove", expect(302, 405, 405, 405)),
+    ],
 }
 
 # The API: a token or 401, whatever the path; another user's object is a 404;
@@ -319,6 +344,10 @@ ADMIN_MODELS: dict[str, dict[str, int]] = {
     "projects.ForgottenNode": {"changelist": 200, "add": 403, "change": 200, "delete": 200, "history": 200},
     # Quotas are the operators' to set: add, change and delete (back to the defaults).
     "projects.UserQuota": {"changelist": 200, "add": 200, "change": 200, "delete": 200, "history": 200},
+    # An operator requires a second factor of one user (a row), resets a lost phone (deletes the devices).
+    "projects.SecondFactorRequirement": {"changelist": 200, "add": 200, "change": 200, "delete": 200, "history": 200},
+    "otp_totp.TOTPDevice": {"changelist": 200, "add": 200, "change": 200, "delete": 200, "history": 200},
+    "otp_static.StaticDevice": {"changelist": 200, "add": 200, "change": 200, "delete": 200, "history": 200},
 }
 ADMIN_OBJECTS: dict[str, Callable[[World], object]] = {
     "auth.Group": lambda w: w.group,
@@ -330,7 +359,16 @@ ADMIN_OBJECTS: dict[str, Callable[[World], object]] = {
     "projects.Backup": lambda w: w.backup,
     "projects.ForgottenNode": lambda w: ForgottenNode.objects.get_or_create(name="n9", defaults={"forgotten_at": timezone.now()})[0],
     "projects.UserQuota": lambda w: w.quota,
+    # A second factor's rows belong to someone who never signs in here: on A, B or
+    # staff they would make that role owe a code, and every cell send it to the code page.
+    "projects.SecondFactorRequirement": lambda w: SecondFactorRequirement.objects.get_or_create(user=bystander())[0],
+    "otp_totp.TOTPDevice": lambda w: TOTPDevice.objects.get_or_create(user=bystander(), defaults={"name": "phone"})[0],
+    "otp_static.StaticDevice": lambda w: StaticDevice.objects.get_or_create(user=bystander(), defaults={"name": "codes"})[0],
 }
+def bystander():
+    return get_user_model().objects.get_or_create(username="carol")[0]
+
+
 ADMIN_SITE: dict[str, list[Cell]] = {
     "admin:index": [Cell("GET", lambda w: "/admin/", expect(302, 302, 302, 200))],
     "admin:login": [Cell("GET", lambda w: "/admin/login/", expect(200, 200, 200, 302))],  # staff: already in
@@ -347,6 +385,9 @@ ADMIN_SITE: dict[str, list[Cell]] = {
     "admin:app_list": [Cell("GET", lambda w: "/admin/projects/", expect(302, 302, 302, 200))],
     "admin:auth_user_password_change": [Cell("GET", lambda w: f"/admin/auth/user/{w.a.pk}/password/", expect(302, 302, 302, 200))],
     "admin:(catch-all)": [Cell("GET", lambda w: "/admin/nothing/here/", expect(302, 302, 302, 404))],
+    # django-otp's pages that would show a TOTP key: refused even to staff (OTP_ADMIN_HIDE_SENSITIVE_DATA).
+    "admin:otp_totp_totpdevice_config": [Cell("GET", lambda w: f"/admin/otp_totp/totpdevice/{ADMIN_OBJECTS['otp_totp.TOTPDevice'](w).pk}/config/", expect(302, 302, 302, 403))],
+    "admin:otp_totp_totpdevice_qrcode": [Cell("GET", lambda w: f"/admin/otp_totp/totpdevice/{ADMIN_OBJECTS['otp_totp.TOTPDevice'](w).pk}/qrcode/", expect(302, 302, 302, 403))],
 }
 
 

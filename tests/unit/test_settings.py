@@ -44,6 +44,7 @@ def environ(tmp_path):
         ("BERTH_NETWORK_POOL", "10.240.0.0/16:30"),  # too small for a stack
         ("BERTH_NETWORK_POOL", "10.240.0.0/16:8"),  # larger than the pool
         ("BERTH_NETWORK_POOL", "fd00::/64"),
+        ("BERTH_REQUIRE_2FA", "yes"),  # staff, all or off: a guess at a boolean must not leave it off silently
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(environ, variable, value):
@@ -66,6 +67,7 @@ def test_defaults_are_the_documented_ones(environ, tmp_path):
     assert s["BERTH_IMAGES"] == "auto"
     assert s["BERTH_BACKUP_DIR"] == tmp_path / "backups"
     assert (s["BERTH_EXTRA_LABELS"], s["BERTH_SECRETS_KEYS"]) == ({}, [])
+    assert s["BERTH_REQUIRE_2FA"] == "off"  # an upgrade locks nobody out
 
 
 def test_each_variable_reaches_its_setting(environ):
@@ -75,6 +77,7 @@ def test_each_variable_reaches_its_setting(environ):
     assert s["BERTH_DB_PORTS"] == (20000, 20009)
     assert s["BERTH_SECRETS_KEYS"] == ["new", "old"]  # the setting is plural, the variable is not
     assert s["BERTH_EXTRA_LABELS"] == {"a": "1", "b": "2"}
+    assert berth_settings({**environ, "BERTH_REQUIRE_2FA": "staff"})["BERTH_REQUIRE_2FA"] == "staff"
 
 
 def test_overlapping_port_ranges_are_refused_naming_both():

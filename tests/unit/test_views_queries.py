@@ -15,9 +15,10 @@ S = Project.Status
 # Every status, transitional ones included: their rows poll, but the page that
 # renders them must not ask the engine anything about them.
 STATUSES = [S.RUNNING, S.PROVISIONING, S.STOPPED, S.STOPPING, S.STARTING, S.FAILED]
-# session, user, COUNT(*) for the paginator, one page of projects with their owners,
-# the page's activity sparklines (one query for every row's samples).
-LIST_QUERIES = 5
+# session, user, whether the user owes a second factor (projects/mfa.py: one query
+# while the session has not given one), COUNT(*) for the paginator, one page of
+# projects with their owners, the page's activity sparklines (one query for every row's samples).
+LIST_QUERIES = 6
 
 
 def make_projects(owner, count: int) -> list[Project]:

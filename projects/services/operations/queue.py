@@ -44,7 +44,7 @@ from projects.services.redact import secrets_redact
 logger = logging.getLogger(__name__)
 
 # Where the task lived before: rows queued then still name it (projects/tasks.py
-# keeps the first importable; migration 0016 re-points waiting rows of the second).
+# keeps the first importable; migration 0017 re-points waiting rows of the second).
 PREVIOUS_TASK_PATHS = ("projects.tasks.run_operation", "projects.services.operations.run_operation")
 
 

@@ -23,7 +23,7 @@ def backward(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("projects", "0015_forgotten_node"),
+        ("projects", "0016_second_factor_requirement"),
         ("django_tasks_database", "0021_conditional_partial_index_ordering"),
     ]
 
