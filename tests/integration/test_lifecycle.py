@@ -50,6 +50,7 @@ def act(client, headers, method: str, path: str, body: dict | None = None, wait:
     return api_act(client, headers, method, path, body, wait=wait)
 
 
+@pytest.mark.backend
 def test_project_lifecycle_keeps_data_and_urls_until_purge(workers, user, client, docker_engine):
     headers = bearer(user)
     code, created = act(client, headers, "post", "/v1/projects", {"name": "shop"})
@@ -96,6 +97,7 @@ def test_project_lifecycle_keeps_data_and_urls_until_purge(workers, user, client
     assert objects_of(docker_engine, project_id) == {"containers": [], "networks": [], "volumes": []}
 
 
+@pytest.mark.backend
 def test_five_creates_at_once_get_distinct_ports_and_all_run(workers, user, client):
     headers = bearer(user)
     answers = [client.post("/v1/projects", data={"name": f"p{n}"}, content_type="application/json", **headers) for n in range(5)]
@@ -131,6 +133,7 @@ def test_missing_image_fails_the_operation_naming_it_and_leaves_nothing(transact
     assert objects_of(docker_engine, answer["project_id"]) == {"containers": [], "networks": [], "volumes": []}
 
 
+@pytest.mark.backend  # the module's check after its backend tests, on PostgreSQL too
 def test_integration_runs_leave_nothing_labelled_for_this_run(docker_engine):
     # Runs after the others in this module: the per-test teardown must have removed everything.
     assert docker_engine.containers.list(all=True, filters={"label": TEST_LABEL}) == []

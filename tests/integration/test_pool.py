@@ -20,6 +20,7 @@ def ready_stacks() -> int:
     return Project.objects.filter(owner__isnull=True, status=S.POOLED, health=Project.Health.HEALTHY).count()
 
 
+@pytest.mark.backend
 def test_a_claimed_stack_serves_its_own_db_url_and_api_url_and_the_pool_refills(workers, user, client, settings):
     settings.BERTH_WARM_POOL = ((None, None, 2),)
     pool_refill()

@@ -114,6 +114,7 @@ def one_worker(transactional_db, tmp_path):
     pool.stop()
 
 
+@pytest.mark.backend
 def test_a_worker_killed_mid_create_is_failed_and_a_retry_converges_to_one_stack_on_the_same_ports(
     transactional_db, user, client, docker_engine, tmp_path, settings
 ):
@@ -298,6 +299,7 @@ def everything_at_debug(caplog, settings):
         lg.propagate = propagate
 
 
+@pytest.mark.backend
 def test_no_secret_reaches_any_log_at_debug_through_a_whole_lifecycle_and_a_failure(
     transactional_db, user, client, docker_engine, tmp_path, settings, everything_at_debug
 ):
@@ -343,5 +345,6 @@ def test_no_secret_reaches_any_log_at_debug_through_a_whole_lifecycle_and_a_fail
             assert secret not in text, f"a project secret is in {name}"
 
 
+@pytest.mark.backend  # the module's check after its backend tests, on PostgreSQL too
 def test_integration_reliability_runs_leave_nothing_labelled_for_this_run(docker_engine):
     assert docker_engine.containers.list(all=True, filters={"label": TEST_LABEL}) == []
