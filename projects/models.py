@@ -152,6 +152,9 @@ class Project(models.Model):
     admin_password_encrypted = models.TextField(editable=False, blank=True, default="")
     # The api's login role, which can only become `anon` or `service`.
     authenticator_password_encrypted = models.TextField(editable=False, blank=True, default="")
+    # The metrics sampler's login (runtime/sessions.py MONITOR_USER: pg_monitor,
+    # no superuser), made by the bootstrap with this password.
+    monitor_password_encrypted = models.TextField(editable=False, blank=True, default="")
     # The db server's TLS certificate, issued by Berth's CA for tls_host
     # (BERTH_PUBLIC_HOST when it was issued); renewed by services/certificates.py.
     tls_cert_pem = models.TextField(editable=False, blank=True, default="")
@@ -214,6 +217,7 @@ class Project(models.Model):
     db_password = encrypted("db_password_encrypted")
     jwt_secret = encrypted("jwt_secret_encrypted")
     authenticator_password = encrypted("authenticator_password_encrypted")
+    monitor_password = encrypted("monitor_password_encrypted")
     tls_key = encrypted("tls_key_encrypted")
 
     @property
@@ -397,6 +401,25 @@ class Operation(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class SecurityEvent(models.Model):
+    """Something Berth found wrong on a project's server and repaired: a superuser that should not be one, a
+    server role granted to a tenant's role (the bootstrap's heal, services/tenant_safety.py). Kept, listed on the
+    project's page, counted on /metrics."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="security_events")
+    # The operation whose bootstrap found it.
+    operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=32)  # "superuser_demoted", "role_revoked"
+    detail = models.TextField()  # what was found and done, for a person
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.project_id}: {self.detail}"
 
 
 def token_hash(token: str) -> str:

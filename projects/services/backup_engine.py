@@ -31,7 +31,8 @@ from projects.models import Backup, Project
 from projects.runtime import Runtime, RuntimeFailure, ScratchSpec
 from projects.runtime.base import SERVICE_LABEL, container_name, scratch_service
 from projects.runtime.images import postgres_image
-from projects.runtime.spec import ADMIN_SESSION_OPTIONS, DB_PORT, PGDATA, postgres_command, project_labels, project_volume, stack_spec
+from projects.runtime.sessions import admin_session_env
+from projects.runtime.spec import DB_PORT, PGDATA, postgres_command, project_labels, project_volume, stack_spec
 
 from .backup_files import (
     MAGIC,
@@ -64,18 +65,22 @@ SCRATCH_SERVICES = ("backup-dump", "backup-restore", "backup-verify", "upgrade-c
 # fresh server must create first. Extension-owned tables are left out (pg_dump
 # does not dump their data); materialized views too (a restore recomputes them).
 MANIFEST_SQL = r"""
-SELECT json_build_object(
-  'server_version', current_setting('server_version'),
-  'roles', (SELECT COALESCE(json_agg(rolname ORDER BY rolname), '[]'::json) FROM pg_roles WHERE rolname !~ '^pg_'),
+SELECT pg_catalog.json_build_object(
+  'server_version', pg_catalog.current_setting('server_version'),
+  'roles', (SELECT COALESCE(pg_catalog.json_agg(rolname ORDER BY rolname), '[]'::json) FROM pg_catalog.pg_roles
+            WHERE rolname OPERATOR(pg_catalog.!~) '^pg_'),
   'tables', COALESCE((
-    SELECT json_object_agg(
-      format('%I.%I', n.nspname, c.relname),
-      (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint
+    SELECT pg_catalog.json_object_agg(
+      pg_catalog.format('%I.%I', n.nspname, c.relname),
+      (pg_catalog.xpath('/row/c/text()', pg_catalog.query_to_xml(
+        pg_catalog.format('SELECT pg_catalog.count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint
       ORDER BY n.nspname, c.relname)
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
-      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]) AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+      AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']::name[])
+      AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp_)'
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
   ), '{}'::json))
 """
 
@@ -96,11 +101,11 @@ DUMP_SCRIPT = rf"""set -u
 work=$(mktemp -d /tmp/berth-dump.XXXXXX) || exit 70
 trap 'rm -rf "$work"' EXIT
 export BERTH_WORK="$work"
-size=$(psql -X -q -At -v ON_ERROR_STOP=1 -c 'SELECT pg_database_size(current_database())') || exit $?
+size=$(psql -X -q -At -v ON_ERROR_STOP=1 -c 'SELECT pg_catalog.pg_database_size(pg_catalog.current_database())') || exit $?
 [ "$size" -le "$BERTH_DUMP_ROOM" ] || {{ echo "{NO_ROOM_MARKER}$size" >&2; exit {NO_ROOM_EXIT}; }}
 PGOPTIONS="${{PGOPTIONS:-}} -c lock_timeout=$BERTH_LOCK_WAIT" psql -X -q -v ON_ERROR_STOP=1 -o /dev/null <<'SQL'
 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
-SELECT pg_export_snapshot() AS berth_snapshot \gset
+SELECT pg_catalog.pg_export_snapshot() AS berth_snapshot \gset
 \setenv BERTH_SNAPSHOT :berth_snapshot
 \! pg_dump --format=custom --no-password --lock-wait-timeout="$BERTH_LOCK_WAIT" --snapshot="$BERTH_SNAPSHOT"; echo $? > "$BERTH_WORK/rc"
 \set berth_dump_rc `cat "$BERTH_WORK/rc"`
@@ -160,15 +165,13 @@ def db_env(project: Project, password: str | None = None) -> dict[str, str]:
     # temporary server answers on the socket only, and must not be mistaken
     # for the real one.
     return {
-        "PGHOST": "127.0.0.1",
-        "PGPORT": str(DB_PORT),
         # The server's superuser (Berth's own role on projects of the new kind):
-        # it reads every table and restores every owner.
-        "PGUSER": project.admin_user,
-        "PGPASSWORD": password if password is not None else project.admin_password,
-        "PGDATABASE": project.db_name,
-        # Free of the project's own timeouts and statement logging (spec.ADMIN_SESSION_OPTIONS).
-        "PGOPTIONS": ADMIN_SESSION_OPTIONS,
+        # it reads every table. Pinned, and free of the project's own timeouts
+        # and statement logging (runtime/sessions.py).
+        **admin_session_env(
+            host="127.0.0.1", port=DB_PORT, user=project.admin_user,
+            password=password if password is not None else project.admin_password, dbname=project.db_name,
+        ),  # fmt: skip
         "BERTH_DB_OWNER": project.db_user,
     }
 

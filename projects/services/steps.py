@@ -36,6 +36,7 @@ from .networks import project_stack_up
 from .ports import project_ports_on_node
 from .certificates import project_certificate_ensure
 from .redact import secrets_redact
+from .tenant_safety import project_wait_ready
 from .upgrade_engine import UpgradeFailed, extensions_missing, upgrade_volume_fill
 
 logger = logging.getLogger(__name__)
@@ -98,8 +99,7 @@ def _operation_backup(operation: Operation) -> Backup:
 def _stack_up_ready(project: Project, runtime: Runtime) -> StackSpec:
     """Create and start what is missing of the project's stack, and return (its spec) once it answers."""
     spec = _stack_up(project, start=True, action="start")
-    runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
-    return spec
+    return project_wait_ready(project, spec, runtime)
 
 
 def volume_gone_fix(project: Project, *, action: str = "start") -> str:
@@ -336,7 +336,7 @@ def _step_restore_backup(project: Project) -> StepResult:
             backup_restore_into(runtime, container, env, source)
         if live:
             # Bootstrap again (roles, the api's schema-reload hook) and wait for the api.
-            runtime.stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+            project_wait_ready(project, stack_spec(project), runtime)
         elif remade and project.status == S.RUNNING:
             # Its status says running: the stack made for the restore starts too.
             _stack_up_ready(project, runtime)
@@ -390,9 +390,9 @@ def _step_move(project: Project) -> StepResult:
     project.refresh_from_db()
     try:
         spec = _stack_up(project, start=True, new_volume=True)
-        runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(project, spec, runtime)
         backup_restore_into(runtime, spec.db.name, db_env(project), backup)
-        runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(project, spec, runtime)
     except (BackupFailed, RuntimeFailure, StepFailed) as exc:
         # Back where it was, with the data it never left.
         runtime.stack_remove_containers(project.public_id)
@@ -419,7 +419,7 @@ def _step_clone(project: Project) -> StepResult:
         backup_restore_into(runtime, spec.db.name, db_env(project), source)
     except BackupFailed as exc:
         raise StepFailed(f"restoring backup {source.public_id} into the new project failed: {exc}", outcome={"status": S.FAILED}) from None
-    runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+    project_wait_ready(project, spec, runtime)
     return _running(project)
 
 
@@ -484,11 +484,11 @@ def _step_upgrade(project: Project) -> StepResult:
         runtime.volume_remove(project_volume(upgraded))
         upgrade_volume_fill(upgraded, backup, operation_id=operation.public_id, runtime=runtime, from_old_kind=project.owner_is_superuser)
         project_stack_up(upgraded, start=True, create_volume=False)
-        runtime.stack_wait_ready(stack_spec(upgraded), timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(upgraded, stack_spec(upgraded), runtime)
     except (BackupRefused, UpgradeFailed, RuntimeFailure) as exc:
         # Back onto the old major and volume, untouched: the containers are recreated from the old spec.
         project_stack_up(project, start=True, create_volume=False)
-        runtime.stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(project, stack_spec(project), runtime)
         _volume_remove_quietly(runtime, project_volume(upgraded))
         raise StepFailed(
             f"upgrade to PostgreSQL {target} failed, the project is back on PostgreSQL {old} with its data: {exc}", outcome=_running(project)
@@ -535,7 +535,7 @@ def _step_rollback_upgrade(project: Project) -> StepResult:
                 _stack_up_ready(project, runtime)
             raise StepFailed(f"rollback refused, nothing was changed: the backup of the upgraded database failed: {exc}", outcome=back) from None
     project_stack_up(previous, start=True, create_volume=False)
-    runtime.stack_wait_ready(stack_spec(previous), timeout_s=settings.BERTH_READY_TIMEOUT)
+    project_wait_ready(previous, stack_spec(previous), runtime)
     fields: StepResult = {
         "postgres_version": previous.postgres_version,
         "volume_version": previous.volume_version,
@@ -562,7 +562,7 @@ def _step_drop_kept_volume(project: Project) -> StepResult:
 def _step_reconfigure(project: Project) -> StepResult:
     """Apply the reloadable settings to the running server: the bootstrap writes them (ALTER SYSTEM) and reloads."""
     try:
-        get_runtime().stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(project, stack_spec(project), get_runtime())
     except RuntimeUnavailable:
         raise
     except RuntimeFailure as exc:
@@ -617,7 +617,8 @@ def _step_claim(project: Project) -> StepResult:
 # open connection is as bad as a new one. The api's (authenticator) were
 # replaced with its container; Berth's own (the superuser's) are not the owner's.
 END_OWNER_SESSIONS_SQL = """\\getenv owner BERTH_OWNER
-SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = :'owner' AND pid <> pg_backend_pid();
+SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
+ WHERE usename OPERATOR(pg_catalog.=) :'owner' AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid();
 """
 
 

@@ -27,8 +27,9 @@ from projects.runtime.spec import PGDATA, bootstrap, postgres_command, project_l
 from .backup_engine import backup_restore_into, db_env, exit_reason, scratch_remove_quietly, scratch_wait_ready, tables_count, tables_difference
 from .backup_files import BackupFailed
 
-EXTENSIONS_USED_SQL = "SELECT COALESCE(json_agg(extname ORDER BY extname), '[]') FROM pg_extension"
-EXTENSIONS_AVAILABLE_SQL = "SELECT COALESCE(json_agg(name ORDER BY name), '[]') FROM pg_available_extensions"
+# Qualified, and run in pinned sessions (db_env): the live database is the tenant's.
+EXTENSIONS_USED_SQL = "SELECT COALESCE(pg_catalog.json_agg(extname ORDER BY extname), '[]') FROM pg_catalog.pg_extension"
+EXTENSIONS_AVAILABLE_SQL = "SELECT COALESCE(pg_catalog.json_agg(name ORDER BY name), '[]') FROM pg_catalog.pg_available_extensions"
 
 
 class UpgradeFailed(Exception):
