@@ -76,6 +76,9 @@ JWT_AUDIENCE = "berth"
 # - service: the service key's role; full DML on public, tables made later included.
 # - authenticator: the api's login; NOINHERIT, so it holds nothing itself and
 #   can only switch to anon or service.
+# A function the owner makes is nobody's to call until granted (the default
+# privileges' last line): the api's anonymous role runs only what the owner
+# publishes with a GRANT EXECUTE (README).
 ROLES_SQL = f"""
 \\getenv owner BERTH_OWNER
 \\getenv authenticator_password BERTH_AUTHENTICATOR_PASSWORD
@@ -98,8 +101,6 @@ GRANT EXECUTE ON ALL ROUTINES IN SCHEMA public TO {SERVICE_ROLE};
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {SERVICE_ROLE};
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {SERVICE_ROLE};
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT EXECUTE ON ROUTINES TO {SERVICE_ROLE};
--- A function the owner makes is nobody's to call until granted (issue 22, 6c): the
--- api's anonymous role runs only what the owner publishes (`GRANT EXECUTE ON FUNCTION f TO anon`).
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 """
 
