@@ -36,14 +36,14 @@ ADMIN_SESSION_OPTIONS = (
     f"-c log_statement=none -c log_min_duration_statement=-1 {PINNED_OPTIONS}"
 )
 
-# The owner's session that restores a dump's objects (services/backup_engine.py):
+# The owner's session that restores a dump's objects (services/backups/dumps.py):
 # the tenant's own code runs there as the tenant. Same timeouts and pinning; the
 # logging settings are a superuser's to set, and the statements are the tenant's own.
 OWNER_SESSION_OPTIONS = f"-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 {PINNED_OPTIONS}"
 
 # What the bootstrap's heal (spec.HEAL_SQL) prints before each repair, followed
 # by the repair's kind and a sentence; probes.wait_ready reads them back and
-# services/tenant_safety.py records them as the project's security events.
+# services/operations/tenant_safety.py records them as the project's security events.
 HEALED_MARKER = "BERTH-HEALED "
 
 # The metrics sampler's role: pg_monitor's reading rights, no superuser, no

@@ -20,8 +20,8 @@ import psycopg
 import pytest
 
 from projects.models import Project
-from projects.services.metrics import metrics_sample, metrics_snapshot
-from projects.services.pool import pool_refill
+from projects.services.fleet.metrics import metrics_sample, metrics_snapshot
+from projects.services.pool.requests import pool_refill
 from tests.conftest import bearer
 from tests.engine import Workers, api_act, wait_for
 

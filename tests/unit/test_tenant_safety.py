@@ -1,4 +1,4 @@
-"""What the bootstrap's heal repaired becomes the project's security events (services/tenant_safety.py): a row, a
+"""What the bootstrap's heal repaired becomes the project's security events (services/operations/tenant_safety.py): a row, a
 warning, a counter on /metrics, a notice on its page; nothing when there was nothing to heal."""
 
 import logging
@@ -6,7 +6,7 @@ import logging
 from prometheus_client.parser import text_string_to_metric_families
 
 from projects.models import Project, SecurityEvent
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from tests.conftest import bearer
 
 HEALED = ("superuser_demoted role sneaky was a superuser: it is not any more", "role_revoked role app was granted pg_execute_server_program: revoked")
@@ -21,7 +21,7 @@ def test_a_start_whose_bootstrap_healed_records_each_repair_on_the_project_and_w
     assert not SecurityEvent.objects.exists()  # a create that healed nothing records nothing
     lifecycle.project_stop(project=project, requested_by=user)
     fake_runtime.healed[project.public_id] = HEALED
-    with caplog.at_level(logging.WARNING, logger="projects.services.tenant_safety"):
+    with caplog.at_level(logging.WARNING, logger="projects.services.operations.tenant_safety"):
         operation = lifecycle.project_start(project=project, requested_by=user)
     events = list(SecurityEvent.objects.filter(project=project).order_by("id"))
     assert [(e.kind, e.detail, e.operation_id) for e in events] == [
