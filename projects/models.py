@@ -4,7 +4,6 @@ Models hold data and small derived properties only; every change of state is
 made by projects/services/.
 """
 
-import hashlib
 import secrets
 from datetime import datetime
 from urllib.parse import quote
@@ -13,19 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
-from .crypto import secret_decrypt, secret_encrypt
-
-
-def encrypted(column: str) -> property:
-    """The plaintext of an encrypted column, as a property: reading decrypts, assigning encrypts."""
-
-    def get(instance: models.Model) -> str:
-        return secret_decrypt(getattr(instance, column))
-
-    def set_(instance: models.Model, value: str) -> None:
-        setattr(instance, column, secret_encrypt(value))
-
-    return property(get, set_)
+from .crypto import encrypted, secret_decrypt, secret_encrypt
 
 
 def new_public_id() -> str:
@@ -163,6 +150,9 @@ class Project(models.Model):
     admin_password_encrypted = models.TextField(editable=False, blank=True, default="")
     # The api's login role, which can only become `anon` or `service`.
     authenticator_password_encrypted = models.TextField(editable=False, blank=True, default="")
+    # The metrics sampler's login (runtime/sessions.py MONITOR_USER: pg_monitor,
+    # no superuser), made by the bootstrap with this password.
+    monitor_password_encrypted = models.TextField(editable=False, blank=True, default="")
     # The db server's TLS certificate, issued by Berth's CA for tls_host
     # (BERTH_PUBLIC_HOST when it was issued); renewed by services/settings/certificates.py.
     tls_cert_pem = models.TextField(editable=False, blank=True, default="")
@@ -225,6 +215,7 @@ class Project(models.Model):
     db_password = encrypted("db_password_encrypted")
     jwt_secret = encrypted("jwt_secret_encrypted")
     authenticator_password = encrypted("authenticator_password_encrypted")
+    monitor_password = encrypted("monitor_password_encrypted")
     tls_key = encrypted("tls_key_encrypted")
 
     @property
@@ -363,11 +354,6 @@ class Operation(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
-
-
-def token_hash(token: str) -> str:
-    # Tokens are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class ApiToken(models.Model):
@@ -521,73 +507,6 @@ class CertificateAuthority(models.Model):
     key_pem = encrypted("key_encrypted")
 
 
-class MetricSample(models.Model):
-    """One project's numbers at one moment (`period` 0), or one hour of them (`period` 3600): services/fleet/metrics.py.
-
-    Counters (`cpu_seconds`, `commits`, `rollbacks`, `blocks_*`) are cumulative,
-    as the engine and pg_stat_database give them: rates and the cache hit ratio
-    are derived from two rows. A field is null when that part could not be read.
-    """
-
-    RAW = 0
-    HOURLY = 3600
-
-    # No index of its own: (project, period, at) below starts with it.
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="metric_samples", db_index=False)
-    at = models.DateTimeField()
-    period = models.PositiveIntegerField(default=RAW)
-    cpu_seconds = models.FloatField(null=True)  # db + api containers
-    memory_bytes = models.BigIntegerField(null=True)  # db + api
-    memory_limit_bytes = models.BigIntegerField(null=True)  # db + api
-    db_size_bytes = models.BigIntegerField(null=True)
-    connections = models.IntegerField(null=True)
-    max_connections = models.IntegerField(null=True)
-    commits = models.BigIntegerField(null=True)
-    rollbacks = models.BigIntegerField(null=True)
-    blocks_hit = models.BigIntegerField(null=True)
-    blocks_read = models.BigIntegerField(null=True)
-    api_up = models.FloatField(null=True)  # 1 or 0; an hour's row: the share of samples it answered
-
-    class Meta:
-        indexes = [models.Index(fields=["project", "period", "at"]), models.Index(fields=["period", "at"])]
-
-    def __str__(self) -> str:
-        return f"sample of {self.project_id} at {self.at:%Y-%m-%d %H:%M:%S}"
-
-
-class WatchPass(models.Model):
-    """The last pass of each of the watcher's loops (sync, metrics): what /metrics reports of Berth itself."""
-
-    kind = models.CharField(max_length=16, unique=True)
-    at = models.DateTimeField()
-    seconds = models.FloatField()
-    engine_calls = models.PositiveIntegerField(default=0)
-    projects = models.PositiveIntegerField(default=0)
-    passes = models.PositiveBigIntegerField(default=0)  # since the row was made: a counter
-    engine_calls_total = models.PositiveBigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"{self.kind} pass at {self.at:%H:%M:%S}"
-
-
-class ForgottenNode(models.Model):
-    """A Swarm node an operator gave up on while it was down (services/placement/nodes.py node_forget).
-
-    Until then a project whose data is on a down node cannot be purged: its
-    volume, and the final backup, wait for the node. Forgetting says the node
-    is not coming back: purge then removes what is left elsewhere and leaves
-    the volume to the node. The row lapses when Berth sees the node ready again
-    (its data is there after all), so a later outage needs a new decision.
-    """
-
-    name = models.CharField(max_length=64, unique=True)  # as in BERTH_SWARM_NODES
-    forgotten_at = models.DateTimeField()
-    forgotten_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-
-    def __str__(self) -> str:
-        return f"node {self.name}, forgotten at {self.forgotten_at:%Y-%m-%d %H:%M} UTC"
-
-
 class SecondFactorRequirement(models.Model):
     """An operator's word that this user must sign in with a second factor, whatever BERTH_REQUIRE_2FA says.
 
@@ -600,3 +519,7 @@ class SecondFactorRequirement(models.Model):
 
     def __str__(self) -> str:
         return f"second factor required for {self.user}"
+
+
+# Berth's observation records (projects/records.py), listed here as every model of the app is.
+from .records import ForgottenNode as ForgottenNode, MetricSample as MetricSample, SecurityEvent as SecurityEvent, WatchPass as WatchPass  # noqa: E402

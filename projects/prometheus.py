@@ -74,6 +74,14 @@ class BerthCollector(Collector):
             last.add_metric([p.kind], p.at.timestamp())
         yield from (seconds, calls, projects, passes, calls_total, last)
 
+        security = CounterMetricFamily(
+            "berth_security_events", "Repairs the bootstrap made on a project's server (a superuser demoted, a server role revoked)",
+            labels=["kind"],
+        )
+        for kind, count in sorted(snap.security_events.items()):
+            security.add_metric([kind], count)
+        yield security
+
         pool = ["postgres_version", "api"]
         target = GaugeMetricFamily("berth_pool_target", "Stacks the warm pool keeps ready (BERTH_WARM_POOL)", labels=pool)
         ready = GaugeMetricFamily("berth_pool_ready", "Pooled stacks ready to be claimed", labels=pool)

@@ -22,7 +22,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from projects.http import AuthedRequest
 from projects.keys import project_keys
-from projects.models import ApiToken, Backup, Operation, Project, is_public_id, token_hash
+from projects.crypto import token_hash
+from projects.models import ApiToken, Backup, Operation, Project, is_public_id
 from projects.selectors import backup_for_user, project_for_user, project_kept_volume
 from projects.services.accounts.tokens import READ_METHODS
 from projects.services.errors import BodyTooLarge, InvalidInput, NotFound, ServiceError

@@ -437,8 +437,11 @@ class Runtime(Protocol):
         empty database, which a project that holds data never gets by accident).
         """
 
-    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
-        """Return once the db answers a real query and the api answers HTTP; else NotReady."""
+    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> tuple[str, ...]:
+        """Return once the db answers a real query and the api answers HTTP; else NotReady.
+
+        Returns what the bootstrap healed on the way (spec.HEAL_SQL: "<kind> <what was found and done>" each), () mostly.
+        """
 
     def stack_stop(self, spec: StackSpec) -> None:
         """Stop the containers (keeping them); missing containers are fine."""

@@ -141,8 +141,8 @@ class DockerRuntime(Engine):
                 working_dir=c.working_dir,
             )
 
-    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
-        wait_ready(self, spec, timeout_s=timeout_s)
+    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> tuple[str, ...]:
+        return wait_ready(self, spec, timeout_s=timeout_s)
 
     def stack_stop(self, spec: StackSpec) -> None:
         # Both at once: the db's fast shutdown (SIGTERM on Berth's images,

@@ -82,6 +82,8 @@ class FakeRuntime:
         self.samples_taken: Counter[str] = Counter()
         self.specs: dict[str, StackSpec] = {}  # project id -> the spec of its last stack_up or stack_wait_ready
         self.server_sql: list[str] = []  # SQL a service ran as the superuser (SERVER_SQL_ARGV), in order
+        # What the next stack_wait_ready of a project reports its bootstrap healed (spec.HEAL_SQL), then ().
+        self.healed: dict[str, tuple[str, ...]] = {}
         # A Swarm's nodes (placement); () is a single engine. Their missing_images are what they lack of any image.
         self.node_list: tuple[NodeState, ...] = ()
 
@@ -147,9 +149,10 @@ class FakeRuntime:
                 health = "healthy" if c.healthcheck else None
                 self.set_status(c.name, "running", health)
 
-    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
+    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> tuple[str, ...]:
         self._call("stack_wait_ready")
         self.specs[spec.project_id] = spec
+        return self.healed.pop(spec.project_id, ())
 
     def stack_stop(self, spec: StackSpec) -> None:
         self._call("stack_stop")

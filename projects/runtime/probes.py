@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from .base import BOOTSTRAP_ARGV, ApiProbe, DbProbe, DbStats, NotReady, RuntimeFailure, StackSpec
+from .sessions import HEALED_MARKER, PINNED_OPTIONS
 
 if TYPE_CHECKING:
     from .base import Runtime
@@ -50,22 +51,30 @@ def api_answers(spec: StackSpec) -> None:
 
 # One statement, one round trip: the database's size, the server's client
 # backends against max_connections, and the cumulative counters rates and the
-# cache hit ratio are derived from. Our own connection counts as one.
+# cache hit ratio are derived from. Our own connection counts as one. Every
+# name qualified, and the session pinned besides (sessions.py): the database
+# is the tenant's, and so is its search_path.
 DB_STATS_SQL = """
-SELECT pg_database_size(d.datname), (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
-       current_setting('max_connections')::int, d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read
-FROM pg_stat_database d WHERE d.datname = current_database()
+SELECT pg_catalog.pg_database_size(d.datname),
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type OPERATOR(pg_catalog.=) 'client backend'),
+       pg_catalog.current_setting('max_connections')::int, d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read
+FROM pg_catalog.pg_stat_database d WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
 """
 # Sampling must never wait on a busy server: a short connect and a short statement.
 DB_STATS_TIMEOUT_S = 2
 
 
 def db_stats(p: DbProbe) -> DbStats:
-    """The database's numbers for metrics, read with one short query; ProbeFailed when it does not answer."""
+    """The database's numbers for metrics, read with one short query; ProbeFailed when it does not answer.
+
+    `p` is the monitoring role's (spec.sample_target), never the superuser's.
+    """
+    if not p.password:
+        raise ProbeFailed(f"no password for {p.user} yet: the project's next start makes the role")
     try:
         with psycopg.connect(
             host=p.host, port=p.port, user=p.user, password=p.password, dbname=p.dbname, connect_timeout=DB_STATS_TIMEOUT_S,
-            options=f"-c statement_timeout={DB_STATS_TIMEOUT_S * 1000}", application_name="berth-metrics",
+            options=f"-c statement_timeout={DB_STATS_TIMEOUT_S * 1000} {PINNED_OPTIONS}", application_name="berth-metrics",
         ) as conn:  # fmt: skip
             row = conn.execute(DB_STATS_SQL).fetchone()
     except psycopg.Error as exc:
@@ -99,20 +108,25 @@ def api_probe(host: str, port: int, probe: ApiProbe) -> None:
         raise ProbeFailed(f"{url} answered {status}")
 
 
-def wait_ready(runtime: "Runtime", spec: StackSpec, *, timeout_s: float) -> None:
-    """Runtime.stack_wait_ready, in terms of the protocol: both runtimes wait so."""
+def wait_ready(runtime: "Runtime", spec: StackSpec, *, timeout_s: float) -> tuple[str, ...]:
+    """Runtime.stack_wait_ready, in terms of the protocol: both runtimes wait so. What the bootstrap healed."""
     deadline = time.monotonic() + timeout_s
     _wait(runtime, deadline, spec, "db", lambda: db_accepts(spec))
+    healed: list[str] = []
     if spec.db_probe.bootstrap_sql:
-        _wait(runtime, deadline, spec, "db", lambda: _db_bootstrap(runtime, spec))
+        _wait(runtime, deadline, spec, "db", lambda: _db_bootstrap(runtime, spec, healed))
     _wait(runtime, deadline, spec, "db", lambda: db_answers(spec))
     _wait(runtime, deadline, spec, "api", lambda: api_answers(spec))
     if spec.api_probe.ready_sql:
         _wait(runtime, deadline, spec, "api", lambda: _api_ready_in_db(runtime, spec))
+    return tuple(healed)
 
 
-def _db_bootstrap(runtime: "Runtime", spec: StackSpec) -> None:
-    _db_superuser_sql(runtime, spec, spec.db_probe.bootstrap_sql, "bootstrap")
+def _db_bootstrap(runtime: "Runtime", spec: StackSpec, healed: list[str]) -> None:
+    out = _db_superuser_sql(runtime, spec, spec.db_probe.bootstrap_sql, "bootstrap")
+    # A bootstrap that failed and is run again heals nothing the first run did
+    # not report already: only the run that succeeds is read.
+    healed[:] = [line[len(HEALED_MARKER):] for line in out.decode(errors="replace").splitlines() if line.startswith(HEALED_MARKER)]
 
 
 def _api_ready_in_db(runtime: "Runtime", spec: StackSpec) -> None:

@@ -308,10 +308,10 @@ class SwarmRuntime:
         with self.manager._engine(f"listing project {project_id}'s services"):
             return list(self.mapi.services(filters={"label": _label_filter(project_id)}))
 
-    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> None:
+    def stack_wait_ready(self, spec: StackSpec, *, timeout_s: float) -> tuple[str, ...]:
         # The probes reach the published ports at the node's address.
         host = self._node(spec.node).address
-        wait_ready(self, dataclasses.replace(spec, db_probe=dataclasses.replace(spec.db_probe, host=host)), timeout_s=timeout_s)
+        return wait_ready(self, dataclasses.replace(spec, db_probe=dataclasses.replace(spec.db_probe, host=host)), timeout_s=timeout_s)
 
     def stack_stop(self, spec: StackSpec) -> None:
         found = [c.name for c in reversed(spec.containers) if self._service(c.name) is not None]

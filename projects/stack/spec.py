@@ -29,6 +29,7 @@ from projects.runtime.base import (
     data_volume_name,
     object_names,
 )
+from projects.runtime.sessions import HEALED_MARKER, MONITOR_USER, admin_session_env, pinned_uri
 from projects.stack.images import api_image, postgres_image
 
 if TYPE_CHECKING:
@@ -74,17 +75,22 @@ JWT_AUDIENCE = "berth"
 # - service: the service key's role; full DML on public, tables made later included.
 # - authenticator: the api's login; NOINHERIT, so it holds nothing itself and
 #   can only switch to anon or service.
+# A function the owner makes is nobody's to call until granted (the default
+# privileges' last line): the api's anonymous role runs only what the owner
+# publishes with a GRANT EXECUTE (README).
 ROLES_SQL = f"""
 \\getenv owner BERTH_OWNER
 \\getenv authenticator_password BERTH_AUTHENTICATOR_PASSWORD
-SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['{ANON_ROLE}', '{SERVICE_ROLE}', '{AUTHENTICATOR_ROLE}']) AS r
- WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \\gexec
+SELECT pg_catalog.format('CREATE ROLE %I', r) FROM pg_catalog.unnest(ARRAY['{ANON_ROLE}', '{SERVICE_ROLE}', '{AUTHENTICATOR_ROLE}']::text[]) AS r
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) \\gexec
 ALTER ROLE {ANON_ROLE} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
 ALTER ROLE {SERVICE_ROLE} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
 ALTER ROLE {AUTHENTICATOR_ROLE} WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS
   PASSWORD :'authenticator_password';
-SELECT format('REVOKE %I FROM {AUTHENTICATOR_ROLE}', r.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
- WHERE m.member = '{AUTHENTICATOR_ROLE}'::regrole AND r.rolname NOT IN ('{ANON_ROLE}', '{SERVICE_ROLE}') \\gexec
+SELECT pg_catalog.format('REVOKE %I FROM {AUTHENTICATOR_ROLE}', r.rolname)
+  FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) m.roleid
+ WHERE m.member OPERATOR(pg_catalog.=) '{AUTHENTICATOR_ROLE}'::pg_catalog.regrole
+   AND r.rolname OPERATOR(pg_catalog.<>) ALL (ARRAY['{ANON_ROLE}', '{SERVICE_ROLE}']::name[]) \\gexec
 GRANT {ANON_ROLE}, {SERVICE_ROLE} TO {AUTHENTICATOR_ROLE};
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO {ANON_ROLE}, {SERVICE_ROLE};
@@ -94,6 +100,7 @@ GRANT EXECUTE ON ALL ROUTINES IN SCHEMA public TO {SERVICE_ROLE};
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {SERVICE_ROLE};
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {SERVICE_ROLE};
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT EXECUTE ON ROUTINES TO {SERVICE_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 """
 
 # The owner (db_url's user) of a project of the new kind: owns the database and
@@ -103,17 +110,65 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT EXECUTE ON ROU
 OWNER_SQL = """
 \\getenv owner BERTH_OWNER
 \\getenv owner_password BERTH_OWNER_PASSWORD
-SELECT format('CREATE ROLE %I', :'owner') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \\gexec
+SELECT pg_catalog.format('CREATE ROLE %I', :'owner')
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) :'owner') \\gexec
 ALTER ROLE :"owner" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';
-SELECT current_setting('server_version_num')::int >= 160000 AS createrole_is_safe \\gset
+SELECT pg_catalog.current_setting('server_version_num')::int OPERATOR(pg_catalog.>=) 160000 AS createrole_is_safe \\gset
 \\if :createrole_is_safe
 ALTER ROLE :"owner" CREATEROLE;
 \\else
 ALTER ROLE :"owner" NOCREATEROLE;
 \\endif
-SELECT current_database() AS dbname \\gset
+SELECT pg_catalog.current_database() AS dbname \\gset
 ALTER DATABASE :"dbname" OWNER TO :"owner";
 ALTER SCHEMA public OWNER TO :"owner";
+"""
+
+# The metrics sampler's role (sessions.MONITOR_USER): reads the server's
+# statistics through pg_monitor, owns nothing, is no superuser, and its
+# sessions pin their search_path (probes.db_stats) like Berth's others. Made on
+# every kind of project; its role-level settings are cleared on every start.
+MONITOR_SQL = f"""
+\\getenv monitor_password BERTH_MONITOR_PASSWORD
+SELECT 'CREATE ROLE {MONITOR_USER}'
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) '{MONITOR_USER}') \\gexec
+ALTER ROLE {MONITOR_USER} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+  PASSWORD :'monitor_password';
+ALTER ROLE {MONITOR_USER} RESET ALL;
+GRANT pg_monitor TO {MONITOR_USER};
+SELECT pg_catalog.current_database() AS dbname \\gset
+GRANT CONNECT ON DATABASE :"dbname" TO {MONITOR_USER};
+"""
+
+
+# The heal, first thing on every start of a project of the new kind: only
+# Berth's own superuser (the session's user, the image's bootstrap role, OID
+# 10) is one, and no role of the tenant's holds Berth's roles or the server's
+# predefined ones (pg_execute_server_program, pg_read_server_files,
+# pg_write_server_files, pg_read_all_data…): a tenant that once got a
+# superuser's session (issue 22) keeps nothing from it. Each repair is printed
+# (HEALED_MARKER) before it is made. From 16 a membership is one grant per
+# grantor: each is revoked by name, CASCADE taking what was granted on from it.
+_GRANTS_HELD = f"""
+  FROM pg_catalog.pg_auth_members a
+  JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.roleid
+  JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member
+ WHERE (g.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[CURRENT_USER, '{MONITOR_USER}']::name[])
+        OR g.rolname OPERATOR(pg_catalog.~) '^pg_')
+   AND m.rolname OPERATOR(pg_catalog.<>) ALL (ARRAY[CURRENT_USER, '{MONITOR_USER}']::name[])
+   AND m.rolname OPERATOR(pg_catalog.!~) '^pg_'"""
+_SUPERUSERS = """
+  FROM pg_catalog.pg_roles r
+ WHERE r.rolsuper AND r.oid OPERATOR(pg_catalog.<>) 10::pg_catalog.oid AND r.rolname OPERATOR(pg_catalog.<>) CURRENT_USER"""
+HEAL_SQL = f"""
+\\pset tuples_only on
+\\pset format unaligned
+SELECT pg_catalog.format('{HEALED_MARKER}superuser_demoted role %I was a superuser: it is not any more', r.rolname) {_SUPERUSERS};
+SELECT pg_catalog.format('ALTER ROLE %I NOSUPERUSER', r.rolname) {_SUPERUSERS} \\gexec
+SELECT DISTINCT pg_catalog.format('{HEALED_MARKER}role_revoked role %I was granted %I: revoked', m.rolname, g.rolname) {_GRANTS_HELD};
+SELECT CASE WHEN pg_catalog.current_setting('server_version_num')::int OPERATOR(pg_catalog.>=) 160000
+            THEN pg_catalog.format('REVOKE %I FROM %I GRANTED BY %I CASCADE', g.rolname, m.rolname, pg_catalog.pg_get_userbyid(a.grantor))
+            ELSE pg_catalog.format('REVOKE %I FROM %I CASCADE', g.rolname, m.rolname) END {_GRANTS_HELD} \\gexec
 """
 
 # PostgREST caches the schema; an event trigger tells it to reload after any
@@ -122,7 +177,7 @@ ALTER SCHEMA public OWNER TO :"owner";
 POSTGREST_RELOAD_SQL = """
 CREATE SCHEMA IF NOT EXISTS berth;
 CREATE OR REPLACE FUNCTION berth.pgrst_reload() RETURNS event_trigger
-  LANGUAGE plpgsql AS $$ BEGIN NOTIFY pgrst, 'reload schema'; END; $$;
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$ BEGIN NOTIFY pgrst, 'reload schema'; END; $$;
 DROP EVENT TRIGGER IF EXISTS berth_pgrst_reload;
 CREATE EVENT TRIGGER berth_pgrst_reload ON ddl_command_end EXECUTE PROCEDURE berth.pgrst_reload();
 """
@@ -279,41 +334,32 @@ def api_confinement() -> Confinement:
     )
 
 
-# Berth's own sessions as the superuser (the bootstrap, backups, the settings
-# check) run free of the project's settings: its timeouts must not cut them
-# short, and its statement logging must not write their ALTER ROLE … PASSWORD
-# to the container's log. libpq reads PGOPTIONS; only a superuser may set the
-# logging ones.
-ADMIN_SESSION_OPTIONS = (
-    "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 "
-    "-c log_statement=none -c log_min_duration_statement=-1"
-)
-
-
 def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
     """The SQL that makes the project's roles, and the environment it reads its secrets from."""
     env = {
         # Loopback TCP, not the socket: while a new server initialises, its
-        # temporary server answers on the socket only.
-        "PGHOST": "127.0.0.1",
-        "PGPORT": str(DB_PORT),
-        "PGUSER": project.admin_user,
-        "PGPASSWORD": project.admin_password,
-        "PGDATABASE": project.db_name,
-        "PGOPTIONS": ADMIN_SESSION_OPTIONS,
+        # temporary server answers on the socket only. Pinned (sessions.py):
+        # no name in this SQL resolves through the tenant's search_path.
+        **admin_session_env(
+            host="127.0.0.1", port=DB_PORT, user=project.admin_user, password=project.admin_password, dbname=project.db_name
+        ),
         "BERTH_OWNER": project.db_user,
         "BERTH_AUTHENTICATOR_PASSWORD": project.authenticator_password,
+        "BERTH_MONITOR_PASSWORD": project.monitor_password if project.monitor_password_encrypted else "",
     }
-    sql = ROLES_SQL
+    sql = ROLES_SQL + MONITOR_SQL
     if not project.owner_is_superuser:
-        sql = OWNER_SQL + sql
+        # The heal first, so that it sees (and reports) what OWNER_SQL would
+        # otherwise repair silently. Not on the old kind: its owner is the
+        # superuser by design (DESIGN.md, "Roles").
+        sql = HEAL_SQL + OWNER_SQL + sql
         env["BERTH_OWNER_PASSWORD"] = project.db_password
     if project.api_flavour == "postgrest":
         sql += POSTGREST_RELOAD_SQL
     # The project's reloadable settings, then a reload: they, and a renewed
     # certificate (copied in before this runs), take effect without a restart.
     sql += settings_sql(project_postgres_settings(project))
-    sql += "SELECT pg_reload_conf();\n"
+    sql += "SELECT pg_catalog.pg_reload_conf();\n"
     return sql, env
 
 
@@ -336,9 +382,10 @@ def kept_volume(project: "Project") -> str | None:
 # container just replaced ends with its process, within a moment.
 POSTGRAPHILE_WATCHING_SQL = """\
 SELECT CASE
-  WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND query = 'listen postgraphile_watch')
+  WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+                   AND query OPERATOR(pg_catalog.=) 'listen postgraphile_watch')
     THEN 'PostGraphile does not listen for schema changes yet'
-  WHEN NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'postgraphile_watch_ddl')
+  WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'postgraphile_watch_ddl')
     THEN 'PostGraphile has not made its schema-change triggers yet'
   ELSE '' END;
 """
@@ -363,7 +410,13 @@ def sample_target(project: "Project") -> SampleTarget:
         project_id=project.public_id,
         db_container=names["db"],
         api_container=names["api"],
-        db_probe=DbProbe(host=probe_host(), port=project.db_port, user=project.admin_user, password=project.admin_password, dbname=project.db_name),
+        # Berth's monitoring role, never the superuser: the sampler's query runs on
+        # a server whose objects are the tenant's (sessions.py). Without its
+        # password yet (a row older than the role), no database numbers are read.
+        db_probe=DbProbe(
+            host=probe_host(), port=project.db_port, user=MONITOR_USER,
+            password=project.monitor_password if project.monitor_password_encrypted else "", dbname=project.db_name,
+        ),  # fmt: skip
         api_port=project.api_port,
         api_probe=api_probe(project.api_flavour),
     )
@@ -434,7 +487,9 @@ def stack_spec(project: "Project") -> StackSpec:
         command: list[str] | None = [
             # The superuser, only for --watch's event triggers; requests run as
             # authenticator, switched to anon or to the JWT's role.
-            "--owner-connection", internal_db_uri(project, user=project.admin_user, password=None),
+            # Pinned (sessions.pinned_uri): the superuser's session resolves
+            # nothing through the database's search_path, which is the tenant's.
+            "--owner-connection", pinned_uri(internal_db_uri(project, user=project.admin_user, password=None)),
             "--default-role", ANON_ROLE,
             "--jwt-verify-audience", JWT_AUDIENCE,
             "--host", "0.0.0.0",

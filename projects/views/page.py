@@ -105,6 +105,8 @@ def panel_context(project: Project, *, user: User, action_error: str = "", faile
         "project": project,
         "actions": _buttons(project, user=user),
         "operations": project.operations.select_related("requested_by")[:OPERATIONS_SHOWN],
+        # What the bootstrap's heal repaired (services/operations/tenant_safety.py): said until the project is gone.
+        "security_events": project.security_events.select_related("operation")[:OPERATIONS_SHOWN],
         "stack": stack,
         # It ran, and its data volume is gone: start and restore refuse to make
         # an empty one unless the owner says so (the confirm below the buttons).

@@ -115,7 +115,7 @@ def test_a_value_the_server_rejects_is_400_with_its_message_and_leaves_the_proje
 def test_a_password_rotation_locks_out_the_old_password_and_the_api_keeps_serving(workers, user, client, docker_engine):
     headers = bearer(user)
     created = create(client, headers)
-    # Every statement logged: Berth's own sessions are not (spec.ADMIN_SESSION_OPTIONS).
+    # Every statement logged: Berth's own sessions are not (runtime/sessions.py ADMIN_SESSION_OPTIONS).
     body = patch(client, created, {"postgres_settings": {"log_statement": "all"}}, headers).json()
     assert body["operation"]["state"] == "succeeded", body
     with psycopg.connect(created["db_url"], connect_timeout=5) as conn:

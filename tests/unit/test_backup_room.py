@@ -69,7 +69,7 @@ def test_with_room_the_dump_runs_with_the_room_and_the_lock_wait_it_was_given(pr
     assert backup.state == Backup.State.VERIFIED
     assert seen["BERTH_LOCK_WAIT"] == "42s" and '--lock-wait-timeout="$BERTH_LOCK_WAIT"' in seen["script"]
     assert int(seen["BERTH_DUMP_ROOM"]) == FREE
-    assert 'pg_database_size(current_database())' in seen["script"]
+    assert 'pg_catalog.pg_database_size(pg_catalog.current_database())' in seen["script"]
 
 
 def test_a_dump_that_gave_up_on_a_lock_says_which_setting_bounds_the_wait(project, user, settings, fake_runtime):

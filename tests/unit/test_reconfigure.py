@@ -53,7 +53,7 @@ def test_a_reloadable_setting_on_a_running_project_is_checked_by_the_server_then
     assert restored == settings_sql({**stack_spec_settings(running)})
     # The reconfigure ran the bootstrap, which writes them and reloads.
     bootstrap = fake_runtime.specs[running.public_id].db_probe.bootstrap_sql
-    assert "ALTER SYSTEM SET work_mem = '8MB';" in bootstrap and bootstrap.rstrip().endswith("SELECT pg_reload_conf();")
+    assert "ALTER SYSTEM SET work_mem = '8MB';" in bootstrap and bootstrap.rstrip().endswith("SELECT pg_catalog.pg_reload_conf();")
 
 
 def stack_spec_settings(project: Project) -> dict[str, str]:
@@ -234,7 +234,7 @@ def test_a_password_rotation_gives_the_owner_and_the_api_new_passwords_and_recre
     assert spec.db_probe.bootstrap_env["BERTH_OWNER_PASSWORD"] == running.db_password
     assert running.status == S.RUNNING
     # The sessions opened with the old password are ended, the superuser's own are not.
-    assert "pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = :'owner'" in fake_runtime.server_sql[-1]
+    assert "pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity\n WHERE usename OPERATOR(pg_catalog.=) :'owner'" in fake_runtime.server_sql[-1]
 
 
 def test_a_keys_rotation_changes_both_keys(running, user, fake_runtime):

@@ -1,11 +1,11 @@
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 
 from projects.models import Project
 from projects.runtime.base import BOOTSTRAP_ARGV, MANAGED_LABEL, PROJECT_LABEL, SERVICE_LABEL
 from projects.runtime import probes
-from projects.stack.spec import stack_spec
+from projects.stack.spec import sample_target, stack_spec
 
 # The spec reads the installation id (berth.install) from Berth's database.
 pytestmark = pytest.mark.django_db
@@ -71,7 +71,7 @@ def test_a_projects_own_settings_go_where_they_take_effect():
     assert "ALTER SYSTEM SET work_mem = '8MB';" in sql and "ALTER SYSTEM SET timezone = 'Europe/Paris';" in sql
     assert "ALTER SYSTEM SET maintenance_work_mem = '32MB';" in sql  # Berth's default, now written the same way
     assert "ALTER SYSTEM RESET statement_timeout;" in sql and "ALTER SYSTEM RESET max_connections;" in sql
-    assert sql.index("ALTER SYSTEM") < sql.index("SELECT pg_reload_conf();")
+    assert sql.index("ALTER SYSTEM") < sql.index("SELECT pg_catalog.pg_reload_conf();")
 
 
 def test_berths_superuser_sessions_run_free_of_the_projects_timeouts_and_statement_logging():
@@ -80,6 +80,35 @@ def test_berths_superuser_sessions_run_free_of_the_projects_timeouts_and_stateme
     options = stack_spec(project).db_probe.bootstrap_env["PGOPTIONS"]
     for option in ("statement_timeout=0", "lock_timeout=0", "idle_in_transaction_session_timeout=0", "log_statement=none", "log_min_duration_statement=-1"):
         assert f"-c {option}" in options
+
+
+def test_berths_superuser_sessions_pin_search_path_as_a_connection_option_the_tenant_cannot_override():
+    # A connection option beats ALTER DATABASE/ROLE … SET search_path (issue 22): pg_catalog first, pg_temp last, no tenant schema.
+    for project in (make_project(), make_project(old_kind=True)):
+        assert stack_spec(project).db_probe.bootstrap_env["PGOPTIONS"].endswith("-c search_path=pg_catalog,pg_temp")
+
+
+def test_the_sampler_reads_as_berth_monitor_never_the_superuser():
+    project = make_project()
+    project.monitor_password = "m0nitor"
+    probe = sample_target(project).db_probe
+    assert (probe.user, probe.password) == ("berth_monitor", "m0nitor")
+    sql = stack_spec(project).db_probe.bootstrap_sql
+    assert "ALTER ROLE berth_monitor WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" in sql
+    assert "GRANT pg_monitor TO berth_monitor;" in sql and "ALTER ROLE berth_monitor RESET ALL;" in sql
+    assert stack_spec(project).db_probe.bootstrap_env["BERTH_MONITOR_PASSWORD"] == "m0nitor"
+    assert "m0nitor" not in sql
+
+
+def test_the_bootstrap_heals_a_new_kind_server_first_and_never_an_old_kind_one():
+    sql = stack_spec(make_project()).db_probe.bootstrap_sql
+    # Before OWNER_SQL's own NOSUPERUSER, so that the heal sees (and reports) an escalated owner.
+    assert sql.index("BERTH-HEALED superuser_demoted") < sql.index("ALTER ROLE %I NOSUPERUSER") < sql.index('ALTER ROLE :"owner" WITH LOGIN NOSUPERUSER')
+    assert "r.oid OPERATOR(pg_catalog.<>) 10::pg_catalog.oid AND r.rolname OPERATOR(pg_catalog.<>) CURRENT_USER" in sql
+    assert "REVOKE %I FROM %I GRANTED BY %I CASCADE" in sql and "g.rolname OPERATOR(pg_catalog.~) '^pg_'" in sql
+    assert 'ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;' in sql
+    old = stack_spec(make_project(old_kind=True)).db_probe.bootstrap_sql
+    assert "BERTH-HEALED" not in old and "NOSUPERUSER', r.rolname" not in old
 
 
 def test_a_reloadable_change_leaves_the_db_containers_spec_alone_and_a_restart_one_changes_it():
@@ -192,6 +221,8 @@ def test_postgraphile_gets_its_secrets_from_the_environment_and_a_pgpass_never_f
     # The owner connection (Berth's superuser, for --watch only) has no password in its URI: it comes from the pgpass.
     owner = urlsplit(spec.api.command[spec.api.command.index("--owner-connection") + 1])
     assert (owner.username, owner.password, owner.hostname) == ("berth_admin", None, "project_0123456789ab_db")
+    # …and pins its search_path: the database's is the tenant's (runtime/sessions.py).
+    assert parse_qs(owner.query)["options"] == ["-c search_path=pg_catalog,pg_temp"]
     pgpass = next(f for f in spec.api.files if f.path == env["PGPASSFILE"])
     assert (pgpass.mode, pgpass.uid) == (0o600, 1000)  # the image's node user, or pg ignores the file
     assert pgpass.content == b"project_0123456789ab_db:5432:app:berth_admin:adm1n\\:pass\\\\word\n"
@@ -241,7 +272,7 @@ def test_bootstrap_reads_its_secrets_from_the_environment_as_the_superuser():
 def test_bootstrap_makes_the_owner_no_superuser_and_createrole_only_from_16():
     sql = stack_spec(make_project()).db_probe.bootstrap_sql
     assert "ALTER ROLE :\"owner\" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';" in sql
-    assert "server_version_num')::int >= 160000 AS createrole_is_safe" in sql
+    assert "server_version_num')::int OPERATOR(pg_catalog.>=) 160000 AS createrole_is_safe" in sql
     assert sql.index("\\if :createrole_is_safe") < sql.index("ALTER ROLE :\"owner\" CREATEROLE;") < sql.index("\\else")
     assert "ALTER ROLE :\"owner\" NOCREATEROLE;" in sql
     assert 'ALTER DATABASE :"dbname" OWNER TO :"owner";' in sql
@@ -255,7 +286,7 @@ def test_bootstrap_makes_anon_service_and_authenticator_with_least_privilege():
     assert "ALTER ROLE authenticator WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" in sql
     assert "GRANT anon, service TO authenticator;" in sql
     # Any other membership of authenticator is revoked.
-    assert "r.rolname NOT IN ('anon', 'service') \\gexec" in sql
+    assert "r.rolname OPERATOR(pg_catalog.<>) ALL (ARRAY['anon', 'service']::name[]) \\gexec" in sql
     assert "GRANT USAGE ON SCHEMA public TO anon, service;" in sql
     # anon gets nothing on tables; service full DML, on tables made later too.
     assert "TO anon" not in sql.replace("TO anon, service", "")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from projects.models import ApiToken, token_hash
+from projects.crypto import token_hash
+from projects.models import ApiToken
 from projects.services.accounts.tokens import api_token_create
 from tests.factories import HTMX
 

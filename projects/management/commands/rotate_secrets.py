@@ -25,7 +25,8 @@ from django.db import transaction
 from projects.crypto import derived_key, first_key, secret_rotate
 from projects.models import Project
 
-ENCRYPTED = ("db_password_encrypted", "jwt_secret_encrypted", "admin_password_encrypted", "authenticator_password_encrypted")
+ENCRYPTED = ("db_password_encrypted", "jwt_secret_encrypted", "admin_password_encrypted", "authenticator_password_encrypted",
+             "monitor_password_encrypted")
 BATCH = 500
 # --help ends with the steps: this module's docstring after its first line.
 STEPS = __doc__.partition("\n\n")[2]

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from projects.models import ApiToken, token_hash
+from projects.crypto import token_hash
+from projects.models import ApiToken
 from projects.services.errors import InvalidInput
 
 PREFIX = "berth_"

@@ -30,6 +30,7 @@ from django.conf import settings
 from projects.models import Backup, Project
 from projects.runtime import Runtime, RuntimeFailure, ScratchSpec
 from projects.runtime.base import SERVICE_LABEL, container_name, scratch_service
+from projects.runtime.sessions import OWNER_SESSION_OPTIONS, admin_session_env
 from projects.services.backups.files import (
     MAGIC,
     BackupFailed,
@@ -44,7 +45,7 @@ from projects.services.backups.files import (
     size_problem,
 )
 from projects.stack.images import postgres_image
-from projects.stack.spec import ADMIN_SESSION_OPTIONS, DB_PORT, PGDATA, postgres_command, project_labels, project_volume, stack_spec
+from projects.stack.spec import DB_PORT, PGDATA, postgres_command, project_labels, project_volume, stack_spec
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +64,22 @@ SCRATCH_SERVICES = ("backup-dump", "backup-restore", "backup-verify", "upgrade-c
 # fresh server must create first. Extension-owned tables are left out (pg_dump
 # does not dump their data); materialized views too (a restore recomputes them).
 MANIFEST_SQL = r"""
-SELECT json_build_object(
-  'server_version', current_setting('server_version'),
-  'roles', (SELECT COALESCE(json_agg(rolname ORDER BY rolname), '[]'::json) FROM pg_roles WHERE rolname !~ '^pg_'),
+SELECT pg_catalog.json_build_object(
+  'server_version', pg_catalog.current_setting('server_version'),
+  'roles', (SELECT COALESCE(pg_catalog.json_agg(rolname ORDER BY rolname), '[]'::json) FROM pg_catalog.pg_roles
+            WHERE rolname OPERATOR(pg_catalog.!~) '^pg_'),
   'tables', COALESCE((
-    SELECT json_object_agg(
-      format('%I.%I', n.nspname, c.relname),
-      (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint
+    SELECT pg_catalog.json_object_agg(
+      pg_catalog.format('%I.%I', n.nspname, c.relname),
+      (pg_catalog.xpath('/row/c/text()', pg_catalog.query_to_xml(
+        pg_catalog.format('SELECT pg_catalog.count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint
       ORDER BY n.nspname, c.relname)
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
-      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]) AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+      AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']::name[])
+      AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp_)'
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
   ), '{}'::json))
 """
 
@@ -95,11 +100,11 @@ DUMP_SCRIPT = rf"""set -u
 work=$(mktemp -d /tmp/berth-dump.XXXXXX) || exit 70
 trap 'rm -rf "$work"' EXIT
 export BERTH_WORK="$work"
-size=$(psql -X -q -At -v ON_ERROR_STOP=1 -c 'SELECT pg_database_size(current_database())') || exit $?
+size=$(psql -X -q -At -v ON_ERROR_STOP=1 -c 'SELECT pg_catalog.pg_database_size(pg_catalog.current_database())') || exit $?
 [ "$size" -le "$BERTH_DUMP_ROOM" ] || {{ echo "{NO_ROOM_MARKER}$size" >&2; exit {NO_ROOM_EXIT}; }}
 PGOPTIONS="${{PGOPTIONS:-}} -c lock_timeout=$BERTH_LOCK_WAIT" psql -X -q -v ON_ERROR_STOP=1 -o /dev/null <<'SQL'
 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
-SELECT pg_export_snapshot() AS berth_snapshot \gset
+SELECT pg_catalog.pg_export_snapshot() AS berth_snapshot \gset
 \setenv BERTH_SNAPSHOT :berth_snapshot
 \! pg_dump --format=custom --no-password --lock-wait-timeout="$BERTH_LOCK_WAIT" --snapshot="$BERTH_SNAPSHOT"; echo $? > "$BERTH_WORK/rc"
 \set berth_dump_rc `cat "$BERTH_WORK/rc"`
@@ -121,33 +126,62 @@ printf '{MANIFEST_MARKER}%s\n' "$(cat "$work/manifest")" >&2
 """
 
 # Run as `sh -c RESTORE_SCRIPT berth-restore <file>` with the PG* variables
-# (the superuser), BERTH_DB_OWNER and BERTH_ROLES (a JSON list). Replaces the
-# database: drop it (ending its sessions), create it empty from template0,
-# create the roles the dump names,
-# and pg_restore in one transaction, so a failed restore leaves an empty
-# database rather than half of one. With BERTH_SKIP_EVENT_TRIGGERS set, the
-# dump's event triggers are left out: an upgrade of a project of the old kind
-# restores objects its owner made as a superuser onto a server where it is
-# none, and only a superuser may own an event trigger (Berth's own are made
-# again: the bootstrap's, and PostGraphile's --watch on its start).
+# (the superuser), BERTH_DB_OWNER, BERTH_OWNER_PASSWORD, BERTH_OWNER_OPTIONS and
+# BERTH_ROLES (a JSON list). Replaces the database: drop it (ending its
+# sessions), create it empty from template0, create the roles the dump names.
+#
+# Then the dump's objects are restored by who may run them (issue 22): a dump
+# holds the tenant's code — check constraints, index expressions, defaults,
+# triggers, materialized views call the tenant's functions as the objects are
+# made and filled — so everything the owner owns is restored in a session
+# that *logs in* as the owner (not the superuser with SET ROLE, which the
+# tenant's code could RESET), with --no-owner so every restored object is the
+# owner's. Only what the owner cannot make is the superuser's, before anything
+# of the tenant's exists: schemas (made, then given to their owner) and
+# extensions (the image's scripts). Berth's own objects (owned by the
+# superuser: the `berth` schema, PostGraphile's `postgraphile_watch`) and every
+# event trigger (only a superuser may own one) are left out: the bootstrap and
+# PostGraphile's --watch make them again. Each session pins its search_path
+# (runtime/sessions.py). A failed restore leaves the database empty but for
+# schemas and extensions.
+#
+# On a project of the old kind the owner is the superuser: one restore, as it.
+# There, with BERTH_SKIP_EVENT_TRIGGERS set (an upgrade onto a server where the
+# owner is none), the dump's event triggers are left out the same way.
 RESTORE_SCRIPT = r"""set -u
 file=$1
-trap 'rm -f "$file" "$file.list"' EXIT
-set --
-if [ -n "${BERTH_SKIP_EVENT_TRIGGERS:-}" ]; then
-  pg_restore -l "$file" > "$file.list" || exit $?
-  grep -v ' EVENT TRIGGER ' "$file.list" > "$file.list.kept"; mv "$file.list.kept" "$file.list"
-  set -- --use-list="$file.list"
-fi
+trap 'rm -f "$file" "$file".*' EXIT
+owner="${BERTH_DB_OWNER:-$PGUSER}"
 maintenance=postgres
 [ "$PGDATABASE" = postgres ] && maintenance=template1
-psql -X -q -v ON_ERROR_STOP=1 -d "$maintenance" -v db="$PGDATABASE" -v owner="${BERTH_DB_OWNER:-$PGUSER}" -v roles="$BERTH_ROLES" <<'SQL' || exit $?
-SELECT format('CREATE ROLE %I NOLOGIN', r) FROM json_array_elements_text((:'roles')::json) AS r
- WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
+psql -X -q -v ON_ERROR_STOP=1 -d "$maintenance" -v db="$PGDATABASE" -v owner="$owner" -v roles="$BERTH_ROLES" \
+  -v as_owner="$([ "$owner" != "$PGUSER" ] && echo 1 || echo 0)" <<'SQL' || exit $?
+SELECT pg_catalog.format('CREATE ROLE %I NOLOGIN', r) FROM pg_catalog.json_array_elements_text((:'roles')::json) AS r
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) \gexec
 DROP DATABASE IF EXISTS :"db" WITH (FORCE);
 CREATE DATABASE :"db" OWNER :"owner" TEMPLATE template0;
+\if :as_owner
+\getenv owner_password BERTH_OWNER_PASSWORD
+ALTER ROLE :"owner" LOGIN PASSWORD :'owner_password';
+\endif
 SQL
-pg_restore --single-transaction --no-password --dbname="$PGDATABASE" "$@" "$file"
+pg_restore -l "$file" | grep -v -e '^;' -e '^$' > "$file.all" || exit 70
+if [ "$owner" = "$PGUSER" ]; then
+  if [ -n "${BERTH_SKIP_EVENT_TRIGGERS:-}" ]; then grep -v ' EVENT TRIGGER ' "$file.all" > "$file.owner"; else cp "$file.all" "$file.owner"; fi
+  exec pg_restore --single-transaction --no-password --dbname="$PGDATABASE" --use-list="$file.owner" "$file"
+fi
+# The list's lines: "<id>; <class> <oid> <TYPE…> <schema> <name> <owner>"; extensions have no owner.
+awk -v admin="$PGUSER" -v first="$file.superuser" -v rest="$file.owner" '
+  $4 == "EVENT" { next }
+  / $/ || ($4 == "SCHEMA" && $NF != admin) { print > first; next }
+  $NF == admin { next }
+  { print > rest }' "$file.all" || exit 70
+touch "$file.superuser" "$file.owner"
+if [ -s "$file.superuser" ]; then
+  pg_restore --single-transaction --no-password --dbname="$PGDATABASE" --use-list="$file.superuser" "$file" || exit $?
+fi
+PGUSER="$owner" PGPASSWORD="$BERTH_OWNER_PASSWORD" PGOPTIONS="$BERTH_OWNER_OPTIONS" \
+  exec pg_restore --single-transaction --no-password --no-owner --dbname="$PGDATABASE" --use-list="$file.owner" "$file"
 """
 
 
@@ -159,16 +193,17 @@ def db_env(project: Project, password: str | None = None) -> dict[str, str]:
     # temporary server answers on the socket only, and must not be mistaken
     # for the real one.
     return {
-        "PGHOST": "127.0.0.1",
-        "PGPORT": str(DB_PORT),
         # The server's superuser (Berth's own role on projects of the new kind):
-        # it reads every table and restores every owner.
-        "PGUSER": project.admin_user,
-        "PGPASSWORD": password if password is not None else project.admin_password,
-        "PGDATABASE": project.db_name,
-        # Free of the project's own timeouts and statement logging (spec.ADMIN_SESSION_OPTIONS).
-        "PGOPTIONS": ADMIN_SESSION_OPTIONS,
+        # it reads every table. Pinned, and free of the project's own timeouts
+        # and statement logging (runtime/sessions.py).
+        **admin_session_env(
+            host="127.0.0.1", port=DB_PORT, user=project.admin_user,
+            password=password if password is not None else project.admin_password, dbname=project.db_name,
+        ),  # fmt: skip
+        # The owner, as whom a restore makes the owner's objects (RESTORE_SCRIPT).
         "BERTH_DB_OWNER": project.db_user,
+        "BERTH_OWNER_PASSWORD": project.db_password,
+        "BERTH_OWNER_OPTIONS": OWNER_SESSION_OPTIONS,
     }
 
 

@@ -1,6 +1,5 @@
 """The worker's side of backups: take one, verify one, restore one into its project, clone one into a new project."""
 
-from django.conf import settings
 from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
@@ -9,6 +8,7 @@ from projects.services.backups.dumps import backup_restore_into, db_env, project
 from projects.services.backups.files import BackupFailed, FileAltered, backup_file_problem
 from projects.services.backups.take import BackupRefused, backup_record, backup_safety, backup_take, backup_verify_run, operation_backup
 from projects.services.operations.step import StepFailed, StepResult, running, running_fields, stack_up, stack_up_ready, stopped
+from projects.services.operations.tenant_safety import project_wait_ready
 from projects.stack.spec import project_volume, stack_spec
 
 S = Project.Status
@@ -54,7 +54,7 @@ def restore_backup(operation: Operation) -> StepResult:
             backup_restore_into(runtime, container, env, source)
         if live:
             # Bootstrap again (roles, the api's schema-reload hook) and wait for the api.
-            runtime.stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+            project_wait_ready(project, stack_spec(project), runtime)
         elif remade and project.status == S.RUNNING:
             # Its status says running: the stack made for the restore starts too.
             stack_up_ready(operation, runtime)
@@ -90,5 +90,5 @@ def clone(operation: Operation) -> StepResult:
         backup_restore_into(runtime, spec.db.name, db_env(project), source)
     except BackupFailed as exc:
         raise StepFailed(f"restoring backup {source.public_id} into the new project failed: {exc}", outcome={"status": S.FAILED}) from None
-    runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+    project_wait_ready(project, spec, runtime)
     return running_fields(project)

@@ -27,7 +27,7 @@ from django.db import IntegrityError, close_old_connections, connection
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
 from django.utils import timezone
 
-from projects.models import MetricSample, Operation, Project, WatchPass
+from projects.models import MetricSample, Operation, Project, SecurityEvent, WatchPass
 from projects.runtime import Runtime, RuntimeFailure, SampleTarget, StackSample, get_runtime
 from projects.services.errors import InvalidInput
 from projects.services.pool.requests import Pool, pool_status
@@ -109,7 +109,7 @@ def metrics_sample(*, runtime: Runtime | None = None, now: datetime | None = Non
     started = time.monotonic()
     report = SamplePass()
     fields = ("id", "public_id", "db_port", "api_port", "api_flavour", "db_user", "db_name",
-              "db_password_encrypted", "admin_password_encrypted")  # fmt: skip
+              "monitor_password_encrypted")  # fmt: skip
     projects = list(Project.objects.filter(status=Project.Status.RUNNING, health__in=SAMPLED_HEALTH).only(*fields))
     targets = [(p, sample_target(p)) for p in projects if p.db_port is not None and p.api_port is not None]
     report.projects = len(targets)
@@ -394,6 +394,7 @@ class BerthSnapshot:
     passes: list[WatchPass]
     sampled_at: datetime | None
     pools: list[Pool] = field(default_factory=list)
+    security_events: dict[str, int] = field(default_factory=dict)  # kind -> repairs the bootstrap's heal made (operations/tenant_safety.py)
 
 
 def metrics_snapshot() -> BerthSnapshot:
@@ -432,7 +433,9 @@ def metrics_snapshot() -> BerthSnapshot:
     in_flight: dict[str, int] = {str(state): 0 for state in Operation.IN_FLIGHT}
     for state, count in Operation.objects.filter(state__in=Operation.IN_FLIGHT).values_list("state").annotate(n=Count("id")).order_by():
         in_flight[str(state)] = count
-    return BerthSnapshot(projects=latest, operations=operations, in_flight=in_flight, passes=list(WatchPass.objects.order_by("kind")), sampled_at=newest, pools=pool_status())
+    security = dict(SecurityEvent.objects.values_list("kind").annotate(n=Count("id")).order_by())
+    return BerthSnapshot(projects=latest, operations=operations, in_flight=in_flight, passes=list(WatchPass.objects.order_by("kind")),
+                         sampled_at=newest, pools=pool_status(), security_events=security)  # fmt: skip
 
 
 def _count(value: object) -> int:

@@ -14,15 +14,15 @@ import copy
 import logging
 from collections.abc import Callable
 
-from django.conf import settings
 from django.utils import timezone
 
 from projects.models import Operation, Project
 from projects.runtime import Runtime, RuntimeFailure, StackSpec, VolumeMissing
 from projects.selectors import backup_to_restore
+from projects.services.operations.tenant_safety import project_wait_ready
 from projects.services.settings.certificates import project_certificate_ensure
-from projects.stack.up import SubnetsExhausted, project_stack_up
 from projects.stack.spec import stack_spec
+from projects.stack.up import SubnetsExhausted, project_stack_up
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ def stack_up(operation: Operation, *, start: bool = True, action: str = "start",
 def stack_up_ready(operation: Operation, runtime: Runtime) -> StackSpec:
     """Create and start what is missing of the project's stack, and return (its spec) once it answers."""
     spec = stack_up(operation, start=True, action="start")
-    runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
-    return spec
+    return project_wait_ready(operation.project, spec, runtime)
 
 
 def running_fields(project: Project) -> StepResult:

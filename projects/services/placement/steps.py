@@ -1,6 +1,5 @@
 """The worker's side of placement: move a project's data to another Swarm node."""
 
-from django.conf import settings
 from django.db import transaction
 
 from projects.models import Backup, Operation, Project
@@ -9,6 +8,7 @@ from projects.services.backups.dumps import backup_restore_into, db_env
 from projects.services.backups.files import BackupFailed
 from projects.services.backups.take import BackupRefused, backup_safety
 from projects.services.operations.step import StepFailed, StepResult, running, stack_up, stopped
+from projects.services.operations.tenant_safety import project_wait_ready
 from projects.services.ports import project_ports_on_node
 
 S = Project.Status
@@ -40,9 +40,9 @@ def move(operation: Operation) -> StepResult:
     project.refresh_from_db()
     try:
         spec = stack_up(operation, start=True, new_volume=True)
-        runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(project, spec, runtime)
         backup_restore_into(runtime, spec.db.name, db_env(project), backup)
-        runtime.stack_wait_ready(spec, timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(project, spec, runtime)
     except (BackupFailed, RuntimeFailure, StepFailed) as exc:
         # Back where it was, with the data it never left.
         runtime.stack_remove_containers(project.public_id)

@@ -12,3 +12,5 @@ def project_credentials_generate(project: Project) -> None:
     # Berth's own superuser: the owner (`db_user`) is not one (see spec.BOOTSTRAP_SQL).
     project.admin_password = secrets.token_urlsafe(24)
     project.authenticator_password = secrets.token_urlsafe(24)
+    # The metrics sampler's login: pg_monitor, no superuser (runtime/sessions.py).
+    project.monitor_password = secrets.token_urlsafe(24)

@@ -1,11 +1,11 @@
 """The worker's side of changes after creation: apply reloadable settings, restart, rotate credentials."""
 
-from django.conf import settings
 
 from projects.models import Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable, get_runtime
 from projects.runtime.base import SERVER_SQL_ARGV
 from projects.services.operations.step import StepFailed, StepResult, running, running_fields, stack_up_ready
+from projects.services.operations.tenant_safety import project_wait_ready
 from projects.stack.spec import stack_spec
 
 S = Project.Status
@@ -14,7 +14,7 @@ S = Project.Status
 def reconfigure(operation: Operation) -> StepResult:
     """Apply the reloadable settings to the running server: the bootstrap writes them (ALTER SYSTEM) and reloads."""
     try:
-        get_runtime().stack_wait_ready(stack_spec(operation.project), timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(operation.project, stack_spec(operation.project), get_runtime())
     except RuntimeUnavailable:
         raise
     except RuntimeFailure as exc:
@@ -46,7 +46,8 @@ def rotate_keys(operation: Operation) -> StepResult:
 # open connection is as bad as a new one. The api's (authenticator) were
 # replaced with its container; Berth's own (the superuser's) are not the owner's.
 END_OWNER_SESSIONS_SQL = """\\getenv owner BERTH_OWNER
-SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = :'owner' AND pid <> pg_backend_pid();
+SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
+ WHERE usename OPERATOR(pg_catalog.=) :'owner' AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid();
 """
 
 

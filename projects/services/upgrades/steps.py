@@ -2,7 +2,6 @@
 
 import secrets
 
-from django.conf import settings
 from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
@@ -19,9 +18,10 @@ from projects.services.operations.step import (
     stopped,
     volume_remove_quietly,
 )
+from projects.services.operations.tenant_safety import project_wait_ready
 from projects.services.upgrades.volumes import UpgradeFailed, extensions_missing, upgrade_volume_fill
-from projects.stack.up import project_stack_up
 from projects.stack.spec import kept_volume, project_volume, stack_spec
+from projects.stack.up import project_stack_up
 
 S = Project.Status
 
@@ -60,11 +60,11 @@ def upgrade(operation: Operation) -> StepResult:
         runtime.volume_remove(project_volume(upgraded))
         upgrade_volume_fill(upgraded, backup, operation_id=operation.public_id, runtime=runtime, from_old_kind=project.owner_is_superuser)
         project_stack_up(upgraded, start=True, create_volume=False)
-        runtime.stack_wait_ready(stack_spec(upgraded), timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(upgraded, stack_spec(upgraded), runtime)
     except (BackupRefused, UpgradeFailed, RuntimeFailure) as exc:
         # Back onto the old major and volume, untouched: the containers are recreated from the old spec.
         project_stack_up(project, start=True, create_volume=False)
-        runtime.stack_wait_ready(stack_spec(project), timeout_s=settings.BERTH_READY_TIMEOUT)
+        project_wait_ready(project, stack_spec(project), runtime)
         volume_remove_quietly(runtime, project_volume(upgraded))
         raise StepFailed(
             f"upgrade to PostgreSQL {target} failed, the project is back on PostgreSQL {old} with its data: {exc}", outcome=running(project)
@@ -106,7 +106,7 @@ def rollback_upgrade(operation: Operation) -> StepResult:
                 stack_up_ready(operation, runtime)
             raise StepFailed(f"rollback refused, nothing was changed: the backup of the upgraded database failed: {exc}", outcome=back) from None
     project_stack_up(previous, start=True, create_volume=False)
-    runtime.stack_wait_ready(stack_spec(previous), timeout_s=settings.BERTH_READY_TIMEOUT)
+    project_wait_ready(previous, stack_spec(previous), runtime)
     fields: StepResult = {
         "postgres_version": previous.postgres_version,
         "volume_version": previous.volume_version,

@@ -34,8 +34,9 @@ from projects.services.backups.files import BackupFailed
 from projects.stack.images import postgres_image
 from projects.stack.spec import PGDATA, bootstrap, postgres_command, project_labels, project_volume, stack_spec
 
-EXTENSIONS_USED_SQL = "SELECT COALESCE(json_agg(extname ORDER BY extname), '[]') FROM pg_extension"
-EXTENSIONS_AVAILABLE_SQL = "SELECT COALESCE(json_agg(name ORDER BY name), '[]') FROM pg_available_extensions"
+# Qualified, and run in pinned sessions (db_env): the live database is the tenant's.
+EXTENSIONS_USED_SQL = "SELECT COALESCE(pg_catalog.json_agg(extname ORDER BY extname), '[]') FROM pg_catalog.pg_extension"
+EXTENSIONS_AVAILABLE_SQL = "SELECT COALESCE(pg_catalog.json_agg(name ORDER BY name), '[]') FROM pg_catalog.pg_available_extensions"
 
 
 class UpgradeFailed(Exception):
