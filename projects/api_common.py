@@ -164,9 +164,18 @@ def methods[**P](*allowed: str) -> Callable[[ApiView[P]], ApiView[P]]:
     def decorator(view: ApiView[P]) -> ApiView[P]:
         @wraps(view)
         def wrapper(request: ApiRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+            if request.method == "HEAD" and "GET" in allowed:
+                # GET without the body: the view answers it as GET (views branch on
+                # the method), controlplane.head drops the body on the way out.
+                request.method = "GET"
+                try:
+                    return view(request, *args, **kwargs)
+                finally:
+                    request.method = "HEAD"
             if request.method not in allowed:
-                response = error(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(allowed)}")
-                response["Allow"] = ", ".join(allowed)
+                accepted = [*allowed, "HEAD"] if "GET" in allowed else list(allowed)
+                response = error(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(accepted)}")
+                response["Allow"] = ", ".join(accepted)
                 return response
             return view(request, *args, **kwargs)
 

@@ -298,6 +298,17 @@ def offered_fields() -> dict[str, dict[str, Any]]:
     }
 
 
+def head_operation(get: dict[str, Any]) -> dict[str, Any]:
+    """HEAD of a GET endpoint: the same request and statuses, the same headers, no body."""
+    head = {key: value for key, value in get.items() if key not in {"operationId", "summary", "responses", "links"}}
+    responses = {status: {"description": spec["description"]} for status, spec in get["responses"].items()}
+    return {**head, "operationId": f"{get['operationId']}Head", "summary": f"{get['summary']}: its headers only", "responses": responses}
+
+
+def with_head(paths: dict[str, Any]) -> dict[str, Any]:
+    return {path: {**item, "head": head_operation(item["get"])} if "get" in item else item for path, item in paths.items()}
+
+
 def openapi_document() -> dict[str, Any]:
     choices = offered_fields()
     project_links = {
@@ -326,7 +337,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {
+        "paths": with_head({
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
@@ -703,7 +714,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
-        },
+        }),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API token (dashboard, API tokens page)"}},
             "schemas": {

@@ -31,7 +31,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
 
@@ -136,7 +136,7 @@ def _visible(request: DashboardRequest, project_id: str) -> Project:
 
 
 @login_required
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def project_list(request: DashboardRequest) -> HttpResponse:
     show_deleted = request.GET.get("deleted") == "1"
@@ -155,7 +155,7 @@ def project_list(request: DashboardRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def project_row(request: DashboardRequest, project_id: str) -> HttpResponse:
     """One row of the list, polled every 2 s while its project is changing."""
     project = _visible(request, project_id)
@@ -343,7 +343,7 @@ def _page(request: DashboardRequest, project: Project, *, status: int = 200, rev
 
 
 @login_required
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def project_detail(request: DashboardRequest, project_id: str) -> HttpResponse:
     project = _visible(request, project_id)
@@ -440,7 +440,7 @@ def project_reveal(request: DashboardRequest, project_id: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def project_logs(request: DashboardRequest, project_id: str) -> HttpResponse:
     """The last 200 lines of each container, read when asked for."""
@@ -628,7 +628,7 @@ def _backup_answer(request: DashboardRequest, project: Project, status: int, err
 
 
 @login_required
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def project_backups(request: DashboardRequest, project_id: str) -> HttpResponse:
     """The backups section: swapped into the project page by HTMX (and polled while one runs), else the whole page."""
@@ -668,7 +668,7 @@ def backup_restore(request: DashboardRequest, backup_id: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def backup_download(request: DashboardRequest, backup_id: str) -> HttpResponseBase:
     """The file, the owner's alone; a backup that failed verification only with ?force=1."""
     backup = _backup_visible(request, backup_id)
@@ -703,7 +703,7 @@ def project_backup_schedule(request: DashboardRequest, project_id: str) -> HttpR
 
 
 @login_required
-@require_GET
+@require_safe
 def nodes(request: DashboardRequest) -> HttpResponse:
     """On a Swarm: each node's state, projects and free memory (what placement reads)."""
     if not request.user.is_staff:
@@ -732,7 +732,7 @@ def node_forget(request: DashboardRequest, name: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def drift(request: DashboardRequest) -> HttpResponse:
     """What the engine runs against what Berth recorded, each mismatch with its fix; changes nothing."""
     from .services.drift import drift_report

@@ -231,6 +231,17 @@ def test_a_read_only_token_sees_the_owners_project_without_its_password_or_keys(
     assert password in full["db_url"] and full["anon_key"] and full["service_key"]
 
 
+def test_head_answers_like_get_without_the_body(client, user):
+    headers = bearer(user)
+    project = create(client, headers)
+    for path in ("/v1/projects", f"/v1/projects/{project['project_id']}", f"/v1/projects/{project['project_id']}/operations"):
+        got, head = client.get(path, **headers), client.head(path, **headers)
+        assert (head.status_code, head.content) == (200, b""), path
+        assert head["Content-Type"] == got["Content-Type"] and head["Content-Length"] == str(len(got.content)), path
+    # Not a write: a read-only token may, and a method that only takes POST still refuses it.
+    assert client.head(f"/v1/projects/{project['project_id']}/rotate", **headers).status_code == 405
+
+
 def test_deleted_projects_are_listed_only_on_request(client, user):
     headers = bearer(user)
     project = create(client, headers)
