@@ -351,9 +351,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No token from a query string in any line (controlplane/access_log.py): on the
+    # handler for whatever reaches it, on the loggers that name request URLs.
+    "filters": {"redact_query": {"()": "controlplane.access_log.RedactQueryFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_query"]}},
     "root": {"handlers": ["console"], "level": BERTH_LOG_LEVEL},
-    "loggers": {"docker": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "docker": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "django.request": {"filters": ["redact_query"]},
+        # runserver's request lines, query strings and all.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False, "filters": ["redact_query"]},
+    },
 }
 
 # --- Berth ---------------------------------------------------------------
