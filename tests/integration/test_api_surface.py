@@ -92,7 +92,7 @@ def test_graphiql_an_operator_turns_on_loads_nothing_from_elsewhere(db, docker_e
 
     from projects.models import Project
     from projects.runtime.docker import DockerRuntime
-    from projects.runtime.spec import stack_spec
+    from projects.stack.spec import stack_spec
     from projects.services.ports import port_is_free_on_host
 
     def free(low: int, high: int) -> int:

@@ -214,7 +214,7 @@ def test_staff_see_other_owners_db_url_with_the_password_masked(client, user, st
 
 
 def test_a_read_only_token_sees_the_owners_project_without_its_password_or_keys(client, user):
-    from projects.services.tokens import api_token_create
+    from projects.services.accounts.tokens import api_token_create
 
     mine = create(client, bearer(user))
     password = Project.objects.get(public_id=mine["project_id"]).db_password
@@ -433,7 +433,7 @@ def test_an_id_that_is_not_twelve_hex_characters_is_404_without_a_query(client, 
 
 class TestProjectMetrics:
     def test_it_answers_every_series_over_the_range_with_the_step(self, client, user):
-        from projects.services.metrics import SERIES, metrics_sample
+        from projects.services.fleet.metrics import SERIES, metrics_sample
 
         project = create(client, bearer(user), name="m")
         metrics_sample()
@@ -465,7 +465,7 @@ class TestProjectMetrics:
         assert client.get(f"/v1/projects/{project['project_id']}/metrics").status_code == 401
 
 
-# --- PATCH /v1/projects/{id} and POST …/rotate (services/reconfigure.py) ------------------
+# --- PATCH /v1/projects/{id} and POST …/rotate (services/settings/requests.py) ------------------
 
 
 def patch(client, path, body, headers):
@@ -508,7 +508,7 @@ def test_patch_with_a_bad_field_is_400_naming_it_and_changes_nothing(client, use
 
 
 def test_patch_and_rotate_with_a_read_only_token_are_403(client, user):
-    from projects.services.tokens import api_token_create
+    from projects.services.accounts.tokens import api_token_create
 
     project = create(client, bearer(user))
     _, raw = api_token_create(user=user, name="ro", read_only=True)
