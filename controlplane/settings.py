@@ -271,6 +271,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: HEAD answers carry GET's headers and no body (controlplane/head.py).
+    "controlplane.head.head_without_body",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every response (SECURE_CSP below).
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -358,9 +360,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No token from a query string in any line (controlplane/access_log.py): on the
+    # handler for whatever reaches it, on the loggers that name request URLs.
+    "filters": {"redact_query": {"()": "controlplane.access_log.RedactQueryFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_query"]}},
     "root": {"handlers": ["console"], "level": BERTH_LOG_LEVEL},
-    "loggers": {"docker": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "docker": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "django.request": {"filters": ["redact_query"]},
+        # runserver's request lines, query strings and all.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False, "filters": ["redact_query"]},
+    },
 }
 
 # --- Berth ---------------------------------------------------------------
@@ -397,6 +408,9 @@ BERTH_LOG_MAX_FILE = env_int("BERTH_LOG_MAX_FILE", 3, 1)
 # Databases accept TLS always (certificates from Berth's CA); with this on,
 # only TLS from outside their container (pg_hba `hostssl`).
 BERTH_DB_REQUIRE_TLS = env_bool("BERTH_DB_REQUIRE_TLS", False)
+# PostGraphile's GraphiQL page on each api's /graphiql: off, since anyone who
+# reaches the port gets it; on, it loads nothing from elsewhere (spec.GRAPHIQL_PLUGIN).
+BERTH_GRAPHIQL = env_bool("BERTH_GRAPHIQL", False)
 # Which engine runs the projects: one Docker Engine (DOCKER_HOST), or a Docker
 # Swarm (DOCKER_HOST at a manager) whose nodes' own engines are BERTH_SWARM_NODES.
 BERTH_RUNTIME = env_choice("BERTH_RUNTIME", "docker", ("docker", "swarm"))

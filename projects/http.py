@@ -11,11 +11,19 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
 
+from .models import ApiToken
+
 
 class AuthedRequest(HttpRequest):
     """A request whose user has signed in (a session or an API token)."""
 
     user: User
+
+
+class ApiRequest(AuthedRequest):
+    """A /v1 request behind `token_required`: its user is the token's, and the token says what it may see."""
+
+    api_token: ApiToken
 
 
 class DashboardRequest(AuthedRequest):

@@ -7,14 +7,14 @@ else is refused without a word about the projects: 401 without credentials,
 """
 
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from projects.services.accounts.tokens import api_token_user
 
 from .prometheus import exposition
 
 
-@require_GET
+@require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":

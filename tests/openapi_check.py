@@ -52,12 +52,16 @@ def conformance_errors(method: str, path: str, status: int, content_type: str, b
         allowed = {401, 404} if template is None else {401, 405}
         if status not in allowed:
             return [f"{method} {path}: {status} for an undocumented {'path' if template is None else 'method'} (expected {sorted(allowed)})"]
+        if method.upper() == "HEAD":
+            return []  # an answer to HEAD has no body to check
         return _validate(error_schema, _json(body))
     responses = operation["responses"]
     spec = responses.get(str(status))
     if spec is None:
         return [f"{method} {template}: status {status} is not documented (documented: {', '.join(responses)})"]
     content = spec.get("content", {})
+    if not content:
+        return []  # no body documented (HEAD): nothing to check it against
     media = content_type.split(";")[0].strip()
     if content and media not in content:
         return [f"{method} {template} {status}: content type {media!r}, documented {sorted(content)}"]

@@ -252,6 +252,15 @@ class RuntimeContract:
         with pytest.raises(RuntimeFailure, match="3 of its 10 bytes"):
             runtime.file_put(scratch.name, "/tmp/short", iter([b"abc"]), size=10)
 
+    def test_a_read_only_root_takes_copies_only_onto_the_containers_volumes(self, runtime, make_spec):
+        # A restore copies its dump into the running db's /tmp, a volume of its own;
+        # the root is read-only, so a copy elsewhere is refused, never silently lost.
+        spec = make_spec()
+        runtime.stack_up(spec)
+        runtime.file_put(spec.db.name, "/tmp/berth-contract", iter([b"abc"]), size=3)
+        with pytest.raises(RuntimeFailure, match="read-only"):
+            runtime.file_put(spec.db.name, "/etc/berth-contract", iter([b"abc"]), size=3)
+
     def test_a_second_data_volume_is_made_removed_and_purged_with_its_project(self, runtime, make_spec):
         # A major-version upgrade keeps the old volume beside the new one.
         spec = make_spec()

@@ -23,7 +23,7 @@ from projects.api.common import (
 )
 from projects.downloads import HAS_FILE
 from projects.downloads import backup_download as backup_file_download
-from projects.http import AuthedRequest
+from projects.http import ApiRequest, AuthedRequest
 from projects.models import Backup, BackupSchedule, Operation, Project
 from projects.selectors import backup_schedule_for
 from projects.services.backups import requests as backups
@@ -119,7 +119,7 @@ def backup_detail(request: AuthedRequest, backup_id: str) -> JsonResponse:
 
 @token_required
 @methods("POST")
-def backup_action(request: AuthedRequest, backup_id: str, action: str) -> JsonResponse:
+def backup_action(request: ApiRequest, backup_id: str, action: str) -> JsonResponse:
     backup = backup_visible(request, backup_id)
     wait_seconds(request)
     body = json_body(request)
@@ -130,7 +130,7 @@ def backup_action(request: AuthedRequest, backup_id: str, action: str) -> JsonRe
     # A restore changes the project: answer with it, like the other project actions.
     operation, final = settled(request, operation)
     project = Project.objects.select_related("owner").get(pk=operation.project_id)
-    data = project_json(project, viewer=request.user, operation=operation)
+    data = project_json(project, request=request, operation=operation)
     data["backup"] = backup_json(_made(operation))
     safety = operation.backups_made.select_related("project").first()
     data["safety_backup"] = backup_json(safety) if safety else None

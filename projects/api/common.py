@@ -13,16 +13,15 @@ from functools import wraps
 from typing import Any, Concatenate, cast
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from projects.http import AuthedRequest
-from projects.keys import project_keys
 from projects.crypto import token_hash
+from projects.http import ApiRequest, AuthedRequest
+from projects.keys import project_keys
 from projects.models import ApiToken, Backup, Operation, Project, is_public_id
 from projects.selectors import backup_for_user, project_for_user, project_kept_volume
 from projects.services.accounts.tokens import READ_METHODS
@@ -41,7 +40,7 @@ BODY_DEPTH_MAX = 32
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 # A /v1 view, as token_required calls it: the signed-in request, then the URL's arguments.
-type ApiView[**P] = Callable[Concatenate[AuthedRequest, P], HttpResponseBase]
+type ApiView[**P] = Callable[Concatenate[ApiRequest, P], HttpResponseBase]
 
 
 # --- answers ---------------------------------------------------------------------
@@ -87,7 +86,18 @@ def kept_volume_json(project: Project) -> dict[str, Any] | None:
     return {"name": name, "postgres_version": project.kept_postgres_version, "kept_at": time_json(project.kept_at)}
 
 
-def project_json(project: Project, *, viewer: User, operation: Operation | None = None) -> dict[str, Any]:
+def secrets_shown(request: ApiRequest, project: Project) -> bool:
+    """The project's password and keys: its owner's alone, and only over a full token.
+
+    A read-only token (a CI job's, a dashboard's scraper) reads everything else:
+    if it leaks, it must not hand out the database. Revealing them needs a full
+    token, or the dashboard's session (its Reveal button).
+    """
+    return request.user.pk == project.owner_id and not request.api_token.read_only
+
+
+def project_json(project: Project, *, request: ApiRequest, operation: Operation | None = None) -> dict[str, Any]:
+    reveal = secrets_shown(request, project)
     data: dict[str, Any] = {
         "project_id": project.public_id,
         "name": project.name,
@@ -99,9 +109,9 @@ def project_json(project: Project, *, viewer: User, operation: Operation | None 
         "api": project.api_flavour,
         "node": project.node or None,
         "api_url": project.api_url,
-        # The password and the keys are the owner's alone; staff see the URL with it masked.
-        "db_url": project.db_url(reveal=viewer.pk == project.owner_id),
-        **(project_keys(project) if viewer.pk == project.owner_id else {"anon_key": None, "service_key": None}),
+        # Masked (and no keys) for staff looking at another's project, and for a read-only token.
+        "db_url": project.db_url(reveal=reveal),
+        **(project_keys(project) if reveal else {"anon_key": None, "service_key": None}),
         "owner_superuser": project.owner_is_superuser,
         "kept_volume": kept_volume_json(project),
         "db_memory": project.db_memory,
@@ -140,8 +150,8 @@ def token_required[**P](view: ApiView[P]) -> Callable[Concatenate[HttpRequest, P
             return error(403, "read_only_token", f"this API token is read-only: {request.method} changes things; use a token without --read-only")
         if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
-        request.user = api_token.user
-        authed = cast(AuthedRequest, request)  # the type only: its user is the token's, just set
+        authed = cast(ApiRequest, request)  # the type only: its user and token are set next
+        authed.user, authed.api_token = api_token.user, api_token
         try:
             _query_parsed(authed)
             return view(authed, *args, **kwargs)
@@ -154,10 +164,19 @@ def token_required[**P](view: ApiView[P]) -> Callable[Concatenate[HttpRequest, P
 def methods[**P](*allowed: str) -> Callable[[ApiView[P]], ApiView[P]]:
     def decorator(view: ApiView[P]) -> ApiView[P]:
         @wraps(view)
-        def wrapper(request: AuthedRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+        def wrapper(request: ApiRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+            if request.method == "HEAD" and "GET" in allowed:
+                # GET without the body: the view answers it as GET (views branch on
+                # the method), controlplane.head drops the body on the way out.
+                request.method = "GET"
+                try:
+                    return view(request, *args, **kwargs)
+                finally:
+                    request.method = "HEAD"
             if request.method not in allowed:
-                response = error(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(allowed)}")
-                response["Allow"] = ", ".join(allowed)
+                accepted = [*allowed, "HEAD"] if "GET" in allowed else list(allowed)
+                response = error(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(accepted)}")
+                response["Allow"] = ", ".join(accepted)
                 return response
             return view(request, *args, **kwargs)
 

@@ -40,6 +40,17 @@ from projects.models import NAME_MAX, BackupSchedule
 from projects.services.fleet.metrics import RANGE_NAMES, SERIES
 
 
+def head_operation(get: dict[str, Any]) -> dict[str, Any]:
+    """HEAD of a GET endpoint: the same request and statuses, the same headers, no body."""
+    head = {key: value for key, value in get.items() if key not in {"operationId", "summary", "responses", "links"}}
+    responses = {status: {"description": spec["description"]} for status, spec in get["responses"].items()}
+    return {**head, "operationId": f"{get['operationId']}Head", "summary": f"{get['summary']}: its headers only", "responses": responses}
+
+
+def with_head(paths: dict[str, Any]) -> dict[str, Any]:
+    return {path: {**item, "head": head_operation(item["get"])} if "get" in item else item for path, item in paths.items()}
+
+
 def openapi_document() -> dict[str, Any]:
     choices = offered_fields()
     project_links = {
@@ -68,7 +79,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {
+        "paths": with_head({
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
@@ -445,7 +456,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
-        },
+        }),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API token (dashboard, API tokens page)"}},
             "schemas": {

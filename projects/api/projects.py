@@ -30,7 +30,7 @@ from projects.api.common import (
     token_required,
     wait_seconds,
 )
-from projects.http import AuthedRequest
+from projects.http import ApiRequest, AuthedRequest
 from projects.models import Operation, Project
 from projects.selectors import backup_for_user, projects_for_user
 from projects.services.errors import InvalidInput
@@ -61,16 +61,16 @@ def _bool_field(body: dict[str, Any], name: str) -> bool | None:
     return value
 
 
-def _answer(request: AuthedRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
+def _answer(request: ApiRequest, operation: Operation, *, created: bool = False) -> JsonResponse:
     """202 with the transitional state, or — with ?wait=N — the settled project when it settles in time."""
     operation, final = settled(request, operation)
     status = (201 if created else 200) if final else 202
-    return JsonResponse(project_json(operation.project, viewer=request.user, operation=operation), status=status)
+    return JsonResponse(project_json(operation.project, request=request, operation=operation), status=status)
 
 
 @token_required
 @methods("GET", "POST")
-def projects_collection(request: AuthedRequest) -> JsonResponse:
+def projects_collection(request: ApiRequest) -> JsonResponse:
     if request.method == "GET":
         limit = query_int(request, "limit", default=LIST_LIMIT_DEFAULT, low=1, high=LIST_LIMIT_MAX)
         offset = query_int(request, "offset", default=0, low=0, high=OFFSET_MAX)
@@ -84,7 +84,7 @@ def projects_collection(request: AuthedRequest) -> JsonResponse:
             query["offset"], query["limit"] = str(offset + limit), str(limit)
             # Absolute, so a client follows it as it is (behind a TLS proxy too: SECURE_PROXY_SSL_HEADER).
             following = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-        return JsonResponse({"projects": [project_json(p, viewer=request.user) for p in page], "next": following})
+        return JsonResponse({"projects": [project_json(p, request=request) for p in page], "next": following})
     wait_seconds(request)  # refuse a bad ?wait before anything is reserved
     body = json_body(request)
     unknown = set(body) - {"name", "postgres_version", "api", "from_backup"}
@@ -112,10 +112,10 @@ CHANGE_FIELDS = ("name", "db_memory", "api_memory", "postgres_settings", "restar
 
 @token_required
 @methods("GET", "PATCH", "DELETE")
-def project_detail(request: AuthedRequest, project_id: str) -> JsonResponse:
+def project_detail(request: ApiRequest, project_id: str) -> JsonResponse:
     project = project_visible(request, project_id)
     if request.method == "GET":
-        return JsonResponse(project_json(project, viewer=request.user))
+        return JsonResponse(project_json(project, request=request))
     wait_seconds(request)
     if request.method == "PATCH":
         body = json_body(request)
@@ -127,15 +127,15 @@ def project_detail(request: AuthedRequest, project_id: str) -> JsonResponse:
             api_memory=body.get("api_memory"), postgres_settings=body.get("postgres_settings"), restart=bool(restart),
         )  # fmt: skip
         if operation is None:
-            return JsonResponse(project_json(project, viewer=request.user))
+            return JsonResponse(project_json(project, request=request))
         operation, final = settled(request, operation)
-        return JsonResponse(project_json(operation.project, viewer=request.user, operation=operation), status=200 if final else 202)
+        return JsonResponse(project_json(operation.project, request=request, operation=operation), status=200 if final else 202)
     return _answer(request, lifecycle.project_delete(project=project, requested_by=request.user))
 
 
 @token_required
 @methods("POST")
-def project_rotate(request: AuthedRequest, project_id: str) -> JsonResponse:
+def project_rotate(request: ApiRequest, project_id: str) -> JsonResponse:
     """A new db password or new keys; the answer (the owner's) carries the new db_url or keys."""
     project = project_visible(request, project_id)
     wait_seconds(request)
@@ -178,7 +178,7 @@ def _action_fields(action: str, body: dict[str, Any]) -> dict[str, object]:
 
 @token_required
 @methods("POST")
-def project_action(request: AuthedRequest, project_id: str, action: str) -> JsonResponse:
+def project_action(request: ApiRequest, project_id: str, action: str) -> JsonResponse:
     project = project_visible(request, project_id)
     wait_seconds(request)
     body = json_body(request)
@@ -197,7 +197,7 @@ def project_action(request: AuthedRequest, project_id: str, action: str) -> Json
 
 @token_required
 @methods("DELETE")
-def project_kept_volume(request: AuthedRequest, project_id: str) -> JsonResponse:
+def project_kept_volume(request: ApiRequest, project_id: str) -> JsonResponse:
     """Drop the volume an upgrade kept for a rollback."""
     project = project_visible(request, project_id)
     wait_seconds(request)

@@ -63,14 +63,23 @@ PROJECT_FIELDS = {
     "api": {"enum": Project.Api.values},
     "node": {**STRING_OR_NULL, "description": "the Swarm node the project and its data are on (its name in BERTH_SWARM_NODES); null on a single engine"},
     "api_url": {**STRING_OR_NULL, "description": "null once purged"},
-    "db_url": {**STRING_OR_NULL, "description": "with the password for the owner, masked for anyone else; null once purged"},
+    "db_url": {
+        **STRING_OR_NULL,
+        "description": "with the password for the owner over a full token; masked for anyone else and for a read-only token; null once purged",
+    },
     "anon_key": {
         **STRING_OR_NULL,
-        "description": "HS256 JWT for the api's `anon` role (what a request without a key gets); the owner's only, null for anyone else",
+        "description": (
+            "HS256 JWT for the api's `anon` role (what a request without a key gets); the owner's only, over a full token: "
+            "null for anyone else and for a read-only token"
+        ),
     },
     "service_key": {
         **STRING_OR_NULL,
-        "description": "HS256 JWT for the api's `service` role (full DML, bypasses RLS): keep it server-side; the owner's only, null for anyone else",
+        "description": (
+            "HS256 JWT for the api's `service` role (full DML, bypasses RLS): keep it server-side; the owner's only, over a "
+            "full token: null for anyone else and for a read-only token"
+        ),
     },
     "owner_superuser": {
         "type": "boolean",

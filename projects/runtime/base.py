@@ -171,6 +171,38 @@ class ContainerSpec:
     confinement: Confinement = Confinement()
     files: tuple[FileSpec, ...] = ()
     working_dir: str | None = None  # None: the image's
+    # A read-only root filesystem: the container writes only to its data volume
+    # and to the directories below. `tmpfs`: in memory, empty at every start
+    # (sockets, pid files). `own_volumes`: on disk, made with the container and
+    # removed with it, the only places besides the data volume where files are
+    # copied in (FileSpec, file_put): the engine refuses a copy onto a read-only
+    # root, and one onto a tmpfs lands under it, hidden (Docker 20.10).
+    read_only: bool = False
+    tmpfs: tuple[str, ...] = ()
+    own_volumes: tuple[str, ...] = ()
+
+
+# On a container's own volumes (ContainerSpec.own_volumes): the container's
+# labels but berth.managed, so that inventory and drift, which count the
+# stack's objects, never see them; the container's removal takes them with it.
+# The rest (berth.test, berth.bench) lets a test or a benchmark run find what it left.
+OWN_VOLUME_LABEL = "berth.own-volume-of"
+
+
+def own_volume_labels(c: ContainerSpec) -> dict[str, str]:
+    return {**{k: v for k, v in c.labels.items() if k != MANAGED_LABEL}, OWN_VOLUME_LABEL: c.name}
+
+
+def copy_root(c: ContainerSpec, path: str) -> str | None:
+    """Where a file copied to `path` in `c` is unpacked: the volume it lands on, or / on a writable root;
+    None when the copy would be refused or hidden (see ContainerSpec.read_only)."""
+
+    def under(directory: str | None) -> bool:
+        return directory is not None and path.startswith(directory.rstrip("/") + "/")
+
+    if volume := next((d for d in (c.volume_mount, *c.own_volumes) if d is not None and under(d)), None):
+        return volume
+    return None if c.read_only or any(under(d) for d in c.tmpfs) else "/"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import Any
 
 import docker
 import docker.errors
@@ -31,6 +32,7 @@ from .base import (
     VolumeMissing,
     container_name,
     object_names,
+    own_volume_labels,
 )
 from .docker_common import NANOSECONDS, Engine, _confinement, _container_state, _label_filter, _managed, _reason, all_at_once, engine_address, stack_sample
 from .probes import wait_ready
@@ -41,6 +43,17 @@ from .probes import wait_ready
 CONFIG_LABEL = "berth.config"
 
 __all__ = ["DockerRuntime", "engine_address"]
+
+
+def _writable(c: ContainerSpec) -> dict[str, Any]:
+    """create_host_config's arguments for where a container with a read-only root may write (ContainerSpec.read_only)."""
+    return {
+        "read_only": c.read_only or None,
+        # Small runtime state only: a tmpfs counts against the container's memory limit.
+        "tmpfs": {path: "size=16m" for path in c.tmpfs} or None,
+        # Anonymous (removed with the container, v=True), labelled so a test run's leftovers are found.
+        "mounts": [docker.types.Mount(path, None, type="volume", labels=own_volume_labels(c)) for path in c.own_volumes] or None,
+    }
 
 
 class DockerRuntime(Engine):
@@ -86,7 +99,7 @@ class DockerRuntime(Engine):
                 # a created container is the slowest call of a restore (the
                 # engine mounts its filesystem), and only stack_up starts one.
                 if container.files:
-                    self._files_put(container.name, container.files)
+                    self._files_put(container)
                 # Each container starts as soon as it is made: the db's initdb
                 # runs while the api is being created. The api does not wait
                 # for the db: it retries its connection (spec.POSTGRAPHILE_RC),
@@ -108,7 +121,7 @@ class DockerRuntime(Engine):
                 # Made from an older spec: replace it (the data is on the volume),
                 # stopping it first so Postgres shuts down cleanly.
                 self.api.stop(c.name, timeout=c.stop_timeout_s)
-                self.api.remove_container(c.name, force=True)
+                self.api.remove_container(c.name, force=True, v=True)  # v: its own volumes go with it
             binds: dict[str, Mapping[str, str]] | None = {spec.volume: {"bind": c.volume_mount, "mode": "rw"}} if c.volume_mount else None
             host_config = self.api.create_host_config(
                 port_bindings={c.container_port: (c.publish_host, c.host_port)},
@@ -117,6 +130,7 @@ class DockerRuntime(Engine):
                 restart_policy={"Name": "unless-stopped"},
                 network_mode=spec.network,
                 **_confinement(c.confinement),
+                **_writable(c),
             )
             healthcheck = None
             if c.healthcheck:
@@ -175,7 +189,7 @@ class DockerRuntime(Engine):
             try:
                 if running:
                     self.api.stop(name)
-                self.api.remove_container(name, force=True)
+                self.api.remove_container(name, force=True, v=True)  # v: its own volumes go with it (never a named one)
             except docker.errors.NotFound:
                 pass
 

@@ -30,6 +30,7 @@ from .base import (
     PROJECT_LABEL,
     SERVICE_LABEL,
     Confinement,
+    ContainerSpec,
     ContainerState,
     ContainerStats,
     ExecResult,
@@ -43,6 +44,7 @@ from .base import (
     ScratchSpec,
     StackNotFound,
     StackSample,
+    copy_root,
     network_name,
     volume_name,
 )
@@ -189,9 +191,18 @@ class Engine:
             finally:
                 client.close()
 
-    def _files_put(self, container: str, files: tuple[FileSpec, ...]) -> None:
-        with self._engine(f"copying files into {container}"):
-            self.api.put_archive(container, "/", tar_archive(files))
+    def _files_put(self, c: ContainerSpec) -> None:
+        # One archive per place the files land: under a read-only root the
+        # engine takes a copy only onto a volume, and checks the archive's target.
+        roots: dict[str, list[FileSpec]] = {}
+        for f in c.files:
+            root = copy_root(c, f.path)
+            if root is None:
+                raise RuntimeFailure(f"copying {f.path} into {c.name}: it is on no volume of the container, whose root is read-only")
+            roots.setdefault(root, []).append(f)
+        with self._engine(f"copying files into {c.name}"):
+            for root, files in roots.items():
+                self.api.put_archive(c.name, root, tar_archive(tuple(files), root=root))
 
     def exec_stream(
         self, container: str, argv: list[str], *, environment: dict[str, str] | None = None, idle_timeout_s: float = 600

@@ -17,6 +17,7 @@ from .base import (
     INSTALL_LABEL,
     PROJECT_LABEL,
     SERVICE_LABEL,
+    ContainerSpec,
     ContainerState,
     ContainerStats,
     DbStats,
@@ -37,6 +38,7 @@ from .base import (
     SubnetUnavailable,
     VolumeMissing,
     container_name,
+    copy_root,
     network_name,
     object_names,
     volume_name,
@@ -71,6 +73,8 @@ class FakeRuntime:
         self.exec_handler: ExecHandler = fake_postgres
         self.files: dict[tuple[str, str], bytes] = {}  # (container, path) -> content, from file_put
         self.mounts: dict[str, str] = {}  # container name -> the volume at its PGDATA
+        # container name -> its spec, for the engine's rule on copies into a read-only root (base.copy_root)
+        self.container_specs: dict[str, ContainerSpec] = {}
         # A volume's database as fake_postgres sees it: qualified table name -> rows.
         self.databases: dict[str, dict[str, int]] = {}
         # Extensions installed in a volume's database, and those an image offers (absent: FAKE_EXTENSIONS).
@@ -142,8 +146,12 @@ class FakeRuntime:
                     name=c.name, project_id=spec.project_id, service=c.service, status="created",
                     image=c.image, host_ports=(c.host_port,), install=c.labels.get(INSTALL_LABEL, ""),
                 )  # fmt: skip
+        for c in spec.containers:
+            self.container_specs[c.name] = c
         if start:
             for c in spec.containers:
+                for f in c.files:
+                    self._copy_check(c.name, f.path)
                 if c.host_port in self.taken_ports:
                     raise PortUnavailable(f"starting {c.name}: a host port is already in use ({c.host_port})")
                 health = "healthy" if c.healthcheck else None
@@ -259,10 +267,17 @@ class FakeRuntime:
         self._call("file_put")
         if container not in self.containers_by_name:
             raise StackNotFound(f"copying {path} into {container}: no such container")
+        self._copy_check(container, path)
         data = b"".join(chunks)
         if len(data) != size:
             raise RuntimeFailure(f"copying {path} into {container}: the file ended after {len(data)} of its {size} bytes")
         self.files[(container, path)] = data
+
+    def _copy_check(self, container: str, path: str) -> None:
+        # As the engine: a copy onto a read-only root is refused, one onto a tmpfs is hidden (a stack's containers only).
+        c = self.container_specs.get(container)
+        if c is not None and copy_root(c, path) is None:
+            raise RuntimeFailure(f"copying {path} into {container}: container rootfs is marked read-only")
 
     def scratch_up(self, spec: ScratchSpec) -> None:
         self._call("scratch_up")

@@ -23,6 +23,7 @@ from .base import (
     StackSpec,
     memory_bytes,
     object_prefix,
+    own_volume_labels,
 )
 from .docker_common import NANOSECONDS
 
@@ -105,7 +106,14 @@ def service_template(
         args=c.command,  # the image's entrypoint stays; the command is its arguments, as `docker run` does
         env=[f"{k}={v}" for k, v in c.environment.items()],
         labels=c.labels,
-        mounts=[docker.types.Mount(c.volume_mount, spec.volume, type="volume", labels=spec.labels)] if c.volume_mount else [],
+        mounts=[
+            *([docker.types.Mount(c.volume_mount, spec.volume, type="volume", labels=spec.labels)] if c.volume_mount else []),
+            # Where a read-only root may be written (ContainerSpec.read_only): the
+            # task's own anonymous volumes go with its container, as on one engine.
+            *(docker.types.Mount(path, None, type="tmpfs", tmpfs_size=16 << 20) for path in c.tmpfs),
+            *(docker.types.Mount(path, None, type="volume", labels=own_volume_labels(c)) for path in c.own_volumes),
+        ],
+        read_only=c.read_only,
         stop_grace_period=c.stop_timeout_s * NANOSECONDS,
         healthcheck=healthcheck,
         secrets=secrets or None,

@@ -13,20 +13,21 @@ from collections.abc import Iterator
 from .base import FileSpec
 
 
-def tar_archive(files: tuple[FileSpec, ...]) -> bytes:
-    """The files as a tar archive to unpack at /, with their directories (owned like the files, 0700)."""
+def tar_archive(files: tuple[FileSpec, ...], *, root: str = "/") -> bytes:
+    """The files as a tar archive to unpack at `root`, with their directories below it (owned like the files, 0700)."""
     buffer = io.BytesIO()
     now = int(time.time())
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
         directories: set[str] = set()
         for f in files:
-            directory = os.path.dirname(f.path.lstrip("/"))
+            name = os.path.relpath(f.path, root)
+            directory = os.path.dirname(name)
             if directory and directory not in directories:
                 directories.add(directory)
                 info = tarfile.TarInfo(directory)
                 info.type, info.mode, info.uid, info.gid, info.mtime = tarfile.DIRTYPE, 0o700, f.uid, f.gid, now
                 tar.addfile(info)
-            info = tarfile.TarInfo(f.path.lstrip("/"))
+            info = tarfile.TarInfo(name)
             info.size, info.mode, info.uid, info.gid, info.mtime = len(f.content), f.mode, f.uid, f.gid, now
             tar.addfile(info, io.BytesIO(f.content))
     return buffer.getvalue()

@@ -313,6 +313,29 @@ module.exports = {
 };
 """
 POSTGRAPHILE_UID = 1000  # the image's `node` user, which must own its pgpass
+# GraphiQL is off unless an operator sets BERTH_GRAPHIQL (--disable-graphiql):
+# it is a development tool, and anyone who reaches the api's port would get it.
+# When on, PostGraphile 4's page would load prettier from unpkg.com; this server
+# plugin (named in the rc file: the CLI reads `plugins` there) takes those tags
+# out, so the page loads nothing from elsewhere and works offline (its Prettify
+# falls back to GraphiQL's own when prettier is absent).
+GRAPHIQL_PLUGIN_PATH = f"{POSTGRAPHILE_DIR}/graphiql-offline.js"
+GRAPHIQL_PLUGIN = b"""module.exports = {
+  "postgraphile:graphiql:html": (html) => html.replace(/<script src="https?:[^"]*"><\\/script>/g, ""),
+};
+"""
+POSTGRAPHILE_RC_GRAPHIQL = POSTGRAPHILE_RC.replace(b"  options: {\n", f'  options: {{\n    plugins: ["{GRAPHIQL_PLUGIN_PATH}"],\n'.encode())
+
+
+# Read-only roots (ContainerSpec.read_only): what each container still writes.
+# The db: its socket directory (and /run, where it lives) in memory; its TLS
+# files and /tmp on volumes of its own: the files are copied in, and a restore
+# copies the dump into /tmp (backup_engine), which must not fill its memory.
+DB_TMPFS = ("/run", "/var/run/postgresql")
+DB_OWN_VOLUMES = (TLS_DIR, "/tmp")
+# The api: /tmp in memory; PostGraphile's working directory, where its rc file
+# and pgpass are copied, on a volume of its own.
+API_TMPFS = ("/tmp",)
 
 
 def db_confinement() -> Confinement:
@@ -460,6 +483,9 @@ def stack_spec(project: "Project") -> StackSpec:
         stop_timeout_s=10,
         confinement=db_confinement(),
         files=tls_files,
+        read_only=True,
+        tmpfs=DB_TMPFS,
+        own_volumes=DB_OWN_VOLUMES,
     )
     authenticator_uri = internal_db_uri(project, user=AUTHENTICATOR_ROLE, password=project.authenticator_password)
     files: tuple[FileSpec, ...] = ()
@@ -480,8 +506,13 @@ def stack_spec(project: "Project") -> StackSpec:
                 uid=POSTGRAPHILE_UID,
                 gid=POSTGRAPHILE_UID,
             ),
-            FileSpec(path=POSTGRAPHILE_RC_PATH, content=POSTGRAPHILE_RC, mode=0o400, uid=POSTGRAPHILE_UID, gid=POSTGRAPHILE_UID),
-        )
+            FileSpec(
+                path=POSTGRAPHILE_RC_PATH, content=POSTGRAPHILE_RC_GRAPHIQL if settings.BERTH_GRAPHIQL else POSTGRAPHILE_RC,
+                mode=0o400, uid=POSTGRAPHILE_UID, gid=POSTGRAPHILE_UID,
+            ),
+        )  # fmt: skip
+        if settings.BERTH_GRAPHIQL:
+            files += (FileSpec(path=GRAPHIQL_PLUGIN_PATH, content=GRAPHIQL_PLUGIN, mode=0o400, uid=POSTGRAPHILE_UID, gid=POSTGRAPHILE_UID),)
         working_dir: str | None = POSTGRAPHILE_DIR
         # The image's entrypoint is the postgraphile CLI: options are the command.
         command: list[str] | None = [
@@ -498,8 +529,13 @@ def stack_spec(project: "Project") -> StackSpec:
             # No --retry-on-init-fail: the api starts with the db and retries
             # as POSTGRAPHILE_RC says (the flag would override it).
             "--watch",  # new tables appear without a restart
+            # The schema holds only what a role the api may become (anon,
+            # service) was granted: the default (ignoreRBAC) shows every table,
+            # column and function to anyone who asks for __schema.
+            "--no-ignore-rbac",
             "--dynamic-json",
             "--disable-query-log",
+            *(() if settings.BERTH_GRAPHIQL else ("--disable-graphiql",)),
         ]  # fmt: skip
         probe = api_probe(project.api_flavour)
     else:
@@ -531,6 +567,9 @@ def stack_spec(project: "Project") -> StackSpec:
         confinement=api_confinement(),
         files=files,
         working_dir=working_dir,
+        read_only=True,
+        tmpfs=API_TMPFS,
+        own_volumes=(working_dir,) if working_dir else (),
     )
     bootstrap_sql, bootstrap_env = bootstrap(project)
     return StackSpec(

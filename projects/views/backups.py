@@ -8,7 +8,7 @@ from django.http import Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
 from projects.downloads import BackupUnverified
@@ -20,7 +20,7 @@ from projects.services.access import project_may_act
 from projects.services.backups import requests as backups
 from projects.services.errors import Forbidden, ServiceError
 from projects.services.operations.kinds import allowed_actions
-from projects.views.common import attempted, confirm_error, refusal_shown, project_visible, login_required
+from projects.views.common import attempted, confirm_error, login_required, project_visible, refusal_shown
 from projects.views.page import section_answer
 
 # --- backups (services/backups/requests.py; the section is templates/projects/_backups.html) ---
@@ -74,7 +74,7 @@ def _backup_answer(request: DashboardRequest, project: Project, status: int, err
 
 
 @login_required
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def project_backups(request: DashboardRequest, project_id: str) -> HttpResponse:
     """The backups section: swapped into the project page by HTMX (and polled while one runs), else the whole page."""
@@ -114,7 +114,7 @@ def backup_restore(request: DashboardRequest, backup_id: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def backup_download(request: DashboardRequest, backup_id: str) -> HttpResponseBase:
     """The file, the owner's alone; a backup that failed verification only with ?force=1."""
     backup = _backup_visible(request, backup_id)

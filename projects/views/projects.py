@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
 
@@ -33,19 +33,19 @@ from projects.views.common import (
     SETTLED_EVENT,
     attempted,
     confirm_error,
-    template_part,
+    login_required,
+    project_visible,
     queued,
     refusal_shown,
-    project_visible,
-    login_required,
+    template_part,
 )
-from projects.views.page import ACTIONS, connection_context, logs_context, project_page, panel_context
+from projects.views.page import ACTIONS, connection_context, logs_context, panel_context, project_page
 
 # --- projects list -------------------------------------------------------------
 
 
 @login_required
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def project_list(request: DashboardRequest) -> HttpResponse:
     show_deleted = request.GET.get("deleted") == "1"
@@ -64,7 +64,7 @@ def project_list(request: DashboardRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def project_row(request: DashboardRequest, project_id: str) -> HttpResponse:
     """One row of the list, polled every 2 s while its project is changing."""
     project = project_visible(request, project_id)
@@ -103,7 +103,7 @@ def project_create(request: DashboardRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def project_detail(request: DashboardRequest, project_id: str) -> HttpResponse:
     project = project_visible(request, project_id)
@@ -178,7 +178,7 @@ def project_reveal(request: DashboardRequest, project_id: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 @vary_on_headers("HX-Request")
 def project_logs(request: DashboardRequest, project_id: str) -> HttpResponse:
     """The last 200 lines of each container, read when asked for."""

@@ -14,7 +14,7 @@ from projects.models import Operation, Project
 from projects.pgconf import SETTINGS as PG_SETTINGS
 from projects.services.errors import ServiceError
 from projects.services.settings import requests as reconfigure
-from projects.views.common import CHANGED_EVENT, queued, refusal_shown, project_visible, login_required
+from projects.views.common import CHANGED_EVENT, login_required, project_visible, queued, refusal_shown
 from projects.views.page import SETTINGS_SECTION, section_answer, settings_context
 
 

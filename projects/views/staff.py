@@ -5,18 +5,18 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from projects.http import DashboardRequest
 from projects.services.errors import ServiceError
 from projects.services.placement import nodes as placement
-from projects.views.common import refusal_shown, login_required
+from projects.views.common import login_required, refusal_shown
 
 # --- nodes and drift (staff) ---------------------------------------------------------
 
 
 @login_required
-@require_GET
+@require_safe
 def nodes(request: DashboardRequest) -> HttpResponse:
     """On a Swarm: each node's state, projects and free memory (what placement reads)."""
     if not request.user.is_staff:
@@ -45,7 +45,7 @@ def node_forget(request: DashboardRequest, name: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def drift(request: DashboardRequest) -> HttpResponse:
     """What the engine runs against what Berth recorded, each mismatch with its fix; changes nothing."""
     from projects.services.fleet.drift import drift_report

@@ -13,7 +13,7 @@ from projects.forms import ApiTokenCreateForm
 from projects.http import DashboardRequest
 from projects.models import ApiToken
 from projects.services.accounts.tokens import api_token_create, api_token_revoke, token_lifetime_parse
-from projects.views.common import TOKENS, template_part, login_required
+from projects.views.common import TOKENS, login_required, template_part
 
 # --- API tokens ----------------------------------------------------------------------
 

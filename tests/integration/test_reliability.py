@@ -37,7 +37,8 @@ def api(client, headers, method: str, path: str, body: dict | None = None, wait:
 
 
 def objects_of(docker_engine, project_id: str) -> dict[str, list[str]]:
-    label = f"berth.project={project_id}"
+    # The stack's objects: managed ones (a container's own volumes go with it, and are not berth.managed).
+    label = [f"berth.project={project_id}", "berth.managed=true"]
     return {
         "containers": sorted(c.name for c in docker_engine.containers.list(all=True, filters={"label": label})),
         "networks": sorted(n.name for n in docker_engine.networks.list(filters={"label": label})),
@@ -165,9 +166,13 @@ def test_a_worker_killed_mid_create_is_failed_and_a_retry_converges_to_one_stack
     assert (project.db_port, project.api_port) == ports
     assert objects_of(docker_engine, project_id) == one_stack(project_id)
     assert published(docker_engine, project) == {"db": [("127.0.0.1", str(ports[0]))], "api": [("127.0.0.1", str(ports[1]))]}
-    # The db container mounts the project's volume at PGDATA and nothing anonymous.
-    mounts = docker_engine.containers.get(f"project_{project_id}_db").attrs["Mounts"]
-    assert [(m["Type"], m["Name"]) for m in mounts] == [("volume", f"project_{project_id}_data")]
+    # The db container mounts the project's volume at PGDATA; its other volumes are
+    # its own (a read-only root: spec.DB_OWN_VOLUMES), labelled with it, nothing anonymous.
+    mounts = {m["Destination"]: m["Name"] for m in docker_engine.containers.get(f"project_{project_id}_db").attrs["Mounts"]}
+    assert mounts.pop("/var/lib/postgresql/data") == f"project_{project_id}_data"
+    assert sorted(mounts) == ["/etc/berth", "/tmp"]
+    for name in mounts.values():
+        assert docker_engine.api.inspect_volume(name)["Labels"]["berth.own-volume-of"] == f"project_{project_id}_db"
     assert Project.objects.exclude(db_port=None).count() == 1  # no port reserved by a ghost
     assert list(project.operations.order_by("created_at").values_list("kind", "state")) == [
         ("create", "failed"),

@@ -28,7 +28,8 @@ def on_node(client, project_id: str) -> dict[str, list[str]]:
     label = f"berth.project={project_id}"
     return {
         "containers": [c["Names"][0] for c in client.api.containers(all=True, filters={"label": label})],
-        "volumes": [v["Name"] for v in client.api.volumes(filters={"label": label}).get("Volumes") or []],
+        # Managed ones: a task's own volumes (a read-only root's, ContainerSpec.own_volumes) go with its container.
+        "volumes": [v["Name"] for v in client.api.volumes(filters={"label": [label, "berth.managed=true"]}).get("Volumes") or []],
     }
 
 

@@ -98,7 +98,9 @@ def major(db_url: str) -> str:
 
 
 def volumes(docker_engine, pid: str) -> dict[str, dict[str, str]]:
-    return {v.name: v.attrs["Labels"] or {} for v in docker_engine.volumes.list(filters={"label": f"berth.project={pid}"})}
+    # The project's data volumes: managed ones (its containers' own volumes are not berth.managed).
+    found = docker_engine.volumes.list(filters={"label": [f"berth.project={pid}", "berth.managed=true"]})
+    return {v.name: v.attrs["Labels"] or {} for v in found}
 
 
 def test_upgrade_15_to_17_keeps_every_row_and_the_urls_and_a_rollback_returns_to_15_as_it_was(workers, user, client, docker_engine):

@@ -209,6 +209,35 @@ def test_staff_see_other_owners_db_url_with_the_password_masked(client, user, st
     assert ":********@" in seen["db_url"] and Project.objects.get(public_id=mine["project_id"]).db_password not in seen["db_url"]
 
 
+def test_a_read_only_token_sees_the_owners_project_without_its_password_or_keys(client, user):
+    from projects.services.accounts.tokens import api_token_create
+
+    mine = create(client, bearer(user))
+    password = Project.objects.get(public_id=mine["project_id"]).db_password
+    _, raw = api_token_create(user=user, name="ci", read_only=True)
+    read_only = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    seen = client.get(f"/v1/projects/{mine['project_id']}", **read_only).json()
+    [listed] = client.get("/v1/projects", **read_only).json()["projects"]
+    for answer in (seen, listed):
+        assert ":********@" in answer["db_url"] and password not in answer["db_url"]
+        assert answer["anon_key"] is None and answer["service_key"] is None
+        assert answer["name"] == mine["name"] and answer["api_url"] == mine["api_url"]  # everything else as the owner sees it
+    # A full token of the same owner still reveals them.
+    full = client.get(f"/v1/projects/{mine['project_id']}", **bearer(user)).json()
+    assert password in full["db_url"] and full["anon_key"] and full["service_key"]
+
+
+def test_head_answers_like_get_without_the_body(client, user):
+    headers = bearer(user)
+    project = create(client, headers)
+    for path in ("/v1/projects", f"/v1/projects/{project['project_id']}", f"/v1/projects/{project['project_id']}/operations"):
+        got, head = client.get(path, **headers), client.head(path, **headers)
+        assert (head.status_code, head.content) == (200, b""), path
+        assert head["Content-Type"] == got["Content-Type"] and head["Content-Length"] == str(len(got.content)), path
+    # Not a write: a read-only token may, and a method that only takes POST still refuses it.
+    assert client.head(f"/v1/projects/{project['project_id']}/rotate", **headers).status_code == 405
+
+
 def test_deleted_projects_are_listed_only_on_request(client, user):
     headers = bearer(user)
     project = create(client, headers)

@@ -273,5 +273,5 @@ def test_clone_through_post_projects_from_backup(client, user, other_user, proje
 def test_backup_endpoints_refuse_other_methods_with_405(client, user, project):
     headers = bearer(user)
     response = client.delete(f"/v1/projects/{project['project_id']}/backups", **headers)
-    assert response.status_code == 405 and response["Allow"] == "GET, POST"
+    assert response.status_code == 405 and response["Allow"] == "GET, POST, HEAD"
     assert client.get("/v1/backups/000000000000/verify", **headers).status_code == 405

@@ -36,6 +36,7 @@ def environ(tmp_path):
         ("BERTH_DELETE_RETENTION_DAYS", "a week"),
         ("BERTH_DELETE_RETENTION_DAYS", "-1"),
         ("BERTH_PULL_IMAGES", "maybe"),
+        ("BERTH_GRAPHIQL", "please"),
         ("BERTH_IMAGES", "always"),
         ("BERTH_WORKERS", "0"),
         ("BERTH_EXTRA_LABELS", "no-equals-sign"),
@@ -65,6 +66,7 @@ def test_defaults_are_the_documented_ones(environ, tmp_path):
     assert s["BERTH_DELETE_RETENTION_DAYS"] == 7
     assert (s["BERTH_WORKERS"], s["BERTH_PULL_IMAGES"], s["BERTH_HTTPS"]) == (4, True, False)
     assert s["BERTH_IMAGES"] == "auto"
+    assert s["BERTH_GRAPHIQL"] is False and berth_settings({**environ, "BERTH_GRAPHIQL": "1"})["BERTH_GRAPHIQL"] is True
     assert s["BERTH_BACKUP_DIR"] == tmp_path / "backups"
     assert (s["BERTH_EXTRA_LABELS"], s["BERTH_SECRETS_KEYS"]) == ({}, [])
     assert s["BERTH_REQUIRE_2FA"] == "off"  # an upgrade locks nobody out

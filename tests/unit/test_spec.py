@@ -327,3 +327,39 @@ def test_every_container_is_confined(settings):
 def test_readiness_probes_go_to_loopback_when_published_on_all_interfaces(settings, publish, probe):
     settings.BERTH_PUBLISH_HOST = publish
     assert stack_spec(make_project()).db_probe.host == probe
+
+
+def test_postgraphile_respects_rbac_and_serves_no_graphiql_by_default():
+    spec = stack_spec(make_project(api="postgraphile"))
+    # The schema shows only what a role the api may become was granted (ignoreRBAC: false).
+    assert "--no-ignore-rbac" in spec.api.command
+    assert "--disable-graphiql" in spec.api.command and "--enhance-graphiql" not in spec.api.command
+    rc = next(f for f in spec.api.files if f.path.endswith("/.postgraphilerc.js"))
+    assert b"plugins" not in rc.content and not any(f.path.endswith("graphiql-offline.js") for f in spec.api.files)
+
+
+def test_graphiql_when_an_operator_turns_it_on_loads_nothing_from_elsewhere(settings):
+    settings.BERTH_GRAPHIQL = True
+    spec = stack_spec(make_project(api="postgraphile"))
+    assert "--disable-graphiql" not in spec.api.command and "--no-ignore-rbac" in spec.api.command
+    plugin = next(f for f in spec.api.files if f.path.endswith("/graphiql-offline.js"))
+    rc = next(f for f in spec.api.files if f.path.endswith("/.postgraphilerc.js"))
+    # The CLI loads server plugins named in its rc file; this one strips the page's CDN script tags.
+    assert f'plugins: ["{plugin.path}"]'.encode() in rc.content and b"retryOnInitFail" in rc.content
+    assert b"postgraphile:graphiql:html" in plugin.content and plugin.uid == 1000
+
+
+@pytest.mark.parametrize("api", ["postgrest", "postgraphile"])
+def test_the_stacks_roots_are_read_only_and_every_file_lands_on_a_volume_of_its_own(api):
+    from projects.runtime.base import copy_root
+
+    spec = stack_spec(make_project(api=api))
+    for c in spec.containers:
+        assert c.read_only and "/tmp" in (*c.tmpfs, *c.own_volumes), c.name
+        for f in c.files:
+            assert copy_root(c, f.path) in c.own_volumes, f.path  # a copy onto the read-only root is refused
+    # The db's socket directory in memory; a restore's dump goes to /tmp, on disk (not into its memory).
+    assert "/var/run/postgresql" in spec.db.tmpfs and "/tmp" in spec.db.own_volumes
+    assert copy_root(spec.db, "/tmp/berth-restore-0123456789ab.dump") == "/tmp"
+    assert copy_root(spec.db, "/var/lib/postgresql/data/x") == spec.db.volume_mount
+    assert copy_root(spec.db, "/etc/passwd") is None and copy_root(spec.db, "/run/x") is None

@@ -747,3 +747,9 @@ def test_the_dashboard_and_the_admin_name_an_icon_berth_serves(signed_in):
     response = signed_in.get("/static/favicon.svg")
     assert response.status_code == 200
     response.close()
+
+
+def test_a_dashboard_page_answers_head_like_get_without_the_body(client, signed_in):
+    got, head = client.get("/"), client.head("/")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head["Content-Type"] == got["Content-Type"] and head["Content-Length"] == str(len(got.content))

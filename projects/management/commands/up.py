@@ -37,7 +37,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from projects.runtime import RuntimeFailure
 from projects.services.fleet.images import images_ensure
-from projects.stack.images import API_LABELS, offer
+from projects.stack.images import API_LABELS
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 PR_SET_PDEATHSIG = 1
@@ -71,14 +71,7 @@ class Command(BaseCommand):
 
         commands: dict[str, list[str]] = {}
         if not no_web:
-            commands["web"] = [
-                sys.executable, "-m", "gunicorn", "controlplane.wsgi",
-                "--bind", bind, "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-                # ?wait=N holds a request up to 120 s.
-                "--timeout", "150", "--access-logfile", "-",
-                # One control socket per user by default: two Berths on a host would share it.
-                "--no-control-socket",
-            ]  # fmt: skip
+            commands["web"] = web_command(bind)
         if not no_worker:
             for n in range(workers):
                 commands[f"worker-{n + 1}"] = [
@@ -257,6 +250,20 @@ class Command(BaseCommand):
             self.stdout.write("Berth stopped.")
         if failed:
             raise CommandError(failed)
+
+
+def web_command(bind: str) -> list[str]:
+    """The web server `up` runs: gunicorn on `bind`."""
+    return [
+        sys.executable, "-m", "gunicorn", "controlplane.wsgi",
+        "--bind", bind, "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+        # ?wait=N holds a request up to 120 s.
+        "--timeout", "150", "--access-logfile", "-",
+        # Its access log with tokens in query strings redacted (a log format cannot).
+        "--logger-class", "controlplane.access_log.RedactingLogger",
+        # One control socket per user by default: two Berths on a host would share it.
+        "--no-control-socket",
+    ]  # fmt: skip
 
 
 def _role(name: str) -> str:
