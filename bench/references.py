@@ -96,6 +96,7 @@ def probe_until_ready(spec, timeout_s: float = 60, *, bootstrap=None) -> None:
 
 class Floor:
     name = "floor (bare SDK)"
+    ready_timeout_s = 60.0
 
     def __init__(self) -> None:
         self.api = docker.from_env().api
@@ -122,7 +123,7 @@ class Floor:
                 api.put_archive(c.name, "/", tar_archive(c.files))
         for c in spec.containers:
             api.start(c.name)
-        probe_until_ready(spec, bootstrap=self.bootstrap)
+        probe_until_ready(spec, self.ready_timeout_s, bootstrap=self.bootstrap)
 
     def stop(self, spec) -> None:
         for c in reversed(spec.containers):
