@@ -339,6 +339,7 @@ def levels_main(args: argparse.Namespace) -> None:
 
     floor = Floor()
     floor.ready_timeout_s = 110  # as the Berths' BERTH_READY_TIMEOUT below
+    floor.with_healthcheck = args.floor_healthcheck
     # Each Berth gets its slice of the bench's Berth port ranges, its own data directory and network pool.
     db_slice = (BERTH_DB_PORTS[1] - BERTH_DB_PORTS[0] + 1) // len(levels)
     api_slice = (BERTH_API_PORTS[1] - BERTH_API_PORTS[0] + 1) // len(levels)
@@ -438,12 +439,13 @@ def levels_main(args: argparse.Namespace) -> None:
             rows.append([level, method, f"{s['n']}" + (f" (+{failures} failed)" if failures else ""), s["p50"], s["p95"], s["p50"] / f50, s["p95"] / f95, own, engine, dbs, apis,
                          f"{min(loads):.1f}–{max(loads):.1f}" if loads else "-"])  # fmt: skip
     rendered = table(
-        f"provision --levels {args.levels}: N cold creates at once (BERTH_WORKERS N) against the floor, request → running (seconds)",
+        f"provision --levels {args.levels}: N cold creates at once (BERTH_WORKERS N) against the floor"
+        f"{' with the db healthcheck' if args.floor_healthcheck else ''}, request → running (seconds)",
         ["at once", "method", "n", "p50 s", "p95 s", "p50 / floor", "p95 / floor", "CPU s/batch: Berth", "engine", "db containers", "api containers", "load (1 min)"],
         rows,
     )
     rendered += f"\n\nload average at the end (1, 5, 15 min): {', '.join(uptime)}; {len(batches)} batches ({sum(1 for b in batches if not b['recorded'])} warm-up)"
-    write_results("provision-levels", {"levels": levels, "stats": stats, "batches": batches, "servers": envs}, rendered)
+    write_results("provision-levels" + ("-floor-healthcheck" if args.floor_healthcheck else ""), {"levels": levels, "stats": stats, "batches": batches, "servers": envs}, rendered)
 
 
 def main() -> None:
@@ -457,6 +459,8 @@ def main() -> None:
     parser.add_argument("--refill-rounds", type=int, default=3, help="--pool: rounds of quick hits then refill (default 3)")
     parser.add_argument("--levels", default="", help="concurrent creates only, at these levels side by side (e.g. 4,8), BERTH_WORKERS = level")
     parser.add_argument("--rounds", type=int, default=3, help="--levels: rounds of one batch per level and method (default 3)")
+    parser.add_argument("--floor-healthcheck", action="store_true",
+                        help="--levels: the floor's db gets Berth's pg_isready healthcheck (its share of the difference)")
     parser.add_argument("--network-pool", default="10.246.0.0/16", help="--levels: the Berths' subnets (a /20 each)")
     args = parser.parse_args()
     if args.levels:
