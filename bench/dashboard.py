@@ -62,7 +62,7 @@ def main() -> None:
     from django.test import Client
 
     from projects.models import Project
-    from projects.services.tokens import api_token_create
+    from projects.services.accounts.tokens import api_token_create
 
     user = get_user_model().objects.create_user("bench", password="bench-password", is_staff=False)
     _, token = api_token_create(user=user, name="bench")

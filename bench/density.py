@@ -75,7 +75,7 @@ def fleet(args) -> None:
 
     from projects.models import Project
     from projects.runtime import get_runtime
-    from projects.services.networks import project_stack_up
+    from projects.stack.up import project_stack_up
     from projects.services.ports import project_insert_with_ports
 
     owner = get_user_model().objects.create_user(f"fleet-{time.time_ns()}")
@@ -162,7 +162,7 @@ def main() -> None:
     django_setup()
     from bench.references import free_port, reference_spec
     from projects.runtime.docker import DockerRuntime
-    from projects.runtime.spec import postgres_image
+    from projects.stack.spec import postgres_image
 
     runtime = DockerRuntime(pull_images=False)
     rows, results = [], {}

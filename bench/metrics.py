@@ -43,8 +43,8 @@ def real_part(owner, count: int, passes: int, concurrency: int) -> dict:
     from bench.references import free_port
     from projects.models import MetricSample, Project
     from projects.runtime.docker import DockerRuntime
-    from projects.runtime.spec import stack_spec
-    from projects.services.metrics import metrics_sample
+    from projects.stack.spec import stack_spec
+    from projects.services.fleet.metrics import metrics_sample
 
     runtime = DockerRuntime(pull_images=False)
     taken: set[int] = set()
@@ -82,7 +82,7 @@ def rows_part(owner, size: int, passes: int, concurrency: int) -> dict:
     from projects.models import Project
     from projects.runtime.base import ContainerState, container_name
     from projects.runtime.fake import FakeRuntime
-    from projects.services.metrics import metrics_sample
+    from projects.services.fleet.metrics import metrics_sample
 
     fill(size, owner)
     fake = FakeRuntime()
@@ -104,7 +104,7 @@ def rollup_part(size: int, interval: int) -> dict:
     from django.utils import timezone
 
     from projects.models import MetricSample, Project
-    from projects.services.metrics import metrics_downsample
+    from projects.services.fleet.metrics import metrics_downsample
 
     MetricSample.objects.all().delete()
     hour = (timezone.now() - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
@@ -148,7 +148,7 @@ def _bytes_per_row() -> float | None:
 
 def series_part(requests: int) -> dict:
     from projects.models import Project
-    from projects.services.metrics import metrics_series
+    from projects.services.fleet.metrics import metrics_series
 
     project = Project.objects.filter(status="running").first()
     times = []

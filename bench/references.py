@@ -47,7 +47,7 @@ def reference_spec(db_port: int, api_port: int, *, stock_retry: bool = True):
     differently from a bare SDK call is Berth's to show, not the floor's.
     """
     from projects.models import Project
-    from projects.runtime.spec import stack_spec
+    from projects.stack.spec import stack_spec
 
     project = Project(public_id=secrets.token_hex(6), name="ref", postgres_version="17", api_flavour="postgraphile",
                       db_port=db_port, api_port=api_port)  # fmt: skip
@@ -63,7 +63,7 @@ def stock_api(spec):
     """The spec with PostGraphile's own retry (`--retry-on-init-fail`) instead of Berth's rc file."""
     import dataclasses
 
-    from projects.runtime.spec import POSTGRAPHILE_RC_PATH
+    from projects.stack.spec import POSTGRAPHILE_RC_PATH
 
     api = spec.api
     if api.command is None or "--retry-on-init-fail" in api.command:

@@ -35,9 +35,9 @@ def main() -> None:
     from bench.references import free_port
     from projects.models import Project
     from projects.runtime.docker import DockerRuntime
-    from projects.runtime.spec import stack_spec
+    from projects.stack.spec import stack_spec
     from projects.runtime.swarm import SwarmRuntime, parse_nodes
-    from projects.services.sync import projects_sync
+    from projects.services.fleet.watcher import projects_sync
     from tests.engine import swarm_cleanup
 
     nodes = parse_nodes(os.environ.get("BERTH_SWARM_NODES", ""))

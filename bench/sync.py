@@ -42,8 +42,8 @@ def main() -> None:
     from bench.dashboard import fill
     from projects.models import Project
     from projects.runtime.docker import DockerRuntime
-    from projects.runtime.spec import stack_spec
-    from projects.services.sync import projects_sync
+    from projects.stack.spec import stack_spec
+    from projects.services.fleet.watcher import projects_sync
 
     owner = get_user_model().objects.create_user("bench")
     # Rows without containers are observed as missing: record them so, and the

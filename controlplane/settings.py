@@ -316,7 +316,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     # Not a rule: revokes the user's API tokens whenever their password changes.
-    {"NAME": "projects.services.tokens.RevokeTokensOnPasswordChange"},
+    {"NAME": "projects.services.accounts.tokens.RevokeTokensOnPasswordChange"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
@@ -401,7 +401,7 @@ BERTH_IMAGES = env_choice("BERTH_IMAGES", "auto", ("auto", "pull"))
 # to find and remove what they made).
 BERTH_EXTRA_LABELS = env_pairs("BERTH_EXTRA_LABELS")
 # Postgres server settings merged over the small-footprint defaults in
-# projects/runtime/spec.py, e.g. `shared_buffers=128MB,max_connections=100`.
+# projects/stack/spec.py, e.g. `shared_buffers=128MB,max_connections=100`.
 BERTH_POSTGRES_SETTINGS = env_pairs("BERTH_POSTGRES_SETTINGS")
 # Secrets at rest: comma-separated Fernet keys, newest first (README,
 # "Secrets"). Without one, a key is derived from SECRET_KEY.
@@ -430,7 +430,7 @@ BERTH_HTTPS = env_bool("BERTH_HTTPS", False)
 BERTH_HSTS_SECONDS = env_int("BERTH_HSTS_SECONDS", 31_536_000, 0)
 BERTH_HSTS_PRELOAD = env_bool("BERTH_HSTS_PRELOAD", False)
 # Sign-in: this many failures for one username from one address lock
-# that pair out for BERTH_LOGIN_LOCKOUT_SECONDS (projects/services/login_limits.py).
+# that pair out for BERTH_LOGIN_LOCKOUT_SECONDS (projects/services/accounts/login_limits.py).
 BERTH_LOGIN_ATTEMPTS = env_int("BERTH_LOGIN_ATTEMPTS", 5, 1)
 BERTH_LOGIN_LOCKOUT_SECONDS = env_int("BERTH_LOGIN_LOCKOUT_SECONDS", 900, 1)
 # ... and this many failures from one address (any usernames), or from
@@ -455,7 +455,7 @@ BERTH_BACKUP_LOCK_WAIT_SECONDS = env_int("BERTH_BACKUP_LOCK_WAIT_SECONDS", 60, 1
 # the next one answers 202 at once (projects/services/waiting.py).
 BERTH_MAX_WAITING = env_int("BERTH_MAX_WAITING", 4, 0)
 # The sync watcher samples every running project's metrics this often (0: never),
-# reading at most BERTH_METRICS_CONCURRENCY projects at once (projects/services/metrics.py).
+# reading at most BERTH_METRICS_CONCURRENCY projects at once (projects/services/fleet/metrics.py).
 BERTH_METRICS_SECONDS = env_int("BERTH_METRICS_SECONDS", 30, 0)
 BERTH_METRICS_CONCURRENCY = env_int("BERTH_METRICS_CONCURRENCY", 8, 1)
 

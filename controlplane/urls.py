@@ -15,7 +15,7 @@ accounts = [
 ]
 
 urlpatterns = [
-    path("v1/", include("projects.api_urls")),
+    path("v1/", include("projects.api.urls")),
     path("metrics", scrape.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include(accounts)),

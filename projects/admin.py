@@ -14,12 +14,12 @@ from django.http import HttpRequest, HttpResponse
 
 from .models import ApiToken, Backup, ForgottenNode, Operation, Project, UserQuota
 from .runtime import RuntimeFailure
-from .services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from .services.errors import ServiceError
-from .services.placement import nodes_overview
-from .services.pool import pool_status
-from .services.quotas import quota_limits, quota_usage
-from .services.sync import project_observe
+from projects.services.placement.nodes import nodes_overview
+from projects.services.pool.requests import pool_status
+from projects.services.lifecycle.quotas import quota_limits, quota_usage
+from projects.services.fleet.watcher import project_observe
 
 
 class ReadOnlyAdmin[M: Model](admin.ModelAdmin[M]):

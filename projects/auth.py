@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from .services.login_limits import login_failure_record, login_failures_clear, login_lock_reason
+from projects.services.accounts.login_limits import login_failure_record, login_failures_clear, login_lock_reason
 
 
 def _trusted(address: str) -> bool:

@@ -1,6 +1,6 @@
 """Server-rendered charts: a project's series as SVG geometry for the templates.
 
-Pure presentation, no query: the views pass in what services/metrics.py read.
+Pure presentation, no query: the views pass in what services/fleet/metrics.py read.
 The SVG holds only lines (scaled to any width, strokes kept thin with
 `vector-effect`); every word and number is HTML around it, so text never
 stretches and the page reads the same without JavaScript or with a screen
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .services.metrics import MetricsSeries, Point
+from projects.services.fleet.metrics import MetricsSeries, Point
 
 WIDTH = 600
 HEIGHT = 120

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest
 
-from .services.engine import engine_error
+from projects.services.fleet.inspect import engine_error
 
 
 def engine(request: HttpRequest) -> dict[str, Callable[[], str | None]]:

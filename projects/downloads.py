@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.http import FileResponse
 
 from .models import Backup
-from .services.backup_files import backup_path
+from projects.services.backups.files import backup_path
 from .services.errors import FileGone, Forbidden, InvalidTransition
 
 B = Backup.State

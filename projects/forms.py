@@ -5,7 +5,7 @@ from typing import Any, cast
 from django import forms
 
 from .models import NAME_MAX, ApiToken, Project
-from .runtime.images import needs, offer
+from projects.stack.images import needs, offer
 
 
 class ProjectCreateForm(forms.Form):
@@ -76,7 +76,7 @@ class ConfirmNameForm(forms.Form):
 
 
 class ApiTokenCreateForm(forms.Form):
-    # Values are what `create_api_token --expires` takes (services/tokens.py parses both).
+    # Values are what `create_api_token --expires` takes (services/accounts/tokens.py parses both).
     EXPIRES = [("", "Never"), ("1d", "In 1 day"), ("7d", "In 7 days"), ("30d", "In 30 days"), ("90d", "In 90 days"), ("365d", "In a year")]
 
     name = forms.CharField(

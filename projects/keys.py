@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from projects.models import Project
-from projects.runtime.spec import ANON_ROLE, JWT_AUDIENCE, SERVICE_ROLE
+from projects.stack.spec import ANON_ROLE, JWT_AUDIENCE, SERVICE_ROLE
 
 ISSUER = "berth"
 

@@ -103,7 +103,7 @@ class Project(models.Model):
         PURGED = "purged"
         FAILED = "failed"
         UPGRADING = "upgrading"  # to another major, or back to the kept one (rollback)
-        # In the warm pool: made, started and probed, owned by nobody, waiting to be claimed (services/pool.py).
+        # In the warm pool: made, started and probed, owned by nobody, waiting to be claimed (services/pool/requests.py).
         POOLED = "pooled"
 
     class Health(models.TextChoices):
@@ -124,7 +124,7 @@ class Project(models.Model):
 
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     name = models.CharField(max_length=NAME_MAX)
-    # Null: a warm-pool stack, Berth's own until a create claims it (services/pool.py); nobody sees it.
+    # Null: a warm-pool stack, Berth's own until a create claims it (services/pool/requests.py); nobody sees it.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="projects")
     postgres_version = models.CharField(max_length=8)
     api_flavour = models.CharField(max_length=16, choices=Api.choices)
@@ -140,7 +140,7 @@ class Project(models.Model):
     node_address = models.CharField(max_length=255, blank=True, default="")
     # The project network's subnet, from BERTH_NETWORK_POOL; unique, and kept
     # like the ports until a purge releases it. Null until the network is
-    # first made by this version (services/networks.py).
+    # first made by this version (stack/up.py).
     network_subnet = models.CharField(max_length=18, null=True, blank=True, unique=True)
     db_name = models.CharField(max_length=63, default="app")
     db_user = models.CharField(max_length=63, default="app")
@@ -153,7 +153,7 @@ class Project(models.Model):
     # The api's login role, which can only become `anon` or `service`.
     authenticator_password_encrypted = models.TextField(editable=False, blank=True, default="")
     # The db server's TLS certificate, issued by Berth's CA for tls_host
-    # (BERTH_PUBLIC_HOST when it was issued); renewed by services/certificates.py.
+    # (BERTH_PUBLIC_HOST when it was issued); renewed by services/settings/certificates.py.
     tls_cert_pem = models.TextField(editable=False, blank=True, default="")
     tls_key_encrypted = models.TextField(editable=False, blank=True, default="")
     tls_host = models.CharField(max_length=255, editable=False, blank=True, default="")
@@ -178,7 +178,7 @@ class Project(models.Model):
     kept_volume_version = models.CharField(max_length=8, blank=True, default="", editable=False)
     kept_owner_is_superuser = models.BooleanField(default=False, editable=False)
     kept_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # What the owner may change after creation (services/reconfigure.py, pgconf.py):
+    # What the owner may change after creation (services/settings/requests.py, pgconf.py):
     # the containers' memory limits (the engine's format, "512m"), the Postgres
     # settings of pgconf's allowlist over spec.POSTGRES_SETTINGS, and whether a
     # change that needs a restart is waiting for one (cleared when the stack is
@@ -276,12 +276,12 @@ class Project(models.Model):
         return ACTIONS_BY_STATUS.get(self.status, frozenset[str]())
 
 
-# Backups read a project without changing its status (services/backups.py).
+# Backups read a project without changing its status (services/backups/requests.py).
 BACKUP_ACTIONS = ("backup", "verify_backup")
 # A major-version upgrade reads the live server's extensions, so it needs a
 # running project; a rollback and dropping the kept volume work on any live one.
 UPGRADE_ACTIONS = ("rollback_upgrade", "drop_kept_volume")
-# A change after creation (services/reconfigure.py): settings and memory are
+# A change after creation (services/settings/requests.py): settings and memory are
 # kept on a stopped or failed project too (its next start applies them: a
 # failed one may need a bigger limit to start); restart and a reload need a
 # running server; credentials rotate on a running or stopped one.
@@ -303,7 +303,7 @@ ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
 FAILED_ACTIONS = frozenset({"start", "stop", "delete", *BACKUP_ACTIONS, "restore_backup", *UPGRADE_ACTIONS, "reconfigure"})
 FAILED_DELETED_ACTIONS = frozenset({"delete", "restore", "purge", "verify_backup"})
 # A warm-pool stack (no owner) only fills and drains; a claim is no operation
-# to queue but an update of the row (services/pool.py).
+# to queue but an update of the row (services/pool/requests.py).
 POOL_ACTIONS_BY_STATUS: dict[str, frozenset[str]] = {
     Project.Status.PROVISIONING: frozenset({"pool_fill"}),
     Project.Status.POOLED: frozenset({"pool_drain"}),
@@ -319,21 +319,21 @@ class Operation(models.Model):
         DELETE = "delete"
         RESTORE = "restore"
         PURGE = "purge"
-        # services/backups.py (their steps: services/steps.py)
+        # services/backups/requests.py (their steps: services/operations/steps.py)
         BACKUP = "backup"
         VERIFY_BACKUP = "verify_backup"
         RESTORE_BACKUP = "restore_backup"
         CLONE = "clone"  # a create that restores a backup into the new project
-        # services/upgrades.py: to another major on a new volume, back to the kept one, drop the kept one
+        # services/upgrades/requests.py: to another major on a new volume, back to the kept one, drop the kept one
         UPGRADE = "upgrade"
         ROLLBACK_UPGRADE = "rollback_upgrade"
         DROP_KEPT_VOLUME = "drop_kept_volume"
-        # The warm pool (services/pool.py): a stack made for the pool, one removed
+        # The warm pool (services/pool/requests.py): a stack made for the pool, one removed
         # from it, and a create served by a pooled stack (recorded, never queued).
         POOL_FILL = "pool_fill"
         POOL_DRAIN = "pool_drain"
         CLAIM = "claim"
-        # services/reconfigure.py: a change after creation
+        # services/settings/requests.py: a change after creation
         RECONFIGURE = "reconfigure"  # reloadable settings applied to the running server
         RESTART = "restart"  # the stack stopped and brought up with its current spec
         ROTATE_PASSWORD = "rotate_password"
@@ -357,7 +357,7 @@ class Operation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Touched by the worker while it runs the operation: a stale heartbeat means
-    # the worker died (see services/operations.py, operation_recover_stale).
+    # the worker died (see services/operations/queue.py, operation_recover_stale).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     # The project's status when the operation was queued: where it goes back to
@@ -427,7 +427,7 @@ class ApiToken(models.Model):
 
 
 class UserQuota(models.Model):
-    """An operator's limits for one user; an empty field takes the BERTH_QUOTA_* default (services/quotas.py)."""
+    """An operator's limits for one user; an empty field takes the BERTH_QUOTA_* default (services/lifecycle/quotas.py)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
     projects = models.PositiveIntegerField(
@@ -542,7 +542,7 @@ class BackupSchedule(models.Model):
 
 
 class CertificateAuthority(models.Model):
-    """Berth's own CA, made once (services/certificates.py): it signs every project's server certificate."""
+    """Berth's own CA, made once (services/settings/certificates.py): it signs every project's server certificate."""
 
     name = models.CharField(max_length=32, unique=True, default="berth")
     cert_pem = models.TextField()
@@ -556,7 +556,7 @@ class CertificateAuthority(models.Model):
 
 
 class MetricSample(models.Model):
-    """One project's numbers at one moment (`period` 0), or one hour of them (`period` 3600): services/metrics.py.
+    """One project's numbers at one moment (`period` 0), or one hour of them (`period` 3600): services/fleet/metrics.py.
 
     Counters (`cpu_seconds`, `commits`, `rollbacks`, `blocks_*`) are cumulative,
     as the engine and pg_stat_database give them: rates and the cache hit ratio
@@ -605,7 +605,7 @@ class WatchPass(models.Model):
 
 
 class ForgottenNode(models.Model):
-    """A Swarm node an operator gave up on while it was down (services/placement.py node_forget).
+    """A Swarm node an operator gave up on while it was down (services/placement/nodes.py node_forget).
 
     Until then a project whose data is on a down node cannot be purged: its
     volume, and the final backup, wait for the node. Forgetting says the node

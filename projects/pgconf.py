@@ -1,7 +1,7 @@
 """What a project may change after creation: its Postgres settings (an allowlist) and its memory limits.
 
 Pure data and parsing, no engine: spec.py reads it to put each setting where
-it takes effect, services/reconfigure.py to refuse a bad value before anything
+it takes effect, services/settings/requests.py to refuse a bad value before anything
 changes. Berth checks the format and its own bounds here (the server's minimums
 on 15 and 17, and limits a small host can live with); on a running project the
 server itself judges the value too, before the change is kept.

@@ -1,6 +1,6 @@
 """The Prometheus seam: the only module that imports prometheus_client.
 
-A collector made per scrape reads Berth's database (services/metrics.py's
+A collector made per scrape reads Berth's database (services/fleet/metrics.py's
 snapshot) and the client library writes the text format: no global registry,
 no state kept between scrapes, so every web process answers the same.
 """
@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .services.metrics import BerthSnapshot, metrics_snapshot
+from projects.services.fleet.metrics import BerthSnapshot, metrics_snapshot
 
 # Per project: (name in the snapshot, metric name, kind, help)
 PROJECT_METRICS = (

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from .prometheus import exposition
-from .services.tokens import api_token_user
+from projects.services.accounts.tokens import api_token_user
 
 
 @require_GET

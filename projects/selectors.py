@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from .models import Backup, BackupSchedule, Operation, Project, is_public_id
-from .runtime.spec import kept_volume
+from projects.stack.spec import kept_volume
 
 
 def projects_for_user(user: User, *, include_deleted: bool = False) -> QuerySet[Project]:

@@ -6,7 +6,7 @@ works as a plain POST without JavaScript, so each view answers both.
 
 Views parse input, check who may see the project, call one service and render.
 They never call the runtime: what the engine says comes through
-projects/services/engine.py, and never while rendering a list.
+projects/services/fleet/inspect.py, and never while rendering a list.
 """
 
 import ipaddress
@@ -43,16 +43,20 @@ from .keys import project_keys
 from .http import DashboardRequest
 from .models import ApiToken, Backup, Operation, Project
 from .pgconf import SETTINGS as PG_SETTINGS
-from .runtime.images import offer
-from .runtime.spec import postgres_settings
+from projects.stack.images import offer
+from projects.stack.spec import postgres_settings
 from .selectors import backup_for_user, backup_schedule_for, project_for_user, project_kept_volume, project_never_ran, projects_for_user
-from .services import backups, lifecycle, placement, reconfigure, upgrades
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.placement import nodes as placement
+from projects.services.settings import requests as reconfigure
+from projects.services.upgrades import requests as upgrades
 from .services.access import project_may_act
-from .services.engine import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
+from projects.services.fleet.inspect import LogsReport, StackReport, engine_error, project_logs_report, project_stack_report
 from .services.errors import EngineUnreachable, Forbidden, InvalidInput, ServiceError
-from .services.metrics import RANGE_NAMES, activity_sparklines, metrics_series
-from .services.tokens import api_token_create, api_token_revoke, token_lifetime_parse
-from .services.pool import pool_status_for
+from projects.services.fleet.metrics import RANGE_NAMES, activity_sparklines, metrics_series
+from projects.services.accounts.tokens import api_token_create, api_token_revoke, token_lifetime_parse
+from projects.services.pool.requests import pool_status_for
 
 PAGE_SIZE = 50
 OPERATIONS_SHOWN = 20
@@ -450,7 +454,7 @@ def project_logs(request: DashboardRequest, project_id: str) -> HttpResponse:
     return TemplateResponse(request, f"{DETAIL}#logs", _logs_context(project))
 
 
-# --- settings (services/reconfigure.py; the section is templates/projects/_settings.html) ---
+# --- settings (services/settings/requests.py; the section is templates/projects/_settings.html) ---
 
 SETTINGS_SECTION = "projects/_settings.html"
 
@@ -577,7 +581,7 @@ def token_revoke(request: DashboardRequest, token_id: int) -> HttpResponse:
     return redirect("token-list")
 
 
-# --- backups (services/backups.py; the section is templates/projects/_backups.html) ---
+# --- backups (services/backups/requests.py; the section is templates/projects/_backups.html) ---
 
 BACKUPS = "projects/_backups.html"
 BACKUPS_SHOWN = 50
@@ -735,7 +739,7 @@ def node_forget(request: DashboardRequest, name: str) -> HttpResponse:
 @require_GET
 def drift(request: DashboardRequest) -> HttpResponse:
     """What the engine runs against what Berth recorded, each mismatch with its fix; changes nothing."""
-    from .services.drift import drift_report
+    from projects.services.fleet.drift import drift_report
 
     if not request.user.is_staff:
         raise PermissionDenied("The drift report is for operators.")

@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from projects.services.tokens import api_token_create
+from projects.services.accounts.tokens import api_token_create
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def _no_warm_pool(settings):
 def _no_metrics_thread(settings):
     # sync_watch starts the metrics sampler in a thread, on a database connection
     # of its own that a test's transaction cannot see; tests sample by calling
-    # services/metrics.py directly.
+    # services/fleet/metrics.py directly.
     settings.BERTH_METRICS_SECONDS = 0
 
 

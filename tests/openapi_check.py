@@ -7,7 +7,7 @@ from functools import cache
 from django.conf import settings
 from jsonschema import Draft202012Validator, FormatChecker
 
-from projects.openapi import openapi_document
+from projects.api.openapi import openapi_document
 
 
 @cache

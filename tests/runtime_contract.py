@@ -15,7 +15,7 @@ from projects.runtime.base import SERVICE_LABEL, DbProbe, SampleTarget
 
 
 def scratch_for(spec, *, purpose: str = "verify", own_volume: bool = True) -> ScratchSpec:
-    """A throwaway postgres container next to `spec`'s project, as services/backup_engine.py makes them."""
+    """A throwaway postgres container next to `spec`'s project, as services/backups/dumps.py makes them."""
     return ScratchSpec(
         name=f"project_{spec.project_id}_{purpose}_000000000001",
         image=spec.db.image,

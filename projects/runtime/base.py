@@ -192,7 +192,7 @@ class ApiProbe:
 # through the environment too (BERTH_SQL), so the command line is always this.
 BOOTSTRAP_ARGV = ["sh", "-c", 'printf "%s" "$BERTH_SQL" | psql -X -q -v ON_ERROR_STOP=1', "berth-bootstrap"]
 # The same, for SQL a service runs as the superuser to ask the server's judgement
-# (services/reconfigure.py: ALTER SYSTEM of a new setting, then the old ones again).
+# (services/settings/requests.py: ALTER SYSTEM of a new setting, then the old ones again).
 SERVER_SQL_ARGV = [*BOOTSTRAP_ARGV[:3], "berth-server-sql"]
 
 

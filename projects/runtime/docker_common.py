@@ -44,7 +44,7 @@ from .base import (
     network_name,
     volume_name,
 )
-from .images import own_recipe
+from projects.stack.images import own_recipe
 from .probes import ProbeFailed, api_up, db_stats
 from .wire import exec_frames, tar_archive
 

@@ -136,7 +136,7 @@ class SubnetsExhausted(ServiceError):
 
 
 class QuotaExceeded(ServiceError):
-    """The user holds as much as their quota allows (services/quotas.py)."""
+    """The user holds as much as their quota allows (services/lifecycle/quotas.py)."""
 
     code = "quota_exceeded"
     status = HTTPStatus.FORBIDDEN

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from projects.models import Project
-from projects.services.engine import StackReport
+from projects.services.fleet.inspect import StackReport
 
 register = template.Library()
 
@@ -67,7 +67,7 @@ def absent_container(project: Project) -> str:
 
 @register.filter
 def has_containers(stack: StackReport) -> bool:
-    """True when the engine has any of the stack's containers (a StackReport from services/engine.py)."""
+    """True when the engine has any of the stack's containers (a StackReport from services/fleet/inspect.py)."""
     return any(row.state is not None for row in stack.containers)
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from tests.browser.conftest import ConsoleWatch
 from tests.browser.test_without_engine import fake_engine, sign_in  # noqa: F401 - fixtures
 

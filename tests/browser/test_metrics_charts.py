@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from projects.models import MetricSample, Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from tests.browser.conftest import ARTIFACTS, ConsoleWatch
 from tests.browser.test_without_engine import fake_engine, no_js_page, sign_in  # noqa: F401 - fixtures
 

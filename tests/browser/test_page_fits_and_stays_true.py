@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from tests.browser.conftest import ConsoleWatch
 from tests.browser.test_without_engine import fake_engine, sign_in  # noqa: F401 - fixtures
 

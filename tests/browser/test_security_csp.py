@@ -7,7 +7,7 @@ style) would only show in a browser's console, so that is what is read here.
 import pytest
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from tests.browser.test_without_engine import fake_engine, sign_in  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,7 @@ import pytest
 from projects.models import Project
 from projects.runtime import use_runtime
 from projects.runtime.fake import FakeRuntime
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 
 pytestmark = pytest.mark.browser
 

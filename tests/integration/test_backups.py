@@ -5,7 +5,7 @@ import psycopg
 import pytest
 
 from projects.models import Backup, Operation
-from projects.services.backups import backup_path
+from projects.services.backups.requests import backup_path
 from tests.conftest import bearer
 from tests.engine import api_act, TEST_LABEL, wait_for, Workers
 

@@ -11,11 +11,11 @@ import pytest
 from projects.models import Installation, Project, installation_id
 from projects.runtime import get_runtime
 from projects.runtime.base import INSTALL_LABEL
-from projects.runtime.spec import stack_spec
-from projects.services.backup_pass import backups_settle_orphans
-from projects.services.drift import drift_report
+from projects.stack.spec import stack_spec
+from projects.services.backups.schedule import backups_settle_orphans
+from projects.services.fleet.drift import drift_report
 from projects.services.ports import project_insert_with_ports
-from projects.services.sync import projects_sync
+from projects.services.fleet.watcher import projects_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 from projects.models import MetricSample, Project
 from projects.runtime import get_runtime
 from projects.runtime.base import container_name
-from projects.services.metrics import metrics_sample, metrics_series
+from projects.services.fleet.metrics import metrics_sample, metrics_series
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.integration

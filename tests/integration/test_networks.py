@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from projects.models import Project
-from projects.services.networks import project_stack_up
+from projects.stack.up import project_stack_up
 from projects.services.ports import project_insert_with_ports
 from tests.engine import TEST_LABEL
 

@@ -10,8 +10,8 @@ import pytest
 
 from projects.models import Operation, Project
 from projects.runtime import use_runtime
-from projects.services import engine as engine_service
-from projects.services.sync import projects_sync
+from projects.services.fleet import inspect as engine_service
+from projects.services.fleet.watcher import projects_sync
 from tests.conftest import bearer
 from tests.engine import Workers
 from tests.integration.test_reliability import Watcher, api

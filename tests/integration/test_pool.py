@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from projects.models import Project
-from projects.services.pool import pool_refill
+from projects.services.pool.requests import pool_refill
 from tests.conftest import bearer
 from tests.engine import wait_for
 from tests.integration.test_lifecycle import graphql, item_names

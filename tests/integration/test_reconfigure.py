@@ -1,4 +1,4 @@
-"""Changing a project after creation and rotating its credentials, on the real engine (services/reconfigure.py)."""
+"""Changing a project after creation and rotating its credentials, on the real engine (services/settings/requests.py)."""
 
 import json
 import urllib.error

@@ -19,8 +19,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from projects.models import Operation, Project
-from projects.services.drift import drift_report
-from projects.services.sync import projects_sync
+from projects.services.fleet.drift import drift_report
+from projects.services.fleet.watcher import projects_sync
 from tests.conftest import bearer
 from tests.engine import ROOT, TEST_LABEL, Workers, subprocess_env, wait_for
 

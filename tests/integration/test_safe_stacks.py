@@ -167,7 +167,7 @@ def test_a_project_of_the_old_kind_gets_the_api_roles_and_a_changed_spec_recreat
     from django.conf import settings as live
 
     from projects.runtime.docker import DockerRuntime
-    from projects.runtime.spec import stack_spec
+    from projects.stack.spec import stack_spec
     from projects.services.ports import port_is_free_on_host
 
     def free(low: int, high: int) -> int:

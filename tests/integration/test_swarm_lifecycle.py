@@ -7,9 +7,9 @@ import psycopg
 import pytest
 
 from projects.models import Project
-from projects.services.pool import pool_refill
-from projects.services.drift import drift_report
-from projects.services.sync import projects_sync
+from projects.services.pool.requests import pool_refill
+from projects.services.fleet.drift import drift_report
+from projects.services.fleet.watcher import projects_sync
 from tests.conftest import bearer
 from tests.engine import api_act, wait_for
 

@@ -16,8 +16,8 @@ from django.db import connection
 
 from projects.models import ForgottenNode, Project
 from projects.runtime import get_runtime
-from projects.services.drift import drift_report
-from projects.services.sync import projects_sync, sync_watch
+from projects.services.fleet.drift import drift_report
+from projects.services.fleet.watcher import projects_sync, sync_watch
 from tests.conftest import bearer
 from tests.engine import api_act, wait_for
 

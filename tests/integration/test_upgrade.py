@@ -185,7 +185,7 @@ def test_a_project_of_the_old_kind_is_upgraded_onto_a_server_where_its_owner_is_
     from django.utils import timezone
 
     from projects.runtime.docker import DockerRuntime
-    from projects.runtime.spec import stack_spec
+    from projects.stack.spec import stack_spec
     from projects.services.ports import port_is_free_on_host
 
     def free(low: int, high: int) -> int:

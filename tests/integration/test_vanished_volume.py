@@ -10,7 +10,7 @@ import subprocess
 import psycopg
 import pytest
 
-from projects.services.drift import drift_report
+from projects.services.fleet.drift import drift_report
 from tests.conftest import bearer
 from tests.integration.test_backups import act, backup_dir, names, new_project_with_items, workers  # noqa: F401 (fixtures)
 

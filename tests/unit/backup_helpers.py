@@ -9,7 +9,8 @@ import pytest
 
 from projects.models import Backup, Operation, Project
 from projects.runtime.fake import fake_postgres
-from projects.services import backups, lifecycle
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
 
 
 def create(user, **kwargs) -> Project:

@@ -19,9 +19,9 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from projects.models import ApiToken, Backup, ForgottenNode, Operation, Project, UserQuota
-from projects.services import backups as backup_service
-from projects.services import lifecycle
-from projects.services.tokens import api_token_create
+from projects.services.backups import requests as backup_service
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.accounts.tokens import api_token_create
 
 ROLES = ("anonymous", "a", "b", "staff")
 

@@ -13,9 +13,10 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from projects.models import Backup, BackupSchedule, Operation, Project
-from projects.services import backups, lifecycle
-from projects.services.backup_files import backup_path
-from projects.services.backup_pass import backups_prune
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.backups.files import backup_path
+from projects.services.backups.schedule import backups_prune
 from projects.services.errors import BackupProtected
 from tests.conftest import bearer
 

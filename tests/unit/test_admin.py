@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from projects.models import ApiToken, Operation, Project
 from projects.runtime import RuntimeUnavailable
-from projects.services import lifecycle
-from projects.services.tokens import api_token_create
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.accounts.tokens import api_token_create
 
 S = Project.Status
 

@@ -404,7 +404,7 @@ def test_an_id_that_is_not_twelve_hex_characters_is_404_without_a_query(client, 
 
 class TestProjectMetrics:
     def test_it_answers_every_series_over_the_range_with_the_step(self, client, user):
-        from projects.services.metrics import SERIES, metrics_sample
+        from projects.services.fleet.metrics import SERIES, metrics_sample
 
         project = create(client, bearer(user), name="m")
         metrics_sample()
@@ -436,7 +436,7 @@ class TestProjectMetrics:
         assert client.get(f"/v1/projects/{project['project_id']}/metrics").status_code == 401
 
 
-# --- PATCH /v1/projects/{id} and POST …/rotate (services/reconfigure.py) ------------------
+# --- PATCH /v1/projects/{id} and POST …/rotate (services/settings/requests.py) ------------------
 
 
 def patch(client, path, body, headers):
@@ -479,7 +479,7 @@ def test_patch_with_a_bad_field_is_400_naming_it_and_changes_nothing(client, use
 
 
 def test_patch_and_rotate_with_a_read_only_token_are_403(client, user):
-    from projects.services.tokens import api_token_create
+    from projects.services.accounts.tokens import api_token_create
 
     project = create(client, bearer(user))
     _, raw = api_token_create(user=user, name="ro", read_only=True)

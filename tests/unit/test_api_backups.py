@@ -7,7 +7,8 @@ import json
 import pytest
 
 from projects.models import Backup, Project
-from projects.services import backups, steps
+from projects.services.backups import requests as backups
+from projects.services.operations import steps
 from tests.conftest import bearer
 
 
@@ -66,7 +67,7 @@ def test_a_backup_during_an_engine_outage_answers_failed_with_the_engines_reason
 def test_wait_never_answers_settled_for_a_backup_still_running(client, user, project, monkeypatch):
     # A step that ends without settling its backup (a bug): the operation is
     # over, the backup is not, and the answer says "not yet" (202), never 201.
-    from projects.services import operations
+    from projects.services.operations import queue as operations
 
     monkeypatch.setitem(operations.STEPS, "backup", lambda p: {})
     response = post(client, f"/v1/projects/{project['project_id']}/backups?wait=1", headers=bearer(user))

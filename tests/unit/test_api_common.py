@@ -11,7 +11,7 @@ import pytest
 from django.test import RequestFactory
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from projects.api_common import BODY_DEPTH_MAX, OFFSET_MAX, WAIT_MAX_S, body_parse, query_int, wait_seconds
+from projects.api.common import BODY_DEPTH_MAX, OFFSET_MAX, WAIT_MAX_S, body_parse, query_int, wait_seconds
 from projects.models import Project
 from projects.services.errors import InvalidInput
 from tests.conftest import bearer

@@ -1,4 +1,4 @@
-"""Signing in (auth.py, services/login_limits.py): failures are rate limited per username and address, and no password reset is offered."""
+"""Signing in (auth.py, services/accounts/login_limits.py): failures are rate limited per username and address, and no password reset is offered."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from projects.services.login_limits import login_failure_record, login_is_locked
+from projects.services.accounts.login_limits import login_failure_record, login_is_locked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,7 @@ def test_failures_are_counted_in_files_every_web_process_shares(settings, tmp_pa
     settings.BERTH_LOGIN_ATTEMPTS = 2
     login_failure_record(username="alice", address="203.0.113.7")
     script = (
-        "import django; django.setup(); from projects.services.login_limits import login_failure_record, login_is_locked; "
+        "import django; django.setup(); from projects.services.accounts.login_limits import login_failure_record, login_is_locked; "
         "login_failure_record(username='alice', address='203.0.113.7'); print(login_is_locked(username='alice', address='203.0.113.7'))"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlplane.settings", "BERTH_DATA_DIR": str(tmp_path), "BERTH_LOGIN_ATTEMPTS": "2"}

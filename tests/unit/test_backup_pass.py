@@ -1,4 +1,4 @@
-"""services/backup_pass.py against FakeRuntime: due schedules, retention, and what dead workers left behind (orphans)."""
+"""services/backups/schedule.py against FakeRuntime: due schedules, retention, and what dead workers left behind (orphans)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,7 +8,9 @@ from django.utils import timezone
 
 from projects.models import Backup
 from projects.runtime.base import ContainerState
-from projects.services import backup_pass, backups, lifecycle
+from projects.services.backups import schedule as backup_pass
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidTransition
 from tests.unit.backup_helpers import backup, create, project
 

@@ -6,8 +6,9 @@ import pytest
 
 from projects.models import Backup, Project
 from projects.runtime.fake import FAKE_DATABASE_BYTES, fake_postgres
-from projects.services import backups, lifecycle
-from projects.services.backup_files import backup_dir
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.backups.files import backup_dir
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ FREE = 50 * 1024**3
 @pytest.fixture(autouse=True)
 def disk(monkeypatch):
     # The machine's disk is shared and its free space moves: the backup disk here has 50 GiB free.
-    monkeypatch.setattr("projects.services.backup_engine.shutil.disk_usage", lambda path: shutil._ntuple_diskusage(100 * 1024**3, 50 * 1024**3, FREE))
+    monkeypatch.setattr("projects.services.backups.dumps.shutil.disk_usage", lambda path: shutil._ntuple_diskusage(100 * 1024**3, 50 * 1024**3, FREE))
 
 
 def free_bytes(settings) -> int:

@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from projects.models import Backup, BackupSchedule, Operation, Project
 from projects.runtime.fake import fake_postgres
-from projects.services import backups, lifecycle
-from projects.services import backup_files as files_service
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.backups import files as files_service
 from projects.services.errors import InvalidInput, InvalidTransition, OperationInFlight
 from tests.unit.backup_helpers import backup, backup_files, create, play, project, scratch_left, volume
 
@@ -141,7 +142,7 @@ def test_a_backup_whose_engine_is_unreachable_fails_at_once_with_the_operations_
 
 def test_a_restores_safety_backup_fails_with_its_operation_when_the_engine_is_unreachable(project, fake_runtime):
     from projects.runtime import RuntimeUnavailable
-    from projects.services.operations import operation_execute
+    from projects.services.operations.queue import operation_execute
 
     _, good = backup(project)
     safety = Backup.objects.create(project=project, postgres_version=project.postgres_version, trigger=Backup.Trigger.PRE_RESTORE)
@@ -162,7 +163,7 @@ def test_a_restores_safety_backup_fails_with_its_operation_when_the_engine_is_un
 def test_any_failed_operation_settles_the_backup_it_was_making(project):
     # Whatever ends the operation (here a bug of ours, before the dump began),
     # its backup does not outlive it as running.
-    from projects.services.operations import operation_execute
+    from projects.services.operations.queue import operation_execute
 
     def broken(p):
         raise KeyError("oops")

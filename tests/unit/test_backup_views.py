@@ -7,7 +7,8 @@ import pytest
 
 from projects.models import Backup, BackupSchedule, Project
 from projects.runtime import RuntimeUnavailable
-from projects.services import backups, lifecycle
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
 
 HTMX = {"HX-Request": "true"}
 

@@ -8,9 +8,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
 
 from projects.models import CertificateAuthority, Project
-from projects.runtime.spec import stack_spec
-from projects.services import lifecycle
-from projects.services.certificates import ca_get, project_certificate_ensure
+from projects.stack.spec import stack_spec
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.settings.certificates import ca_get, project_certificate_ensure
 
 
 def make_project(user, api="postgraphile") -> Project:
@@ -98,7 +98,7 @@ def test_require_tls_leaves_only_hostssl_from_outside_and_the_api_uses_tls(user,
 
 
 def test_backup_throwaways_run_without_the_db_containers_tls_files(user):
-    from projects.services.backup_engine import _scratch_spec
+    from projects.services.backups.dumps import _scratch_spec
 
     project = make_project(user)
     backup = project.backups.model(project=project, postgres_version=project.postgres_version)

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from projects.charts import HEIGHT, WIDTH, project_charts, sparkline
 from projects.models import MetricSample, Project
-from projects.services import lifecycle
-from projects.services.metrics import MetricsSeries, metrics_sample
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.metrics import MetricsSeries, metrics_sample
 
 START = 1_764_000_000
 

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@
 import json
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 
 
 def test_secrets_are_never_stored_in_clear_and_tokens_only_as_hashes(user, client):

@@ -8,10 +8,10 @@ from django.core.management import call_command
 from projects.models import Installation, Project, installation_id
 from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import ContainerState
-from projects.services import lifecycle
-from projects.services.backup_pass import backups_settle_orphans
-from projects.services.drift import drift_report
-from projects.services.sync import projects_sync
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.backups.schedule import backups_settle_orphans
+from projects.services.fleet.drift import drift_report
+from projects.services.fleet.watcher import projects_sync
 
 S = Project.Status
 STRAY = "0123456789ab"
@@ -209,7 +209,7 @@ def test_the_staff_page_says_when_the_engine_cannot_be_reached(user, fake_runtim
 
 
 def test_a_pooled_stack_is_berths_no_orphan_and_its_lost_volume_is_drift(db, settings, fake_runtime):
-    from projects.services.pool import pool_refill
+    from projects.services.pool.requests import pool_refill
 
     settings.BERTH_WARM_POOL = ((None, None, 1),)
     pool_refill()

@@ -1,6 +1,6 @@
 """Images: the offer `up` records, what it does for each offering, and what the offer changes for a create.
 
-projects/runtime/images.py (the offer), projects/services/images.py (the check
+projects/stack/images.py (the offer), projects/services/fleet/images.py (the check
 and the build's preconditions), and the create/retry paths that read the offer.
 """
 
@@ -13,9 +13,9 @@ from django.core.management.base import CommandError
 
 from projects.models import Operation, Project
 from projects.runtime import NotReady
-from projects.runtime.images import offer, own_recipe
-from projects.services import images as image_services
-from projects.services import lifecycle
+from projects.stack.images import offer, own_recipe
+from projects.services.fleet import images as image_services
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidInput, InvalidTransition
 from tests.conftest import bearer
 

@@ -5,9 +5,10 @@ from django.db import IntegrityError, transaction
 
 from projects.models import Operation, Project
 from projects.runtime import ImageUnavailable, RuntimeUnavailable
-from projects.services import lifecycle, steps
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.operations import steps
 from projects.services.errors import InvalidInput, OperationInFlight
-from projects.services.operations import operation_execute
+from projects.services.operations.queue import operation_execute
 
 S = Project.Status
 

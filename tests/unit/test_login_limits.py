@@ -1,4 +1,4 @@
-"""Sign-in throttles (services/login_limits.py) beyond the (username, address) pair, and whose address counts (auth.py)."""
+"""Sign-in throttles (services/accounts/login_limits.py) beyond the (username, address) pair, and whose address counts (auth.py)."""
 
 import ipaddress
 

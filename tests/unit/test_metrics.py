@@ -1,4 +1,4 @@
-"""services/metrics.py on FakeRuntime: sampling, downsampling, retention, series, the /metrics snapshot."""
+"""services/fleet/metrics.py on FakeRuntime: sampling, downsampling, retention, series, the /metrics snapshot."""
 
 import threading
 from datetime import UTC, datetime, timedelta
@@ -7,9 +7,9 @@ import pytest
 
 from projects.models import MetricSample, Operation, Project, WatchPass
 from projects.runtime import DbStats
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidInput
-from projects.services.metrics import (
+from projects.services.fleet.metrics import (
     SERIES,
     activity_sparklines,
     metrics_downsample,

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidInput, NameTaken
 from projects.services.names import project_name_clean
 

@@ -3,7 +3,8 @@
 import pytest
 
 from projects.models import Operation, Project
-from projects.services import backups, lifecycle
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
 
 
 def create(user) -> Project:

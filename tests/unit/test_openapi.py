@@ -7,8 +7,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from jsonschema import Draft202012Validator
 
-from projects import api
-from projects.openapi import openapi_document
+from projects.api import projects as api
+from projects.api.openapi import openapi_document
 from tests.conftest import bearer
 from tests.openapi_check import conformance_errors, route
 

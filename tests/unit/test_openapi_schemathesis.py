@@ -19,9 +19,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from projects.openapi import openapi_document
-from projects.services import lifecycle
-from projects.services.tokens import api_token_create
+from projects.api.openapi import openapi_document
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.accounts.tokens import api_token_create
 
 MAX_EXAMPLES = 50  # per API operation, positive and negative
 BUDGET_S = 240.0  # for the whole run; generation stops early rather than overrun CI

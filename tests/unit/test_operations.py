@@ -1,4 +1,4 @@
-"""services/operations.py against FakeRuntime: what a dead worker leaves is settled, and an operation's error never holds a secret."""
+"""services/operations/queue.py against FakeRuntime: what a dead worker leaves is settled, and an operation's error never holds a secret."""
 
 from datetime import timedelta
 
@@ -10,9 +10,10 @@ from django_tasks_db.models import DBTaskResult
 
 from projects.models import Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable
-from projects.services import lifecycle, steps
-from projects.services.operations import operation_execute, operation_recover_stale
-from projects.services.sync import projects_sync
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.operations import steps
+from projects.services.operations.queue import operation_execute, operation_recover_stale
+from projects.services.fleet.watcher import projects_sync
 
 S = Project.Status
 DB_BACKEND = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

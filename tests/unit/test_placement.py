@@ -1,4 +1,4 @@
-"""Placement on a Swarm (services/placement.py), on FakeRuntime's nodes: the most free memory among the nodes that can run it."""
+"""Placement on a Swarm (services/placement/nodes.py), on FakeRuntime's nodes: the most free memory among the nodes that can run it."""
 
 from dataclasses import replace
 
@@ -6,10 +6,11 @@ import pytest
 
 from projects.runtime import RuntimeUnavailable
 from projects.runtime.base import NodeState
-from projects.services import lifecycle, placement
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.placement import nodes as placement
 from projects.models import ForgottenNode, Project
 from projects.services.errors import Forbidden, InvalidInput, NodeDown, NodeUp, NoNodeAvailable, NotFound
-from projects.services.placement import node_loads, project_memory_bytes
+from projects.services.placement.nodes import node_loads, project_memory_bytes
 
 GIB = 1 << 30
 
@@ -195,7 +196,7 @@ def test_the_purge_refusal_answers_409_node_down_with_the_node(user, swarm, clie
 
 def test_a_warm_pool_stack_is_placed_as_a_create_is_and_a_claim_keeps_its_node(user, swarm, settings):
     from projects.models import Project
-    from projects.services.pool import pool_refill
+    from projects.services.pool.requests import pool_refill
 
     swarm.node_list = (node("n1", memory=2 * GIB), node("n2", memory=3 * GIB))
     settings.BERTH_WARM_POOL = ((None, None, 1),)
@@ -210,7 +211,7 @@ def test_a_warm_pool_stack_is_placed_as_a_create_is_and_a_claim_keeps_its_node(u
 
 def test_a_pool_fill_no_node_can_take_is_held_back_naming_why(db, swarm, settings):
     from projects.models import Project
-    from projects.services.pool import pool_refill
+    from projects.services.pool.requests import pool_refill
 
     swarm.node_list = (node("n1", ready=False), node("n2", drained=True))
     settings.BERTH_WARM_POOL = ((None, None, 1),)
@@ -229,7 +230,7 @@ def test_a_projects_own_memory_limits_changed_after_creation_count_against_its_n
 
 
 def test_a_memory_increase_that_fits_its_node_is_taken(user, swarm):
-    from projects.services.reconfigure import project_change
+    from projects.services.settings.requests import project_change
 
     project = lifecycle.project_create(owner=user).project  # 768 MiB of n1's 2 GiB
     project.refresh_from_db()
@@ -252,7 +253,7 @@ def test_a_memory_increase_its_node_has_no_room_for_is_refused_naming_the_node_a
 
 
 def test_a_memory_decrease_asks_no_node(user, swarm):
-    from projects.services.reconfigure import project_change
+    from projects.services.settings.requests import project_change
 
     project = lifecycle.project_create(owner=user).project
     project.refresh_from_db()
@@ -298,7 +299,7 @@ def test_forgetting_on_a_single_engine_is_not_found(user, fake_runtime, staff):
 
 
 def test_a_forgotten_node_seen_ready_again_is_forgotten_no_more(user, swarm, staff):
-    from projects.services.sync import projects_sync
+    from projects.services.fleet.watcher import projects_sync
 
     project = lifecycle.project_create(owner=user).project
     lifecycle.project_delete(project=project)
@@ -342,7 +343,7 @@ def test_the_nodes_page_offers_forget_for_a_down_node_only_and_says_when_it_was_
 
 def test_the_pools_port_reserve_is_kept_per_node_so_each_node_takes_its_share(db, swarm, settings):
     from projects.models import Project
-    from projects.services.pool import pool_refill
+    from projects.services.pool.requests import pool_refill
 
     # 4 ports a range, 2 of them the reserve: two pool stacks per node, not two in all
     # (memory for ten a node: the ports are what stops them).

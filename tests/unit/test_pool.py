@@ -1,4 +1,4 @@
-"""services/pool.py against FakeRuntime: pooled stacks are made, hidden, claimed once each, and refilled within limits."""
+"""services/pool/requests.py against FakeRuntime: pooled stacks are made, hidden, claimed once each, and refilled within limits."""
 
 import threading
 from datetime import timedelta
@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from projects.models import Operation, Project, UserQuota
 from projects.runtime import RuntimeUnavailable
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import QuotaExceeded
-from projects.services.pool import pool_drain, pool_refill, pool_status
+from projects.services.pool.requests import pool_drain, pool_refill, pool_status
 from tests.conftest import bearer
 
 S = Project.Status

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import PortsExhausted
 from projects.services.ports import port_is_free_on_host
 

@@ -1,4 +1,4 @@
-"""Per-user quotas (services/quotas.py): every way in refuses with 403 quota_exceeded and changes nothing."""
+"""Per-user quotas (services/lifecycle/quotas.py): every way in refuses with 403 quota_exceeded and changes nothing."""
 
 import json
 
@@ -6,10 +6,11 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from projects.models import Backup, Operation, Project, UserQuota
-from projects.services import backups, lifecycle
-from projects.services.backup_pass import backups_run_due
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.backups.schedule import backups_run_due
 from projects.services.errors import QuotaExceeded
-from projects.services.quotas import quota_limits
+from projects.services.lifecycle.quotas import quota_limits
 from tests.conftest import bearer
 
 

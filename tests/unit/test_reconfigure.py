@@ -1,4 +1,4 @@
-"""Changing a project after creation and rotating its credentials (services/reconfigure.py), on FakeRuntime."""
+"""Changing a project after creation and rotating its credentials (services/settings/requests.py), on FakeRuntime."""
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -6,10 +6,10 @@ from django.utils import timezone
 
 from projects.keys import project_keys
 from projects.models import Operation, Project
-from projects.runtime.spec import settings_sql, stack_spec
-from projects.services import lifecycle
+from projects.stack.spec import settings_sql, stack_spec
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidInput, InvalidTransition, NotPermitted, OperationInFlight
-from projects.services.reconfigure import project_change, project_rotate
+from projects.services.settings.requests import project_change, project_rotate
 
 S = Project.Status
 
@@ -57,7 +57,7 @@ def test_a_reloadable_setting_on_a_running_project_is_checked_by_the_server_then
 
 
 def stack_spec_settings(project: Project) -> dict[str, str]:
-    from projects.runtime.spec import postgres_settings
+    from projects.stack.spec import postgres_settings
 
     return postgres_settings()
 

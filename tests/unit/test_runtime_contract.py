@@ -5,7 +5,7 @@ import pytest
 
 from projects.models import Project
 from projects.runtime.fake import FakeRuntime
-from projects.runtime.spec import stack_spec
+from projects.stack.spec import stack_spec
 from tests.runtime_contract import RuntimeContract
 
 # The spec reads the installation id (berth.install) from Berth's database.

@@ -7,9 +7,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from projects.models import ApiToken, Operation, Project
-from projects.services import lifecycle
-from projects.services.metrics import metrics_sample, watch_pass_record
-from projects.services.pool import pool_refill
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.metrics import metrics_sample, watch_pass_record
+from projects.services.pool.requests import pool_refill
 from tests.conftest import bearer
 
 

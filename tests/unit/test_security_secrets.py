@@ -15,10 +15,10 @@ from django_tasks_db.models import DBTaskResult
 from projects.keys import project_keys
 from projects.models import Operation, Project
 from projects.runtime import ImageUnavailable, RuntimeFailure, RuntimeUnavailable
-from projects.services import lifecycle
-from projects.services.drift import drift_report
-from projects.services.operations import operation_recover_stale
-from projects.services.sync import projects_sync
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.drift import drift_report
+from projects.services.operations.queue import operation_recover_stale
+from projects.services.fleet.watcher import projects_sync
 from tests.conftest import bearer
 
 

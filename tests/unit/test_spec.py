@@ -5,7 +5,7 @@ import pytest
 from projects.models import Project
 from projects.runtime.base import BOOTSTRAP_ARGV, MANAGED_LABEL, PROJECT_LABEL, SERVICE_LABEL
 from projects.runtime import probes
-from projects.runtime.spec import stack_spec
+from projects.stack.spec import stack_spec
 
 # The spec reads the installation id (berth.install) from Berth's database.
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ import pytest
 from projects.models import Project, installation_id
 from projects.runtime import NODE_EVENT, EngineEvent, RuntimeFailure, RuntimeUnavailable
 from projects.runtime.base import ContainerState
-from projects.services import lifecycle
-from projects.services.sync import projects_sync, sync_watch
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.watcher import projects_sync, sync_watch
 
 H = Project.Health
 S = Project.Status
@@ -152,7 +152,7 @@ def test_a_healthcheck_still_starting_after_an_outage_is_not_yet_healthy(user, f
 @pytest.fixture(autouse=True)
 def _keep_the_test_connection(monkeypatch):
     # The watcher drops stale connections between passes; the test's one lives in a transaction.
-    monkeypatch.setattr("projects.services.sync.close_old_connections", lambda: None)
+    monkeypatch.setattr("projects.services.fleet.watcher.close_old_connections", lambda: None)
 
 
 class StopAfter(threading.Event):
@@ -300,7 +300,7 @@ def test_event_windows_follow_on_from_the_pass_and_each_other_without_gaps(user,
 
     monkeypatch.setattr(fake_runtime, "containers", containers)
     monkeypatch.setattr(fake_runtime, "events", events)
-    monkeypatch.setattr("projects.services.sync.EVENT_WINDOW_S", 0.1)
+    monkeypatch.setattr("projects.services.fleet.watcher.EVENT_WINDOW_S", 0.1)
     stop = threading.Event()
     guard = threading.Timer(1.5, stop.set)
     guard.start()
@@ -353,7 +353,7 @@ def test_the_watcher_logs_a_drift_once_and_again_when_it_is_gone(user, fake_runt
 
 
 def pooled_stack(settings) -> Project:
-    from projects.services.pool import pool_refill
+    from projects.services.pool.requests import pool_refill
 
     settings.BERTH_WARM_POOL = ((None, None, 1),)
     pool_refill()

@@ -1,4 +1,4 @@
-"""API tokens (services/tokens.py): expiry, the read-only scope, and revocation when the password changes."""
+"""API tokens (services/accounts/tokens.py): expiry, the read-only scope, and revocation when the password changes."""
 
 import json
 from datetime import timedelta
@@ -9,9 +9,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from projects.models import ApiToken, Operation, Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidInput
-from projects.services.tokens import api_token_create, token_lifetime_parse
+from projects.services.accounts.tokens import api_token_create, token_lifetime_parse
 
 
 def auth(raw: str) -> dict[str, str]:

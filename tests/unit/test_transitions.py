@@ -4,7 +4,8 @@ import pytest
 from django.utils import timezone
 
 from projects.models import Project
-from projects.services import lifecycle, upgrades
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.upgrades import requests as upgrades
 from projects.services.errors import InvalidTransition
 
 S = Project.Status

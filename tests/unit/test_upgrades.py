@@ -1,10 +1,12 @@
-"""Major-version upgrades (services/upgrades.py, their steps in steps.py) against FakeRuntime: refusals, transitions, rollback, drop."""
+"""Major-version upgrades (services/upgrades/requests.py, their steps in steps.py) against FakeRuntime: refusals, transitions, rollback, drop."""
 
 import pytest
 from django.utils import timezone
 
 from projects.models import Backup, Project
-from projects.services import drift, lifecycle, upgrades
+from projects.services.fleet import drift
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.upgrades import requests as upgrades
 from projects.services.errors import InvalidInput, InvalidTransition, OperationInFlight
 from projects.runtime.fake import fake_postgres
 from tests.unit.backup_helpers import create, scratch_left, volume

@@ -12,8 +12,9 @@ from django.apps import apps
 
 from projects.models import Backup, Operation, Project
 from projects.runtime import ImageUnavailable, RuntimeFailure
-from projects.services import backups, lifecycle
-from projects.services.drift import drift_report
+from projects.services.backups import requests as backups
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.fleet.drift import drift_report
 from projects.services.errors import Forbidden, InvalidInput
 from tests.conftest import bearer
 

@@ -13,7 +13,7 @@ from projects.keys import project_keys
 from projects.models import Operation, Project
 from projects.runtime import RuntimeFailure, RuntimeUnavailable
 from projects import views
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 from projects.services.errors import InvalidInput
 
 S = Project.Status

@@ -109,7 +109,7 @@ def test_the_banner_is_absent_while_the_engine_answers(client, user):
 
 
 def test_the_engine_is_pinged_at_most_once_per_period(client, user, fake_runtime, monkeypatch):
-    from projects.services import engine
+    from projects.services.fleet import inspect as engine
 
     clock = [1000.0]
     monkeypatch.setattr(engine.time, "monotonic", lambda: clock[0])

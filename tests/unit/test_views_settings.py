@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 
 from projects.keys import project_keys
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 
 HTMX = {"HX-Request": "true"}
 S = Project.Status

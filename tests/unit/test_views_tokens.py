@@ -3,7 +3,7 @@
 import pytest
 
 from projects.models import ApiToken, token_hash
-from projects.services.tokens import api_token_create
+from projects.services.accounts.tokens import api_token_create
 
 HTMX = {"HX-Request": "true"}
 

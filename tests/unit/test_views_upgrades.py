@@ -3,7 +3,7 @@
 import pytest
 
 from projects.models import Project
-from projects.services import lifecycle
+from projects.services.lifecycle import requests as lifecycle
 
 HTMX = {"HX-Request": "true"}
 

@@ -17,8 +17,8 @@ from django.db import connection, transaction
 from projects import wakeup
 from projects.management.commands.worker import WakingWorker
 from projects.models import Operation, Project
-from projects.services import lifecycle
-from projects.services.operations import operation_execute, operation_wait
+from projects.services.lifecycle import requests as lifecycle
+from projects.services.operations.queue import operation_execute, operation_wait
 
 HOUR = 3600.0
 # How long a test waits for something that a wake-up makes happen at once.

@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
-from projects.services.backup_pass import BackupsReport, backups_pass
+from projects.services.backups.schedule import BackupsReport, backups_pass
 
 
 class Command(BaseCommand):

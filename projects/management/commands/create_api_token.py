@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from projects.services.errors import InvalidInput
-from projects.services.tokens import api_token_create, token_lifetime_parse
+from projects.services.accounts.tokens import api_token_create, token_lifetime_parse
 
 
 class Command(BaseCommand):

@@ -10,8 +10,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from projects.runtime import RuntimeFailure
-from projects.runtime.images import offer, own_images, own_recipe, record_path
-from projects.services.images import BuildImpossible, ImageRow, build_requirements, image_build, images_ensure, images_listing
+from projects.stack.images import offer, own_images, own_recipe, record_path
+from projects.services.fleet.images import BuildImpossible, ImageRow, build_requirements, image_build, images_ensure, images_listing
 
 
 class Command(BaseCommand):

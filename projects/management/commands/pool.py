@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from projects.services.pool import pool_drain, pool_status
+from projects.services.pool.requests import pool_drain, pool_status
 
 
 class Command(BaseCommand):

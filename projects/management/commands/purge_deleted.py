@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from projects.models import Project
 from projects.services.errors import ServiceError
-from projects.services.lifecycle import project_purge
+from projects.services.lifecycle.requests import project_purge
 
 
 class Command(BaseCommand):

@@ -11,9 +11,9 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from projects.models import Project
-from projects.services.certificates import certificate_is_due
+from projects.services.settings.certificates import certificate_is_due
 from projects.services.errors import ServiceError
-from projects.services.lifecycle import project_start
+from projects.services.lifecycle.requests import project_start
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from projects.services.drift import drift_report
-from projects.services.sync import projects_sync, sync_watch
+from projects.services.fleet.drift import drift_report
+from projects.services.fleet.watcher import projects_sync, sync_watch
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ the backup pass (`backup_projects --watch`: schedules and retention).
 Ctrl-C (or SIGTERM) stops them all.
 
 Before it serves, it checks the images of every offered version and flavour
-(services/images.py: present, pulled, or built) and records what can run.
+(services/fleet/images.py: present, pulled, or built) and records what can run.
 The children die with `up`, even with `kill -9` (a parent-death signal), and a
 lock in the data directory keeps a second `up` out while one runs; processes
 a killed `up` left behind are stopped before the next one starts its own.
@@ -36,8 +36,8 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from projects.runtime import RuntimeFailure
-from projects.runtime.images import API_LABELS, offer
-from projects.services.images import images_ensure
+from projects.stack.images import API_LABELS, offer
+from projects.services.fleet.images import images_ensure
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 PR_SET_PDEATHSIG = 1

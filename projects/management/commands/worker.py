@@ -23,7 +23,7 @@ from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from projects import wakeup
-from projects.services.operations import operation_recover_stale
+from projects.services.operations.queue import operation_recover_stale
 
 
 class WakingWorker(Worker):

@@ -1,0 +1,501 @@
+"""Project → StackSpec: everything the engine needs to run one project, as pure data.
+
+No engine here, so the whole container contract (names, labels, environment,
+commands, limits, probes) is unit-tested without one; the one database read
+is the installation's id, for the `berth.install` label. The images are the
+offered ones (stack/images.py: what `up` found on the engine).
+"""
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from django.conf import settings
+
+from projects.models import installation_id
+from projects.pgconf import RELOAD_SETTINGS, RESTART_SETTINGS
+
+from projects.runtime.base import (
+    INSTALL_LABEL,
+    MANAGED_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    ApiProbe,
+    Confinement,
+    ContainerSpec,
+    DbProbe,
+    FileSpec,
+    HealthCheck,
+    SampleTarget,
+    StackSpec,
+    data_volume_name,
+    object_names,
+)
+from projects.stack.images import api_image, postgres_image
+
+if TYPE_CHECKING:
+    from projects.models import Project
+
+DB_PORT = 5432
+# The data directory, where the project's volume is mounted.
+PGDATA = "/var/lib/postgresql/data"
+POSTGREST_PORT = 3000
+POSTGRAPHILE_PORT = 5000
+ANON_ROLE = "anon"
+
+# Postgres settings for a small idle footprint: one project is one server, and a
+# host should carry dozens of them. Each is overridable with
+# BERTH_POSTGRES_SETTINGS (key=value,key=value), merged over these.
+POSTGRES_SETTINGS = {
+    "shared_buffers": "16MB",  # idle RSS is dominated by shared memory actually touched
+    "max_connections": "40",  # each slot costs shared memory even when unused
+    "work_mem": "4MB",
+    "maintenance_work_mem": "32MB",
+    "effective_cache_size": "128MB",
+    "wal_buffers": "1MB",
+    "max_wal_size": "256MB",
+    "min_wal_size": "32MB",
+    "max_worker_processes": "4",
+    "max_parallel_workers": "2",
+    "autovacuum_max_workers": "1",
+    "jit": "off",
+}
+
+SERVICE_ROLE = "service"
+AUTHENTICATOR_ROLE = "authenticator"
+# The audience of the project's keys: PostgREST and PostGraphile are both told
+# to require it, so one key works with either flavour (PostGraphile 4 would
+# otherwise insist on "postgraphile").
+JWT_AUDIENCE = "berth"
+
+# The roles of a project, run by psql as the server's superuser on every start
+# (BOOTSTRAP_ARGV; secrets come from the environment through \getenv).
+# Idempotent: it converges whatever a previous version or a restore left.
+# - anon: what an unauthenticated api request runs as; nothing on user tables
+#   until the owner grants it (`grant select on items to anon`).
+# - service: the service key's role; full DML on public, tables made later included.
+# - authenticator: the api's login; NOINHERIT, so it holds nothing itself and
+#   can only switch to anon or service.
+ROLES_SQL = f"""
+\\getenv owner BERTH_OWNER
+\\getenv authenticator_password BERTH_AUTHENTICATOR_PASSWORD
+SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['{ANON_ROLE}', '{SERVICE_ROLE}', '{AUTHENTICATOR_ROLE}']) AS r
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \\gexec
+ALTER ROLE {ANON_ROLE} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+ALTER ROLE {SERVICE_ROLE} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
+ALTER ROLE {AUTHENTICATOR_ROLE} WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS
+  PASSWORD :'authenticator_password';
+SELECT format('REVOKE %I FROM {AUTHENTICATOR_ROLE}', r.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+ WHERE m.member = '{AUTHENTICATOR_ROLE}'::regrole AND r.rolname NOT IN ('{ANON_ROLE}', '{SERVICE_ROLE}') \\gexec
+GRANT {ANON_ROLE}, {SERVICE_ROLE} TO {AUTHENTICATOR_ROLE};
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO {ANON_ROLE}, {SERVICE_ROLE};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {SERVICE_ROLE};
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {SERVICE_ROLE};
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA public TO {SERVICE_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {SERVICE_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {SERVICE_ROLE};
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT EXECUTE ON ROUTINES TO {SERVICE_ROLE};
+"""
+
+# The owner (db_url's user) of a project of the new kind: owns the database and
+# its public schema, bypasses RLS, is no superuser, so it cannot COPY … TO
+# PROGRAM, read server files or the server's key. CREATEROLE only from 16: on
+# 15 a CREATEROLE role can grant itself pg_execute_server_program.
+OWNER_SQL = """
+\\getenv owner BERTH_OWNER
+\\getenv owner_password BERTH_OWNER_PASSWORD
+SELECT format('CREATE ROLE %I', :'owner') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \\gexec
+ALTER ROLE :"owner" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';
+SELECT current_setting('server_version_num')::int >= 160000 AS createrole_is_safe \\gset
+\\if :createrole_is_safe
+ALTER ROLE :"owner" CREATEROLE;
+\\else
+ALTER ROLE :"owner" NOCREATEROLE;
+\\endif
+SELECT current_database() AS dbname \\gset
+ALTER DATABASE :"dbname" OWNER TO :"owner";
+ALTER SCHEMA public OWNER TO :"owner";
+"""
+
+# PostgREST caches the schema; an event trigger tells it to reload after any
+# DDL, so a table a user creates appears in the API without a restart. It lives
+# in its own schema so it is never exposed as an RPC.
+POSTGREST_RELOAD_SQL = """
+CREATE SCHEMA IF NOT EXISTS berth;
+CREATE OR REPLACE FUNCTION berth.pgrst_reload() RETURNS event_trigger
+  LANGUAGE plpgsql AS $$ BEGIN NOTIFY pgrst, 'reload schema'; END; $$;
+DROP EVENT TRIGGER IF EXISTS berth_pgrst_reload;
+CREATE EVENT TRIGGER berth_pgrst_reload ON ddl_command_end EXECUTE PROCEDURE berth.pgrst_reload();
+"""
+
+
+def project_labels(project_id: str) -> dict[str, str]:
+    return {**settings.BERTH_EXTRA_LABELS, MANAGED_LABEL: "true", PROJECT_LABEL: project_id, INSTALL_LABEL: installation_id()}
+
+
+def postgres_settings() -> dict[str, str]:
+    return {**POSTGRES_SETTINGS, **settings.BERTH_POSTGRES_SETTINGS}
+
+
+def project_postgres_settings(project: "Project") -> dict[str, str]:
+    """The settings the project's server runs with: its own (pgconf's allowlist) over Berth's."""
+    return {**postgres_settings(), **project.postgres_settings}
+
+
+def settings_sql(values: dict[str, str]) -> str:
+    """ALTER SYSTEM for every changeable setting: reloadable ones set to `values` (or reset), restart-only ones
+    reset (they ride on the command line, which overrides the file). Needs a reload to apply."""
+    lines = []
+    for name in sorted(RELOAD_SETTINGS):
+        if name in values:
+            literal = values[name].replace("'", "''")
+            lines.append(f"ALTER SYSTEM SET {name} = '{literal}';")
+        else:
+            lines.append(f"ALTER SYSTEM RESET {name};")
+    lines += [f"ALTER SYSTEM RESET {name};" for name in sorted(RESTART_SETTINGS)]
+    return "\n".join(lines) + "\n"
+
+
+def internal_db_uri(project: "Project", *, user: str, password: str | None) -> str:
+    """A URI for the api container: the db by container name over the project network; without a password for pgpass."""
+    names = object_names(project.public_id)
+    secret = "" if password is None else f":{quote(password, safe='')}"
+    uri = f"postgres://{quote(user, safe='')}{secret}@{names['db']}:{DB_PORT}/{quote(project.db_name, safe='')}"
+    if settings.BERTH_DB_REQUIRE_TLS and project.tls_cert_pem:
+        # Encrypted on the project's own network too (hostssl only). libpq's
+        # `require`; node-postgres reads it as verify-full unless told libpq's meaning.
+        uri += "?sslmode=require" + ("&uselibpqcompat=true" if project.api_flavour == "postgraphile" else "")
+    return uri
+
+
+# Where the db's TLS files and its client authentication rules go: copied in
+# by the runtime (FileSpec), owned by the postgres user, mode 0600.
+TLS_DIR = "/etc/berth"
+POSTGRES_UID = 999  # the official images' postgres user
+
+
+def pg_hba(*, require_tls: bool) -> str:
+    """Every connection authenticates with a password (SCRAM); from outside the container only over TLS when required."""
+    rules = [
+        "local   all  all                scram-sha-256",
+        "host    all  all  127.0.0.1/32  scram-sha-256",
+        "host    all  all  ::1/128       scram-sha-256",
+        "hostssl all  all  all           scram-sha-256",
+    ]
+    if not require_tls:
+        rules.append("host    all  all  all           scram-sha-256")
+    return "\n".join(rules) + "\n"
+
+
+def db_files(project: "Project") -> tuple[tuple[FileSpec, ...], list[str]]:
+    """The db's TLS files and the settings that use them; none before the project has a certificate."""
+    if not project.tls_cert_pem:
+        return (), []
+    def owned(name: str, content: str) -> FileSpec:
+        return FileSpec(path=f"{TLS_DIR}/{name}", content=content.encode(), uid=POSTGRES_UID, gid=POSTGRES_UID)
+    files = (
+        owned("server.crt", project.tls_cert_pem),
+        owned("server.key", project.tls_key),
+        owned("pg_hba.conf", pg_hba(require_tls=settings.BERTH_DB_REQUIRE_TLS)),
+    )
+    options = {
+        "ssl": "on",
+        "ssl_cert_file": f"{TLS_DIR}/server.crt",
+        "ssl_key_file": f"{TLS_DIR}/server.key",
+        "hba_file": f"{TLS_DIR}/pg_hba.conf",
+    }
+    return files, [arg for k, v in options.items() for arg in ("-c", f"{k}={v}")]
+
+
+def postgres_command() -> list[str]:
+    """The server's command without TLS (backup throwaways: no published port, no certificate)."""
+    return ["postgres", *(arg for k, v in postgres_settings().items() for arg in ("-c", f"{k}={v}"))]
+
+
+def project_postgres_command(project: "Project") -> list[str]:
+    """The project's server command: every setting but the reloadable ones, which the bootstrap writes (settings_sql)."""
+    values = project_postgres_settings(project)
+    return ["postgres", *(arg for k, v in values.items() if k not in RELOAD_SETTINGS for arg in ("-c", f"{k}={v}"))]
+
+
+def pgpass_line(host: str, port: int, dbname: str, user: str, password: str) -> str:
+    def escape(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    return ":".join(escape(v) for v in (host, str(port), dbname, user, password)) + "\n"
+
+
+def probe_host() -> str:
+    # Berth reaches published ports on loopback whenever they are published on
+    # all interfaces; otherwise on the address they are bound to.
+    host = settings.BERTH_PUBLISH_HOST
+    return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+
+
+# The postgres entrypoint starts as root to chown the data directory and
+# /var/run/postgresql, then drops to the postgres user with gosu: these four
+# are all it needs (measured on the official images, 15 and 17). The api
+# images run as an unprivileged user and need none.
+DB_CAPABILITIES = ("CHOWN", "FOWNER", "SETGID", "SETUID")
+# Where Berth's files live inside containers (copied in, see FileSpec).
+PGPASS_PATH = "/run/berth/pgpass"
+# PostGraphile's CLI reads `.postgraphilerc.js` from its working directory;
+# the api runs in /run/berth so that it reads this one.
+POSTGRAPHILE_DIR = "/run/berth"
+POSTGRAPHILE_RC_PATH = f"{POSTGRAPHILE_DIR}/.postgraphilerc.js"
+# Its `--retry-on-init-fail` waits 100·n² ms after the n-th failure (0.1, 0.4,
+# 0.9, 1.6, 2.5 s…): on a create, whose api starts with the db and fails until
+# initdb and the bootstrap are done (1–2 s), the retry that succeeds came up to
+# 1.5 s after the db was ready (bench/coldpath.py). A function instead retries
+# every 100 ms for the first 50 attempts (a create's window), then every 2 s, so
+# a database that stays away is not hammered. PostGraphile calls it only with
+# the flag absent, and falls back to its own wait if it returns in under 50 ms.
+POSTGRAPHILE_RC = b"""\
+module.exports = {
+  options: {
+    retryOnInitFail: (error, attempts) =>
+      new Promise((resolve) => setTimeout(() => resolve(true), attempts <= 50 ? 100 : 2000)),
+  },
+};
+"""
+POSTGRAPHILE_UID = 1000  # the image's `node` user, which must own its pgpass
+
+
+def db_confinement() -> Confinement:
+    return Confinement(
+        cap_add=DB_CAPABILITIES,
+        pids_limit=settings.BERTH_DB_PIDS_LIMIT,
+        cpus=settings.BERTH_DB_CPUS,
+        log_max_size=settings.BERTH_LOG_MAX_SIZE,
+        log_max_file=settings.BERTH_LOG_MAX_FILE,
+    )
+
+
+def api_confinement() -> Confinement:
+    return Confinement(
+        pids_limit=settings.BERTH_API_PIDS_LIMIT,
+        cpus=settings.BERTH_API_CPUS,
+        log_max_size=settings.BERTH_LOG_MAX_SIZE,
+        log_max_file=settings.BERTH_LOG_MAX_FILE,
+    )
+
+
+# Berth's own sessions as the superuser (the bootstrap, backups, the settings
+# check) run free of the project's settings: its timeouts must not cut them
+# short, and its statement logging must not write their ALTER ROLE … PASSWORD
+# to the container's log. libpq reads PGOPTIONS; only a superuser may set the
+# logging ones.
+ADMIN_SESSION_OPTIONS = (
+    "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 "
+    "-c log_statement=none -c log_min_duration_statement=-1"
+)
+
+
+def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
+    """The SQL that makes the project's roles, and the environment it reads its secrets from."""
+    env = {
+        # Loopback TCP, not the socket: while a new server initialises, its
+        # temporary server answers on the socket only.
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(DB_PORT),
+        "PGUSER": project.admin_user,
+        "PGPASSWORD": project.admin_password,
+        "PGDATABASE": project.db_name,
+        "PGOPTIONS": ADMIN_SESSION_OPTIONS,
+        "BERTH_OWNER": project.db_user,
+        "BERTH_AUTHENTICATOR_PASSWORD": project.authenticator_password,
+    }
+    sql = ROLES_SQL
+    if not project.owner_is_superuser:
+        sql = OWNER_SQL + sql
+        env["BERTH_OWNER_PASSWORD"] = project.db_password
+    if project.api_flavour == "postgrest":
+        sql += POSTGREST_RELOAD_SQL
+    # The project's reloadable settings, then a reload: they, and a renewed
+    # certificate (copied in before this runs), take effect without a restart.
+    sql += settings_sql(project_postgres_settings(project))
+    sql += "SELECT pg_reload_conf();\n"
+    return sql, env
+
+
+def project_volume(project: "Project") -> str:
+    """The data volume the project's stack mounts (the plain one, or the one its last upgrade made)."""
+    return data_volume_name(project.public_id, project.volume_version)
+
+
+def kept_volume(project: "Project") -> str | None:
+    """The volume an upgrade kept for a rollback, if any."""
+    return data_volume_name(project.public_id, project.kept_volume_version) if project.kept_postgres_version else None
+
+
+# PostGraphile answers before it watches: graphile-build-pg starts the session
+# that LISTENs for schema changes, and then makes the event triggers that send
+# them, without waiting for either. A table made in that gap (a user's first
+# CREATE TABLE, the moment the project is running) is never noticed and stays
+# out of the api until a restart. So the api is ready once the database sees
+# both. Only the superuser sees another role's session; a session of an api
+# container just replaced ends with its process, within a moment.
+POSTGRAPHILE_WATCHING_SQL = """\
+SELECT CASE
+  WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND query = 'listen postgraphile_watch')
+    THEN 'PostGraphile does not listen for schema changes yet'
+  WHEN NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'postgraphile_watch_ddl')
+    THEN 'PostGraphile has not made its schema-change triggers yet'
+  ELSE '' END;
+"""
+
+
+def api_probe(flavour: str) -> ApiProbe:
+    """The request that proves the api answers: a GraphQL query for PostGraphile, the root for PostgREST."""
+    if flavour == "postgraphile":
+        return ApiProbe(
+            path="/graphql", method="POST", body=b'{"query":"{__typename}"}', content_type="application/json",
+            ready_sql=POSTGRAPHILE_WATCHING_SQL,
+        )  # fmt: skip
+    return ApiProbe(path="/")
+
+
+def sample_target(project: "Project") -> SampleTarget:
+    """What metrics read of a running project (cheap: no certificate, no bootstrap SQL)."""
+    if project.db_port is None or project.api_port is None:
+        raise ValueError(f"project {project.public_id} has no ports: a purged project has no stack")
+    names = object_names(project.public_id)
+    return SampleTarget(
+        project_id=project.public_id,
+        db_container=names["db"],
+        api_container=names["api"],
+        db_probe=DbProbe(host=probe_host(), port=project.db_port, user=project.admin_user, password=project.admin_password, dbname=project.db_name),
+        api_port=project.api_port,
+        api_probe=api_probe(project.api_flavour),
+    )
+
+
+def stack_spec(project: "Project") -> StackSpec:
+    pid = project.public_id
+    # Only a purged project has no ports, and a purged project has no stack.
+    if project.db_port is None or project.api_port is None:
+        raise ValueError(f"project {pid} has no ports: a purged project has no stack")
+    db_port, api_port_host = project.db_port, project.api_port
+    names = object_names(pid, volume_version=project.volume_version)
+    labels = project_labels(pid)
+    tls_files, tls_options = db_files(project)
+    db = ContainerSpec(
+        name=names["db"],
+        service="db",
+        image=postgres_image(project.postgres_version),
+        environment={
+            # The server's bootstrap superuser: Berth's own role, or the owner
+            # on projects of the old kind.
+            "POSTGRES_USER": project.admin_user,
+            "POSTGRES_PASSWORD": project.admin_password,
+            "POSTGRES_DB": project.db_name,
+            "PGDATA": PGDATA,
+        },
+        command=[*project_postgres_command(project), *tls_options],
+        container_port=DB_PORT,
+        host_port=db_port,
+        publish_host=settings.BERTH_PUBLISH_HOST,
+        labels={**labels, SERVICE_LABEL: "db"},
+        mem_limit=project.db_memory or settings.BERTH_DB_MEMORY,
+        # The image declares VOLUME here: mounting the project's volume at this
+        # exact path is what keeps an anonymous volume from being left behind.
+        volume_mount=PGDATA,
+        # -h 127.0.0.1: during initdb the entrypoint's temporary server listens
+        # on the socket only, so a TCP check is not fooled by it.
+        healthcheck=HealthCheck(
+            test=["CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(DB_PORT), "-U", project.db_user, "-d", project.db_name]
+        ),
+        stop_timeout_s=10,
+        confinement=db_confinement(),
+        files=tls_files,
+    )
+    authenticator_uri = internal_db_uri(project, user=AUTHENTICATOR_ROLE, password=project.authenticator_password)
+    files: tuple[FileSpec, ...] = ()
+    if project.api_flavour == "postgraphile":
+        api_port = POSTGRAPHILE_PORT
+        # Nothing secret on the command line (`ps` on the host shows it): the
+        # connection and the JWT secret come from the environment, and the
+        # owner connection's password (it has no variable) from a pgpass file.
+        environment: dict[str, str] = {
+            "DATABASE_URL": authenticator_uri,
+            "JWT_SECRET": project.jwt_secret,
+            "PGPASSFILE": PGPASS_PATH,
+        }
+        files = (
+            FileSpec(
+                path=PGPASS_PATH,
+                content=pgpass_line(names["db"], DB_PORT, project.db_name, project.admin_user, project.admin_password).encode(),
+                uid=POSTGRAPHILE_UID,
+                gid=POSTGRAPHILE_UID,
+            ),
+            FileSpec(path=POSTGRAPHILE_RC_PATH, content=POSTGRAPHILE_RC, mode=0o400, uid=POSTGRAPHILE_UID, gid=POSTGRAPHILE_UID),
+        )
+        working_dir: str | None = POSTGRAPHILE_DIR
+        # The image's entrypoint is the postgraphile CLI: options are the command.
+        command: list[str] | None = [
+            # The superuser, only for --watch's event triggers; requests run as
+            # authenticator, switched to anon or to the JWT's role.
+            "--owner-connection", internal_db_uri(project, user=project.admin_user, password=None),
+            "--default-role", ANON_ROLE,
+            "--jwt-verify-audience", JWT_AUDIENCE,
+            "--host", "0.0.0.0",
+            "--port", str(POSTGRAPHILE_PORT),
+            "--schema", "public",
+            # No --retry-on-init-fail: the api starts with the db and retries
+            # as POSTGRAPHILE_RC says (the flag would override it).
+            "--watch",  # new tables appear without a restart
+            "--dynamic-json",
+            "--disable-query-log",
+        ]  # fmt: skip
+        probe = api_probe(project.api_flavour)
+    else:
+        api_port = POSTGREST_PORT
+        environment = {
+            "PGRST_DB_URI": authenticator_uri,
+            "PGRST_DB_SCHEMAS": "public",
+            "PGRST_DB_ANON_ROLE": ANON_ROLE,
+            "PGRST_JWT_SECRET": project.jwt_secret,
+            "PGRST_JWT_AUD": JWT_AUDIENCE,
+            "PGRST_SERVER_PORT": str(POSTGREST_PORT),
+            "PGRST_DB_CHANNEL_ENABLED": "true",
+        }
+        command = None
+        working_dir = None
+        probe = api_probe(project.api_flavour)
+    api = ContainerSpec(
+        name=names["api"],
+        service="api",
+        image=api_image(project.api_flavour),
+        environment=environment,
+        command=command,
+        container_port=api_port,
+        host_port=api_port_host,
+        publish_host=settings.BERTH_PUBLISH_HOST,
+        labels={**labels, SERVICE_LABEL: "api"},
+        mem_limit=project.api_memory or settings.BERTH_API_MEMORY,
+        stop_timeout_s=5,
+        confinement=api_confinement(),
+        files=files,
+        working_dir=working_dir,
+    )
+    bootstrap_sql, bootstrap_env = bootstrap(project)
+    return StackSpec(
+        project_id=pid,
+        network=names["network"],
+        volume=names["volume"],
+        labels=labels,
+        db=db,
+        api=api,
+        db_probe=DbProbe(
+            host=probe_host(),
+            port=db_port,
+            user=project.db_user,
+            password=project.db_password,
+            dbname=project.db_name,
+            bootstrap_sql=bootstrap_sql,
+            bootstrap_env=bootstrap_env,
+        ),
+        api_probe=probe,
+        subnet=project.network_subnet or "",
+        node=project.node,
+    )
