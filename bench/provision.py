@@ -12,19 +12,35 @@ hold, each after the pool is full again (a quiet machine for both); then five
 quick hits and the time until the pool is full again.
 
     uv run python bench/provision.py --pool [--n 8] [--ports 19000-19099,19500-19599] [--web-port 8790]
+
+`--levels 4,8` measures concurrent cold creates only, at several levels side by
+side in one run: one Berth per level, with as many workers as creates at once
+(`BERTH_WORKERS` = the level), each on its own slice of the bench's ports and
+its own network pool, all started before the first batch. Each round runs, per
+level, N creates at once through Berth and N through the floor, the order
+rotated; every batch records its load average and the CPU seconds spent by
+Berth's processes, the engine's daemons and the stack's containers.
+
+    BENCH_PORTS=19200-19599 uv run python bench/provision.py --levels 4,8 [--rounds 3] [--web-port 8795]
 """
 
 import argparse
+import ipaddress
 import os
 import secrets
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REF_API_PORTS, REF_DB_PORTS, BerthServer, Timer, cleanup_on_exit, django_setup, summary, table, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    BENCH_ENV, BERTH_API_PORTS, BERTH_DB_PORTS, LABEL, REF_API_PORTS, REF_DB_PORTS, BerthServer, Timer, cleanup_on_exit, django_setup,
+    percentile, summary, table, write_results,
+)  # fmt: skip
 
 
 def berth_create(server: BerthServer) -> tuple[float, str]:
@@ -181,6 +197,257 @@ def pool_main(args: argparse.Namespace) -> None:
     write_results("provision-pool", {"hit": hit, "cold": cold, "refill_after_quick_hits": refill, "pool": env, "load_at_end": load}, rendered)
 
 
+# --- --levels: concurrent creates side by side -------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy", "runc")
+
+
+def _proc_stat(pid: int) -> tuple[int, str, float, float] | None:
+    """(ppid, comm, own CPU seconds, reaped children's CPU seconds) of a process, or None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return int(fields[1]), comm, (utime + stime) / TICK, (cutime + cstime) / TICK
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_snapshot(roots: dict[str, int]) -> dict[tuple[str, int], float]:
+    """CPU seconds now: each Berth's process tree, by role (web, worker, sync, backups, up), and the engine's daemons.
+
+    Keys are (group, pid); a delta between two snapshots counts processes
+    that lived through both, and those born between them from zero.
+    """
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (st := _proc_stat(int(entry))) is not None:
+            stats[int(entry)] = st
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    found: dict[tuple[str, int], float] = {}
+    for name, root in roots.items():
+        todo = [root]
+        while todo:
+            pid = todo.pop()
+            todo += children.get(pid, [])
+            if pid not in stats:
+                continue
+            line = _cmdline(pid)
+            role = next((r for r in ("gunicorn", "worker", "sync_projects", "backup_projects") if r in line), "up")
+            found[(f"{name} {role}", pid)] = stats[pid][2]
+    for pid, (_ppid, comm, own, reaped) in stats.items():
+        if comm in ENGINE_PROCESSES:
+            found[("engine", pid)] = own + reaped
+    return found
+
+
+def cpu_delta(before: dict[tuple[str, int], float], after: dict[tuple[str, int], float]) -> dict[str, float]:
+    groups: dict[str, float] = {}
+    for key, value in after.items():
+        groups[key[0]] = groups.get(key[0], 0.0) + max(0.0, value - before.get(key, 0.0))
+    return groups
+
+
+def containers_cpu(names: list[str]) -> float:
+    """CPU seconds the named containers have used (cgroup v1 cpuacct; their execs included)."""
+    import docker
+
+    api = docker.from_env().api
+    total = 0.0
+    for name in names:
+        try:
+            cid = api.inspect_container(name)["Id"]
+        except docker.errors.NotFound:
+            continue
+        for path in (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"):
+            try:
+                text = Path(path).read_text()
+            except OSError:
+                continue
+            if path.endswith("cpuacct.usage"):
+                total += int(text) / 1e9
+            else:
+                total += int(text.split()[1]) / 1e6  # usage_usec
+            break
+    return total
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores have been busy since boot (/proc/stat: everything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICK
+
+
+def berth_create_or_fail(server: BerthServer) -> tuple[float | None, str]:
+    """berth_create, but a create that does not settle running (at a high load, BERTH_READY_TIMEOUT) is a failure counted, not the end of the run."""
+    from projects.runtime.probes import ProbeFailed, api_answers, db_answers
+
+    timer = Timer()
+    code, body = server.request("POST", "/v1/projects?wait=120", {"name": f"bench-{secrets.token_hex(4)}"})
+    if code not in (201, 202) or "project_id" not in body:
+        raise RuntimeError(f"create refused: {code} {body}")
+    if code != 201 or body.get("status") != "running":
+        print(f"  a create did not settle running: {code} {body.get('status')}: {body['operation'].get('error')}")
+        return None, body["project_id"]
+    try:
+        db_answers(project_spec(body))
+        api_answers(project_spec(body))
+    except ProbeFailed as exc:
+        print(f"  a create said running but does not answer: {exc}")
+        return None, body["project_id"]
+    return timer.elapsed, body["project_id"]
+
+
+def floor_create_or_fail(floor, spec) -> tuple[float | None, object]:
+    from projects.runtime.probes import ProbeFailed
+
+    try:
+        return reference_create(floor, spec)
+    except ProbeFailed as exc:
+        print(f"  a floor create did not answer in {floor.ready_timeout_s:.0f} s: {exc}")
+        return None, spec
+
+
+def berth_delete_fast(server: BerthServer, project_id: str) -> None:
+    """Containers gone through Berth; its network and volume removed behind its back (this Berth is thrown away after the run)."""
+    import docker
+
+    server.request("DELETE", f"/v1/projects/{project_id}?wait=60")
+    api = docker.from_env().api
+    label = [f"berth.project={project_id}", LABEL]
+    for network in api.networks(filters={"label": label}):
+        api.remove_network(network["Id"])
+    for volume in api.volumes(filters={"label": label}).get("Volumes") or []:
+        api.remove_volume(volume["Name"])
+
+
+def levels_main(args: argparse.Namespace) -> None:
+    levels = [int(v) for v in args.levels.split(",")]
+    django_setup()
+    from bench.references import Floor
+
+    floor = Floor()
+    floor.ready_timeout_s = 110  # as the Berths' BERTH_READY_TIMEOUT below
+    floor.with_healthcheck = args.floor_healthcheck
+    # Each Berth gets its slice of the bench's Berth port ranges, its own data directory and network pool.
+    db_slice = (BERTH_DB_PORTS[1] - BERTH_DB_PORTS[0] + 1) // len(levels)
+    api_slice = (BERTH_API_PORTS[1] - BERTH_API_PORTS[0] + 1) // len(levels)
+    envs = {}
+    for k, level in enumerate(levels):
+        db_low, api_low = BERTH_DB_PORTS[0] + k * db_slice, BERTH_API_PORTS[0] + k * api_slice
+        envs[level] = {
+            "BERTH_DATA_DIR": f"{BENCH_ENV['BERTH_DATA_DIR']}-w{level}",
+            "BERTH_DB_PORTS": f"{db_low}-{db_low + db_slice - 1}",
+            "BERTH_API_PORTS": f"{api_low}-{api_low + api_slice - 1}",
+            "BERTH_NETWORK_POOL": str(list(ipaddress.IPv4Network(args.network_pool).subnets(new_prefix=20))[k]),
+            # Every create of a batch waits in ?wait (the bound is per web process; 4 by default).
+            "BERTH_MAX_WAITING": str(level),
+            # On a loaded shared machine 8 initdbs at once can take over a minute; ?wait holds up to 120 s.
+            "BERTH_READY_TIMEOUT": "110",
+        }
+    samples: dict[tuple[int, str], list[float]] = {(lvl, m): [] for lvl in levels for m in ("berth", "floor")}
+    batches: list[dict] = []
+    began = time.monotonic()
+    taken: set[int] = set()
+    with cleanup_on_exit(), ExitStack() as stack:
+        servers = {}
+        for k, level in enumerate(levels):
+            servers[level] = stack.enter_context(BerthServer(port=args.web_port + k, workers=level, env=envs[level]))
+            print(f"Berth for {level} at once: {servers[level].url}, BERTH_WORKERS {level}, {envs[level]}")
+
+        def batch(level: int, method: str, record: bool) -> None:
+            roots = {f"berth{lvl}": s.process.pid for lvl, s in servers.items() if s.process}
+            load = os.getloadavg()
+            before, busy, own = cpu_snapshot(roots), machine_busy(), sum(os.times()[:2])
+            wall = Timer()
+            with ThreadPoolExecutor(level) as pool:
+                if method == "berth":
+                    results = list(pool.map(lambda _: berth_create_or_fail(servers[level]), range(level)))
+                else:
+                    specs = [reference_spec_new(taken) for _ in range(level)]
+                    results = list(pool.map(lambda spec: floor_create_or_fail(floor, spec), specs))
+            wall_s, busy_s = wall.elapsed, machine_busy() - busy
+            cpu = cpu_delta(before, cpu_snapshot(roots))
+            # This process: the requests and outside probes of Berth's creates, the whole floor (its SDK calls and probes).
+            cpu["bench"] = sum(os.times()[:2]) - own
+            if method == "berth":
+                for svc in ("db", "api"):
+                    cpu[f"containers {svc}"] = containers_cpu([f"project_{pid}_{svc}" for _, pid in results])
+                with ThreadPoolExecutor(level) as pool:
+                    list(pool.map(lambda r: berth_delete_fast(servers[level], r[1]), results))
+            else:
+                for svc in ("db", "api"):
+                    cpu[f"containers {svc}"] = containers_cpu([getattr(spec, svc).name for _, spec in results])
+                for _, spec in results:
+                    floor.down(spec)
+                    taken.discard(spec.db.host_port)
+                    taken.discard(spec.api.host_port)
+            times = [elapsed for elapsed, _ in results if elapsed is not None]
+            failed = len(results) - len(times)
+            mine = f"berth{level}"
+            entry = {
+                "level": level, "method": method, "times": times, "wall_s": wall_s, "load_before": load, "load_after": os.getloadavg(),
+                "machine_busy_s": busy_s, "cpu_s": cpu, "recorded": record, "failed": failed,
+                "berth_cpu_s": sum(v for g, v in cpu.items() if g.startswith(mine + " ")) if method == "berth" else 0.0,
+            }
+            batches.append(entry)
+            if record:
+                samples[(level, method)] += times
+            shown = ", ".join(f"{g} {v:.2f}" for g, v in sorted(cpu.items()) if v >= 0.05)
+            print(f"{'' if record else 'warm-up '}{level} at once, {method}: p50 {percentile(times, 0.5):.2f} s, max {max(times, default=0):.2f} s, "
+                  f"{failed} failed, "
+                  f"load {load[0]:.1f}; CPU s: machine {busy_s:.1f}, {shown}")
+            time.sleep(1)
+
+        # Warm-up: every worker imports its code and the page cache holds the images.
+        for level in levels:
+            batch(level, "berth", False)
+            batch(level, "floor", False)
+        for r in range(args.rounds):
+            if time.monotonic() - began > args.max_seconds:
+                print("time limit reached; stopping early")
+                break
+            for level in levels[r % len(levels):] + levels[: r % len(levels)]:
+                for method in (["berth", "floor"] if (r + levels.index(level)) % 2 == 0 else ["floor", "berth"]):
+                    batch(level, method, True)
+        uptime = Path("/proc/loadavg").read_text().split()[:3]
+
+    rows = []
+    stats = {f"{lvl} {m}": summary(v) for (lvl, m), v in samples.items()}
+    for level in levels:
+        f50, f95 = stats[f"{level} floor"]["p50"], stats[f"{level} floor"]["p95"]
+        for method in ("berth", "floor"):
+            s = stats[f"{level} {method}"]
+            recorded = [b for b in batches if b["recorded"] and b["level"] == level and b["method"] == method]
+            def mean(key: str) -> float:
+                return statistics.fmean(b["cpu_s"].get(key, 0.0) for b in recorded) if recorded else float("nan")
+            engine, dbs, apis = mean("engine"), mean("containers db"), mean("containers api")
+            own = statistics.fmean(b["berth_cpu_s"] for b in recorded) if recorded and method == "berth" else 0.0
+            loads = [b["load_before"][0] for b in recorded]
+            failures = sum(b["failed"] for b in recorded)
+            rows.append([level, method, f"{s['n']}" + (f" (+{failures} failed)" if failures else ""), s["p50"], s["p95"], s["p50"] / f50, s["p95"] / f95, own, engine, dbs, apis,
+                         f"{min(loads):.1f}–{max(loads):.1f}" if loads else "-"])  # fmt: skip
+    rendered = table(
+        f"provision --levels {args.levels}: N cold creates at once (BERTH_WORKERS N) against the floor"
+        f"{' with the db healthcheck' if args.floor_healthcheck else ''}, request → running (seconds)",
+        ["at once", "method", "n", "p50 s", "p95 s", "p50 / floor", "p95 / floor", "CPU s/batch: Berth", "engine", "db containers", "api containers", "load (1 min)"],
+        rows,
+    )
+    rendered += f"\n\nload average at the end (1, 5, 15 min): {', '.join(uptime)}; {len(batches)} batches ({sum(1 for b in batches if not b['recorded'])} warm-up)"
+    write_results("provision-levels" + ("-floor-healthcheck" if args.floor_healthcheck else ""), {"levels": levels, "stats": stats, "batches": batches, "servers": envs}, rendered)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=8, help="sequential creates per method (default 8)")
@@ -188,9 +455,17 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=900, help="stop early after this long")
     parser.add_argument("--pool", action="store_true", help="measure the warm pool: hits and cold creates in one run, and refill")
     parser.add_argument("--ports", default="19000-19249,19500-19749", help="--pool: Berth's db and api port ranges")
-    parser.add_argument("--web-port", type=int, default=8790, help="--pool: the port Berth serves on")
+    parser.add_argument("--web-port", type=int, default=8790, help="--pool: the port Berth serves on; --levels: the first Berth's (the next ones on the ports after it)")
     parser.add_argument("--refill-rounds", type=int, default=3, help="--pool: rounds of quick hits then refill (default 3)")
+    parser.add_argument("--levels", default="", help="concurrent creates only, at these levels side by side (e.g. 4,8), BERTH_WORKERS = level")
+    parser.add_argument("--rounds", type=int, default=3, help="--levels: rounds of one batch per level and method (default 3)")
+    parser.add_argument("--floor-healthcheck", action="store_true",
+                        help="--levels: the floor's db gets Berth's pg_isready healthcheck (its share of the difference)")
+    parser.add_argument("--network-pool", default="10.246.0.0/16", help="--levels: the Berths' subnets (a /20 each)")
     args = parser.parse_args()
+    if args.levels:
+        levels_main(args)
+        return
     if args.pool:
         pool_main(args)
         return

@@ -96,6 +96,17 @@ def probe_until_ready(spec, timeout_s: float = 60, *, bootstrap=None) -> None:
 
 class Floor:
     name = "floor (bare SDK)"
+    ready_timeout_s = 60.0
+    # Off: the floor's containers have no healthcheck. On (provision.py --floor-healthcheck): the db's
+    # pg_isready healthcheck as Berth makes it, to tell its share of Berth's time over the floor.
+    with_healthcheck = False
+
+    def healthcheck(self, c) -> dict | None:
+        h = c.healthcheck
+        if not (self.with_healthcheck and h):
+            return None
+        return {"test": h.test, "interval": int(h.interval_s * NS), "timeout": int(h.timeout_s * NS), "retries": h.retries,
+                "start_period": int(h.start_period_s * NS)}  # fmt: skip
 
     def __init__(self) -> None:
         self.api = docker.from_env().api
@@ -115,14 +126,14 @@ class Floor:
             )
             api.create_container(
                 c.image, command=c.command, name=c.name, environment=c.environment, labels=self.labels,
-                ports=[c.container_port], host_config=host_config,
+                ports=[c.container_port], host_config=host_config, healthcheck=self.healthcheck(c),
                 volumes=[c.volume_mount] if c.volume_mount else None, working_dir=c.working_dir,
             )  # fmt: skip
             if c.files:
                 api.put_archive(c.name, "/", tar_archive(c.files))
         for c in spec.containers:
             api.start(c.name)
-        probe_until_ready(spec, bootstrap=self.bootstrap)
+        probe_until_ready(spec, self.ready_timeout_s, bootstrap=self.bootstrap)
 
     def stop(self, spec) -> None:
         for c in reversed(spec.containers):

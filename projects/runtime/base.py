@@ -213,8 +213,8 @@ class ApiProbe:
     method: str = "GET"
     body: bytes | None = None
     content_type: str | None = None
-    # A query the db's superuser runs (as DbProbe.bootstrap_sql is run) once the
-    # api answers, for what an api still does in the background after it
+    # A query the db's superuser (the bootstrap's role, on the published port)
+    # runs once the api answers, for what an api still does in the background after it
     # answers: its one value is "" once the database sees the api wholly up,
     # else what it waits for. Empty: answering is enough.
     ready_sql: str = ""

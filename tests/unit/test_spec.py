@@ -178,33 +178,59 @@ def test_postgraphile_flavour_passes_cli_options_as_the_command(settings):
     assert stack_spec(make_project(api="postgrest")).api_probe.ready_sql == ""
 
 
-def test_the_api_is_ready_only_once_the_database_says_it_waits_for_nothing(fake_runtime):
+class FakeConnection:
+    """What _SuperuserSession uses of a psycopg connection: execute(sql).fetchone(), closed, close()."""
+
+    def __init__(self, answers):
+        self.answers, self.ran, self.closed = answers, [], False
+
+    def execute(self, sql):
+        self.ran.append(sql)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return type("Cursor", (), {"fetchone": lambda _self: answer})()
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_api_is_ready_only_once_the_database_says_it_waits_for_nothing(monkeypatch):
     spec = stack_spec(make_project(api="postgraphile"))
-    fake_runtime.stack_up(spec)
-    answers = [b"PostGraphile does not listen for schema changes yet\n", b"\n"]
-    ran = []
+    connection = FakeConnection([("PostGraphile does not listen for schema changes yet",), ("",)])
+    connects = []
 
-    def psql(runtime, container, argv, environment):
-        ran.append((container, argv, environment))
-        return answers.pop(0), 0, ""
+    def connect(**kwargs):
+        connects.append(kwargs)
+        return connection
 
-    fake_runtime.exec_handler = psql
-    with pytest.raises(probes.ProbeFailed, match="^PostGraphile does not listen for schema changes yet$"):
-        probes._api_ready_in_db(fake_runtime, spec)
-    probes._api_ready_in_db(fake_runtime, spec)
-    container, argv, environment = ran[0]
-    # As the superuser, like the bootstrap, the SQL in the environment, never on argv.
-    assert container == spec.db.name and argv == BOOTSTRAP_ARGV
-    assert environment["PGUSER"] == spec.db_probe.bootstrap_env["PGUSER"] and environment["BERTH_SQL"].endswith(spec.api_probe.ready_sql)
-    assert environment["BERTH_SQL"].startswith("\\pset tuples_only on\n")
+    monkeypatch.setattr(probes.psycopg, "connect", connect)
+    with probes._SuperuserSession(spec) as session:
+        with pytest.raises(probes.ProbeFailed, match="^PostGraphile does not listen for schema changes yet$"):
+            probes._api_ready_in_db(session, spec)
+        probes._api_ready_in_db(session, spec)
+    assert connection.ran == [spec.api_probe.ready_sql] * 2 and connection.closed
+    # As the superuser the bootstrap runs as, with its session options, on the port db_answers uses; one
+    # connection for every poll, in autocommit so each poll reads pg_stat_activity afresh.
+    env = spec.db_probe.bootstrap_env
+    assert connects == [{
+        "host": spec.db_probe.host, "port": spec.db_probe.port, "user": env["PGUSER"], "password": env["PGPASSWORD"],
+        "dbname": env["PGDATABASE"], "options": env["PGOPTIONS"], "connect_timeout": 2, "autocommit": True,
+    }]  # fmt: skip
+    assert env["PGUSER"] == "berth_admin" and env["PGPASSWORD"] == ADMIN_PASSWORD
 
 
-def test_a_failing_api_check_in_the_database_says_what_psql_said(fake_runtime):
+def test_a_failing_api_check_in_the_database_says_why_and_connects_again(monkeypatch):
     spec = stack_spec(make_project(api="postgraphile"))
-    fake_runtime.stack_up(spec)
-    fake_runtime.exec_handler = lambda *_: (b"", 2, "psql: error: connection refused\n")
-    with pytest.raises(probes.ProbeFailed, match="the api's check in the db exited 2: psql: error: connection refused"):
-        probes._api_ready_in_db(fake_runtime, spec)
+    first, second = FakeConnection([probes.psycopg.OperationalError("server closed the connection unexpectedly")]), FakeConnection([("",)])
+    connections = [first, second]
+    monkeypatch.setattr(probes.psycopg, "connect", lambda **_: connections.pop(0))
+    with probes._SuperuserSession(spec) as session:
+        with pytest.raises(probes.ProbeFailed, match="^the api's check in the db: server closed the connection unexpectedly$"):
+            probes._api_ready_in_db(session, spec)
+        assert first.closed
+        probes._api_ready_in_db(session, spec)
+    assert second.closed and not connections
 
 
 def test_postgraphile_gets_its_secrets_from_the_environment_and_a_pgpass_never_from_argv():

@@ -9,8 +9,10 @@ safety net for one that never arrives.
 """
 
 import os
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import close_old_connections
 from django.db.utils import OperationalError
@@ -82,6 +84,9 @@ class Command(DbWorkerCommand):
         for operation in operation_recover_stale():
             self.stderr.write(f"operation {operation.public_id} ({operation.kind}) failed: {operation.error}")
         self.configure_logging(options["verbosity"])
+        # The runtime's module (the Docker SDK: a second of CPU on a busy machine) loads now, while
+        # the worker is idle, not inside its first operation. Importing connects to nothing.
+        import_module("projects.runtime.swarm" if settings.BERTH_RUNTIME == "swarm" else "projects.runtime.docker")
         queue_names = options["queue_name"].split(",")
         excluded = options["exclude_queues"].split(",") if options["exclude_queues"] else []
         if excluded and "*" not in queue_names:
