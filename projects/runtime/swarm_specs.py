@@ -129,7 +129,7 @@ def service_template(
     template = docker.types.TaskTemplate(
         container,
         restart_policy=docker.types.RestartPolicy(condition="any", delay=NANOSECONDS),
-        placement=docker.types.Placement(constraints=[f"node_id=={node_id}"]),
+        placement=docker.types.Placement(constraints=[f"node.id=={node_id}"]),
         log_driver=docker.types.DriverConfig("json-file", {"max-size": cf.log_max_size, "max-file": str(cf.log_max_file)}),
     )
     template["Resources"] = resources  # with Pids, which docker.types.Resources does not know
