@@ -41,6 +41,15 @@ def engine(docker_engine, settings):
 
 
 @pytest.fixture
+def backup_dir(settings, tmp_path):
+    """The test's backup directory, made, for this process (the API's downloads, the tests' checks) and the workers it starts."""
+    path = tmp_path / "backups"
+    path.mkdir()
+    settings.BERTH_BACKUP_DIR = path
+    return path
+
+
+@pytest.fixture
 def workers(transactional_db, tmp_path):
     """Four real workers (BERTH_WORKERS' default) on the test database."""
     pool = Workers(4, tmp_path)

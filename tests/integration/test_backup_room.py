@@ -20,14 +20,6 @@ def post(client, headers, path: str, wait: int = 120):
 
 
 @pytest.fixture
-def backup_dir(settings, tmp_path):
-    path = tmp_path / "backups"
-    path.mkdir()
-    settings.BERTH_BACKUP_DIR = path
-    return path
-
-
-@pytest.fixture
 def project(transactional_db, user, client, tmp_path, backup_dir) -> dict:
     pool = Workers(1, tmp_path)
     pool.start()

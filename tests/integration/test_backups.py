@@ -13,13 +13,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def backup_dir(settings, tmp_path):
-    path = tmp_path / "backups"
-    settings.BERTH_BACKUP_DIR = path  # this process: the API's download and the tests' checks
-    return path
-
-
-@pytest.fixture
 def workers(transactional_db, tmp_path, backup_dir):
     """Two real workers (a project and its clone at once is the most these tests run) sharing the backup directory."""
     pool = Workers(2, tmp_path, BERTH_BACKUP_DIR=str(backup_dir))

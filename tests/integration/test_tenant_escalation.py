@@ -123,10 +123,8 @@ def security_events(pid: str) -> list[str]:
 
 
 @pytest.fixture
-def workers(transactional_db, tmp_path, settings):
-    backups = tmp_path / "backups"
-    settings.BERTH_BACKUP_DIR = backups
-    pool = Workers(2, tmp_path, BERTH_BACKUP_DIR=str(backups))
+def workers(transactional_db, tmp_path, backup_dir):
+    pool = Workers(2, tmp_path, BERTH_BACKUP_DIR=str(backup_dir))
     pool.start()
     yield pool
     pool.stop()

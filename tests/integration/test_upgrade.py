@@ -19,10 +19,8 @@ ITEMS = "{ allItems(orderBy: ID_ASC) { nodes { name } } }"
 
 
 @pytest.fixture
-def workers(transactional_db, tmp_path, settings):
-    backups = tmp_path / "backups"
-    settings.BERTH_BACKUP_DIR = backups
-    pool = Workers(1, tmp_path, BERTH_BACKUP_DIR=str(backups))
+def workers(transactional_db, tmp_path, backup_dir):
+    pool = Workers(1, tmp_path, BERTH_BACKUP_DIR=str(backup_dir))
     pool.start()
     yield pool
     pool.stop()

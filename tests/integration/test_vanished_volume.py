@@ -12,7 +12,7 @@ import pytest
 
 from projects.services.fleet.drift import drift_report
 from tests.conftest import bearer
-from tests.integration.test_backups import act, backup_dir, names, new_project_with_items, workers  # noqa: F401 (fixtures)
+from tests.integration.test_backups import act, names, new_project_with_items, workers  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
