@@ -63,7 +63,7 @@ def stock_api(spec):
     """The spec with PostGraphile's own retry (`--retry-on-init-fail`) instead of Berth's rc file."""
     import dataclasses
 
-    from projects.stack.spec import POSTGRAPHILE_RC_PATH
+    from projects.stack.postgraphile import POSTGRAPHILE_RC_PATH, watching_sql
 
     api = spec.api
     if api.command is None or "--retry-on-init-fail" in api.command:
@@ -74,7 +74,8 @@ def stock_api(spec):
         files=tuple(f for f in api.files if f.path != POSTGRAPHILE_RC_PATH),
         working_dir=None,
     )
-    return dataclasses.replace(spec, api=api)
+    # Without the rc file there is no anonymous instance (its plugin is named there): one listener.
+    return dataclasses.replace(spec, api=api, api_probe=dataclasses.replace(spec.api_probe, ready_sql=watching_sql(1)))
 
 
 def probe_until_ready(spec, timeout_s: float = 60, *, bootstrap=None) -> None:

@@ -409,7 +409,7 @@ BERTH_LOG_MAX_FILE = env_int("BERTH_LOG_MAX_FILE", 3, 1)
 # only TLS from outside their container (pg_hba `hostssl`).
 BERTH_DB_REQUIRE_TLS = env_bool("BERTH_DB_REQUIRE_TLS", False)
 # PostGraphile's GraphiQL page on each api's /graphiql: off, since anyone who
-# reaches the port gets it; on, it loads nothing from elsewhere (spec.GRAPHIQL_PLUGIN).
+# reaches the port gets it; on, it loads nothing from elsewhere (stack/postgraphile.py, GRAPHIQL_PLUGIN).
 BERTH_GRAPHIQL = env_bool("BERTH_GRAPHIQL", False)
 # Which engine runs the projects: one Docker Engine (DOCKER_HOST), or a Docker
 # Swarm (DOCKER_HOST at a manager) whose nodes' own engines are BERTH_SWARM_NODES.

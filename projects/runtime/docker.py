@@ -102,7 +102,7 @@ class DockerRuntime(Engine):
                     self._files_put(container)
                 # Each container starts as soon as it is made: the db's initdb
                 # runs while the api is being created. The api does not wait
-                # for the db: it retries its connection (spec.POSTGRAPHILE_RC),
+                # for the db: it retries its connection (stack/postgraphile.py, RETRY_ON_INIT_FAIL),
                 # so the two come up in parallel.
                 with self._engine(f"starting {container.name}"):
                     self.api.start(container.name)

@@ -31,6 +31,7 @@ from projects.runtime.base import (
 )
 from projects.runtime.sessions import HEALED_MARKER, MONITOR_USER, admin_session_env, pinned_uri
 from projects.stack.images import api_image, postgres_image
+from projects.stack.postgraphile import POSTGRAPHILE_DIR, POSTGRAPHILE_PORT, postgraphile_api, watching_sql
 
 if TYPE_CHECKING:
     from projects.models import Project
@@ -39,7 +40,6 @@ DB_PORT = 5432
 # The data directory, where the project's volume is mounted.
 PGDATA = "/var/lib/postgresql/data"
 POSTGREST_PORT = 3000
-POSTGRAPHILE_PORT = 5000
 ANON_ROLE = "anon"
 
 # Postgres settings for a small idle footprint: one project is one server, and a
@@ -291,41 +291,6 @@ def probe_host() -> str:
 # are all it needs (measured on the official images, 15 and 17). The api
 # images run as an unprivileged user and need none.
 DB_CAPABILITIES = ("CHOWN", "FOWNER", "SETGID", "SETUID")
-# Where Berth's files live inside containers (copied in, see FileSpec).
-PGPASS_PATH = "/run/berth/pgpass"
-# PostGraphile's CLI reads `.postgraphilerc.js` from its working directory;
-# the api runs in /run/berth so that it reads this one.
-POSTGRAPHILE_DIR = "/run/berth"
-POSTGRAPHILE_RC_PATH = f"{POSTGRAPHILE_DIR}/.postgraphilerc.js"
-# Its `--retry-on-init-fail` waits 100·n² ms after the n-th failure (0.1, 0.4,
-# 0.9, 1.6, 2.5 s…): on a create, whose api starts with the db and fails until
-# initdb and the bootstrap are done (1–2 s), the retry that succeeds came up to
-# 1.5 s after the db was ready (bench/coldpath.py). A function instead retries
-# every 100 ms for the first 50 attempts (a create's window), then every 2 s, so
-# a database that stays away is not hammered. PostGraphile calls it only with
-# the flag absent, and falls back to its own wait if it returns in under 50 ms.
-POSTGRAPHILE_RC = b"""\
-module.exports = {
-  options: {
-    retryOnInitFail: (error, attempts) =>
-      new Promise((resolve) => setTimeout(() => resolve(true), attempts <= 50 ? 100 : 2000)),
-  },
-};
-"""
-POSTGRAPHILE_UID = 1000  # the image's `node` user, which must own its pgpass
-# GraphiQL is off unless an operator sets BERTH_GRAPHIQL (--disable-graphiql):
-# it is a development tool, and anyone who reaches the api's port would get it.
-# When on, PostGraphile 4's page would load prettier from unpkg.com; this server
-# plugin (named in the rc file: the CLI reads `plugins` there) takes those tags
-# out, so the page loads nothing from elsewhere and works offline (its Prettify
-# falls back to GraphiQL's own when prettier is absent).
-GRAPHIQL_PLUGIN_PATH = f"{POSTGRAPHILE_DIR}/graphiql-offline.js"
-GRAPHIQL_PLUGIN = b"""module.exports = {
-  "postgraphile:graphiql:html": (html) => html.replace(/<script src="https?:[^"]*"><\\/script>/g, ""),
-};
-"""
-POSTGRAPHILE_RC_GRAPHIQL = POSTGRAPHILE_RC.replace(b"  options: {\n", f'  options: {{\n    plugins: ["{GRAPHIQL_PLUGIN_PATH}"],\n'.encode())
-
 
 # Read-only roots (ContainerSpec.read_only): what each container still writes.
 # The db: its socket directory (and /run, where it lives) in memory; its TLS
@@ -396,30 +361,12 @@ def kept_volume(project: "Project") -> str | None:
     return data_volume_name(project.public_id, project.kept_volume_version) if project.kept_postgres_version else None
 
 
-# PostGraphile answers before it watches: graphile-build-pg starts the session
-# that LISTENs for schema changes, and then makes the event triggers that send
-# them, without waiting for either. A table made in that gap (a user's first
-# CREATE TABLE, the moment the project is running) is never noticed and stays
-# out of the api until a restart. So the api is ready once the database sees
-# both. Only the superuser sees another role's session; a session of an api
-# container just replaced ends with its process, within a moment.
-POSTGRAPHILE_WATCHING_SQL = """\
-SELECT CASE
-  WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
-                   AND query OPERATOR(pg_catalog.=) 'listen postgraphile_watch')
-    THEN 'PostGraphile does not listen for schema changes yet'
-  WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'postgraphile_watch_ddl')
-    THEN 'PostGraphile has not made its schema-change triggers yet'
-  ELSE '' END;
-"""
-
-
 def api_probe(flavour: str) -> ApiProbe:
     """The request that proves the api answers: a GraphQL query for PostGraphile, the root for PostgREST."""
     if flavour == "postgraphile":
         return ApiProbe(
             path="/graphql", method="POST", body=b'{"query":"{__typename}"}', content_type="application/json",
-            ready_sql=POSTGRAPHILE_WATCHING_SQL,
+            ready_sql=watching_sql(),
         )  # fmt: skip
     return ApiProbe(path="/")
 
@@ -488,55 +435,18 @@ def stack_spec(project: "Project") -> StackSpec:
         own_volumes=DB_OWN_VOLUMES,
     )
     authenticator_uri = internal_db_uri(project, user=AUTHENTICATOR_ROLE, password=project.authenticator_password)
-    files: tuple[FileSpec, ...] = ()
     if project.api_flavour == "postgraphile":
         api_port = POSTGRAPHILE_PORT
-        # Nothing secret on the command line (`ps` on the host shows it): the
-        # connection and the JWT secret come from the environment, and the
-        # owner connection's password (it has no variable) from a pgpass file.
-        environment: dict[str, str] = {
-            "DATABASE_URL": authenticator_uri,
-            "JWT_SECRET": project.jwt_secret,
-            "PGPASSFILE": PGPASS_PATH,
-        }
-        files = (
-            FileSpec(
-                path=PGPASS_PATH,
-                content=pgpass_line(names["db"], DB_PORT, project.db_name, project.admin_user, project.admin_password).encode(),
-                uid=POSTGRAPHILE_UID,
-                gid=POSTGRAPHILE_UID,
-            ),
-            FileSpec(
-                path=POSTGRAPHILE_RC_PATH, content=POSTGRAPHILE_RC_GRAPHIQL if settings.BERTH_GRAPHIQL else POSTGRAPHILE_RC,
-                mode=0o400, uid=POSTGRAPHILE_UID, gid=POSTGRAPHILE_UID,
-            ),
+        parts = postgraphile_api(
+            authenticator_uri=authenticator_uri,
+            owner_uri=pinned_uri(internal_db_uri(project, user=project.admin_user, password=None)),
+            owner_pgpass=pgpass_line(names["db"], DB_PORT, project.db_name, project.admin_user, project.admin_password),
+            jwt_secret=project.jwt_secret, anon_role=ANON_ROLE, service_role=SERVICE_ROLE, audience=JWT_AUDIENCE, graphiql=settings.BERTH_GRAPHIQL,
         )  # fmt: skip
-        if settings.BERTH_GRAPHIQL:
-            files += (FileSpec(path=GRAPHIQL_PLUGIN_PATH, content=GRAPHIQL_PLUGIN, mode=0o400, uid=POSTGRAPHILE_UID, gid=POSTGRAPHILE_UID),)
+        environment: dict[str, str] = parts.environment
+        files: tuple[FileSpec, ...] = parts.files
+        command: list[str] | None = parts.command
         working_dir: str | None = POSTGRAPHILE_DIR
-        # The image's entrypoint is the postgraphile CLI: options are the command.
-        command: list[str] | None = [
-            # The superuser, only for --watch's event triggers; requests run as
-            # authenticator, switched to anon or to the JWT's role.
-            # Pinned (sessions.pinned_uri): the superuser's session resolves
-            # nothing through the database's search_path, which is the tenant's.
-            "--owner-connection", pinned_uri(internal_db_uri(project, user=project.admin_user, password=None)),
-            "--default-role", ANON_ROLE,
-            "--jwt-verify-audience", JWT_AUDIENCE,
-            "--host", "0.0.0.0",
-            "--port", str(POSTGRAPHILE_PORT),
-            "--schema", "public",
-            # No --retry-on-init-fail: the api starts with the db and retries
-            # as POSTGRAPHILE_RC says (the flag would override it).
-            "--watch",  # new tables appear without a restart
-            # The schema holds only what a role the api may become (anon,
-            # service) was granted: the default (ignoreRBAC) shows every table,
-            # column and function to anyone who asks for __schema.
-            "--no-ignore-rbac",
-            "--dynamic-json",
-            "--disable-query-log",
-            *(() if settings.BERTH_GRAPHIQL else ("--disable-graphiql",)),
-        ]  # fmt: skip
         probe = api_probe(project.api_flavour)
     else:
         api_port = POSTGREST_PORT
@@ -549,6 +459,7 @@ def stack_spec(project: "Project") -> StackSpec:
             "PGRST_SERVER_PORT": str(POSTGREST_PORT),
             "PGRST_DB_CHANNEL_ENABLED": "true",
         }
+        files = ()
         command = None
         working_dir = None
         probe = api_probe(project.api_flavour)

@@ -1,5 +1,6 @@
 """What a project's stack exposes, on the real engine: PostGraphile's schema as RBAC allows it, no GraphiQL, a read-only root."""
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -15,15 +16,29 @@ pytestmark = pytest.mark.integration
 QUERY_FIELDS = "{ __schema { queryType { fields { name } } } }"
 
 
-def query_fields(api_url: str) -> set[str]:
-    """The root query fields an anonymous caller (no key: --default-role anon) is shown."""
-    request = urllib.request.Request(
-        f"{api_url}/graphql", data=json.dumps({"query": QUERY_FIELDS}).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        answer = json.load(response)
-    assert not answer.get("errors"), answer
+def graphql(api_url: str, query: str, key: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    request = urllib.request.Request(f"{api_url}/graphql", data=json.dumps({"query": query}).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def query_fields(api_url: str, key: str | None = None) -> set[str]:
+    """The root query fields a caller is shown: anonymous (no key: --default-role anon), or with a key."""
+    status, answer = graphql(api_url, QUERY_FIELDS, key)
+    assert status == 200 and not answer.get("errors"), answer
     return {field["name"] for field in answer["data"]["__schema"]["queryType"]["fields"]}
+
+
+def forged(key: str, role: str) -> str:
+    """The key with its role claim changed and its signature kept: what a stranger can make."""
+    header, claims, signature = key.split(".")
+    decoded = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    changed = base64.urlsafe_b64encode(json.dumps({**decoded, "role": role}).encode()).rstrip(b"=").decode()
+    return f"{header}.{changed}.{signature}"
 
 
 def create(client, user) -> dict:
@@ -34,24 +49,37 @@ def create(client, user) -> dict:
     return created
 
 
-def test_anonymous_introspection_lists_no_table_the_api_roles_may_not_read_until_anon_is_granted_it(workers, user, client):
+def test_anonymous_introspection_lists_only_what_anon_was_granted_and_the_service_key_sees_the_rest(workers, user, client):
     created = create(client, user)
-    api_url, db_url = created["api_url"], created["db_url"]
+    api_url, db_url, service_key, anon_key = created["api_url"], created["db_url"], created["service_key"], created["anon_key"]
     with psycopg.connect(db_url, connect_timeout=3) as conn:
         # One DDL transaction: once `notes` shows, the watch has seen `ledger` too.
         conn.execute("CREATE TABLE ledger (id serial PRIMARY KEY, amount int)")
         conn.execute("REVOKE ALL ON ledger FROM service")  # no role the api may become can read it
-        conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, body text)")
+        conn.execute("CREATE TABLE notes (id serial PRIMARY KEY, body text)")  # the service role's (default privileges)
+
     def watched() -> set[str] | None:
-        fields = query_fields(api_url)
+        fields = query_fields(api_url, service_key)
         return fields if "allNotes" in fields else None
 
     fields = wait_for(watched, timeout_s=30, what="the watch to pick up the tables")
     assert "allLedgers" not in fields and "ledgerById" not in fields, sorted(fields)
+    # Anonymous callers, with no key or the anon key, see neither: `notes` is the service key's alone.
+    for key in (None, anon_key):
+        anonymous = query_fields(api_url, key)
+        assert not {"allNotes", "noteById", "allLedgers"} & anonymous, sorted(anonymous)
+        status, answer = graphql(api_url, "{ allNotes { totalCount } }", key)
+        assert "Cannot query field" in json.dumps(answer), (status, answer)
+    # A key whose role claim was changed to reach the service's schema is refused, and shows nothing.
+    for role in ("service", "app"):
+        status, answer = graphql(api_url, QUERY_FIELDS, forged(anon_key, role))
+        assert answer.get("errors") and not answer.get("data"), (role, status, answer)
 
     with psycopg.connect(db_url, connect_timeout=3) as conn:
-        conn.execute("GRANT SELECT ON ledger TO anon")
-    wait_for(lambda: "allLedgers" in query_fields(api_url), timeout_s=30, what="the granted table to appear")
+        conn.execute("GRANT SELECT ON ledger, notes TO anon")
+    wait_for(lambda: {"allLedgers", "allNotes"} <= query_fields(api_url), timeout_s=30, what="the granted tables to appear")
+    assert {"allLedgers", "allNotes"} <= query_fields(api_url, anon_key)
+    assert "allLedgers" not in query_fields(api_url, service_key)  # still not the service role's
 
 
 def test_graphiql_is_off_by_default(workers, user, client):

@@ -48,7 +48,7 @@ class TestDockerRuntime(RuntimeContract):
 
     def test_a_ready_postgraphile_already_watches_so_a_table_made_at_once_is_served(self, runtime, make_spec):
         # PostGraphile answers before it listens for schema changes and makes
-        # the triggers that send them; ready waits for both (spec.POSTGRAPHILE_WATCHING_SQL).
+        # the triggers that send them; ready waits for both (stack/postgraphile.py, watching_sql).
         spec = make_spec()
         runtime.stack_up(spec)
         runtime.stack_wait_ready(spec, timeout_s=60)

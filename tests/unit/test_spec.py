@@ -360,8 +360,28 @@ def test_postgraphile_respects_rbac_and_serves_no_graphiql_by_default():
     # The schema shows only what a role the api may become was granted (ignoreRBAC: false).
     assert "--no-ignore-rbac" in spec.api.command
     assert "--disable-graphiql" in spec.api.command and "--enhance-graphiql" not in spec.api.command
-    rc = next(f for f in spec.api.files if f.path.endswith("/.postgraphilerc.js"))
-    assert b"plugins" not in rc.content and not any(f.path.endswith("graphiql-offline.js") for f in spec.api.files)
+    assert not any(f.path.endswith("graphiql-offline.js") for f in spec.api.files)
+
+
+def test_anonymous_requests_get_a_postgraphile_schema_built_as_anon():
+    """PostGraphile 4's one schema covers every role its login may become: anonymous callers get their own."""
+    spec = stack_spec(make_project(api="postgraphile"))
+    files = {f.path: f for f in spec.api.files}
+    plugin = files["/run/berth/anon-schema.js"]
+    # Named in the rc file, so the CLI loads it; read-only, the image's node user's.
+    assert b'plugins: ["/run/berth/anon-schema.js"]' in files["/run/berth/.postgraphilerc.js"].content
+    assert (plugin.mode, plugin.uid) == (0o400, 1000) and b"cli:server:middleware" in plugin.content
+    env = spec.api.environment
+    # One login for both instances, each one's sessions started as its role: introspection's current_user.
+    keyed, anon = urlsplit(env["DATABASE_URL"]), urlsplit(env["BERTH_ANON_DATABASE_URL"])
+    assert (anon.username, anon.password, anon.hostname, anon.path) == (keyed.username, keyed.password, keyed.hostname, keyed.path)
+    assert anon.username == "authenticator" and parse_qs(anon.query)["options"] == ["-c role=anon"]
+    assert parse_qs(keyed.query)["options"] == ["-c role=service"]
+    # Nothing secret on the command line; both instances' sessions bounded (6 + 6 of the db's 40).
+    assert "--max-pool-size" in spec.api.command and b"max: 6" in plugin.content
+    assert not any(secret in arg for arg in spec.api.command for secret in (AUTHENTICATOR_PASSWORD, quote(AUTHENTICATOR_PASSWORD, safe=""), "authenticator"))
+    # Readiness waits for both instances to listen for schema changes.
+    assert "OPERATOR(pg_catalog.<) 2" in spec.api_probe.ready_sql
 
 
 def test_graphiql_when_an_operator_turns_it_on_loads_nothing_from_elsewhere(settings):
@@ -371,7 +391,7 @@ def test_graphiql_when_an_operator_turns_it_on_loads_nothing_from_elsewhere(sett
     plugin = next(f for f in spec.api.files if f.path.endswith("/graphiql-offline.js"))
     rc = next(f for f in spec.api.files if f.path.endswith("/.postgraphilerc.js"))
     # The CLI loads server plugins named in its rc file; this one strips the page's CDN script tags.
-    assert f'plugins: ["{plugin.path}"]'.encode() in rc.content and b"retryOnInitFail" in rc.content
+    assert f'plugins: ["/run/berth/anon-schema.js", "{plugin.path}"]'.encode() in rc.content and b"retryOnInitFail" in rc.content
     assert b"postgraphile:graphiql:html" in plugin.content and plugin.uid == 1000
 
 
