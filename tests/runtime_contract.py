@@ -127,6 +127,11 @@ class RuntimeContract:
         state = runtime.stack_state(spec.project_id)
         assert state.containers == () and not state.network and not state.volume
 
+    def test_images_labels_answers_for_the_images_the_engine_has_only(self, runtime, make_spec):
+        spec = make_spec()
+        labels = runtime.images_labels({spec.db.image, "offline/does-not-exist:1"})
+        assert set(labels) == {spec.db.image} and isinstance(labels[spec.db.image], dict)
+
     def test_images_present_names_only_the_images_the_engine_has(self, runtime, make_spec):
         spec = make_spec()
         assert runtime.images_present({spec.db.image, "offline/does-not-exist:1"}) == {spec.db.image}

@@ -159,6 +159,12 @@ class Engine:
         # The engine lists "postgres:17" for "postgres:17" and "docker.io/library/postgres:17" alike.
         return {w for w in wanted if w in tags or (":" not in w.rpartition("/")[2] and f"{w}:latest" in tags)}
 
+    def images_labels(self, images: Iterable[str]) -> dict[str, dict[str, str]]:
+        wanted = set(images)
+        with self._engine("listing images"):
+            listed = self.api.images()
+        return {tag: dict(image.get("Labels") or {}) for image in listed for tag in image.get("RepoTags") or () if tag in wanted}
+
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
         with self._engine(f"pulling {image}"):

@@ -583,6 +583,11 @@ class SwarmRuntime:
             wanted &= engine.images_present(wanted)
         return wanted
 
+    def images_labels(self, images: Iterable[str]) -> dict[str, dict[str, str]]:
+        wanted = set(images)
+        found = [engine.images_labels(wanted) for _, engine in self._reachable()]  # every node has it; {} if built differently
+        return {i: v if all(f[i] == v for f in found) else {} for i, v in found[0].items() if all(i in f for f in found)} if found else {}
+
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         for name, engine in self._reachable():
             try:
