@@ -413,3 +413,15 @@ def test_a_build_labels_the_image_with_its_recipes_digest_and_builds_a_variant_f
     tag, buildargs = fake_runtime.built[0]
     assert tag == "berth/postgres:15-postgis" and buildargs["PG_MAJOR"] == "15"
     assert {"berth.recipe": buildargs["BERTH_RECIPE"]} == current_labels(tag)
+
+
+def test_up_runs_a_stale_image_of_berths_and_says_how_to_build_it_again(configured, settings, fake_runtime, builds):
+    settings.BERTH_POSTGRES_IMAGES = {"15": "berth/postgres:15", "17": "berth/postgres:17"}
+    fake_runtime.images = {"berth/postgres:15", "berth/postgres:17", "graphile/postgraphile:4", "postgrest/postgrest:v12.2.8"}
+    fake_runtime.image_labels = {"berth/postgres:17": current_labels("berth/postgres:17")}
+    lines, current = ensure()
+    assert current.postgres == {"15": "berth/postgres:15", "17": "berth/postgres:17"} and builds == []
+    assert [line for line in lines if "images build" in line] == [
+        "PostgreSQL 15: berth/postgres:15 is built from an older, unlabelled recipe than images/ holds now: "
+        "`manage.py images build berth/postgres:15` makes it again"
+    ]

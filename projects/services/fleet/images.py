@@ -153,13 +153,16 @@ def images_ensure(*, say: Say, mode: str | None = None, fetch: bool = True) -> O
     mode = mode or settings.BERTH_IMAGES
     runtime = get_runtime()
     all_needs = needs()
-    present = runtime.images_present({image for need in all_needs for image in need.candidates})
+    present = runtime.images_labels({image for need in all_needs for image in need.candidates})
     chosen: dict[str, str] = {}
     missing: dict[str, str] = {}
     for need in all_needs:
         have = next((image for image in need.candidates if image in present), None)
         if have is not None:
             chosen[need.key] = have
+            # Still run (it works, it only lacks what the recipe added since): rebuilding is the operator's call.
+            if stale := image_staleness(have, present[have]):
+                say(f"{need.label}: {have} is {stale}: `manage.py images build {have}` makes it again")
             continue
         reasons = [f"{need.configured} is not on the engine"]
         if not fetch:
