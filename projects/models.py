@@ -188,6 +188,11 @@ class Project(models.Model):
     api_memory = models.CharField(max_length=16, default=default_api_memory)
     postgres_settings = models.JSONField(default=dict, blank=True)
     restart_pending = models.BooleanField(default=False)
+    # The stack changes (stack/changes.py) its stack had when it last came up;
+    # 0: not since they were numbered. From/at: what its last start changed.
+    stack_revision = models.PositiveSmallIntegerField(default=0)
+    stack_revised_from = models.PositiveSmallIntegerField(null=True, blank=True)
+    stack_revised_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
