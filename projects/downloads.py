@@ -52,7 +52,8 @@ def backup_download(*, backup: Backup, user: User, force: bool = False) -> FileR
     else:
         digest = bytes.fromhex(backup.sha256)
     created = backup.created_at.strftime("%Y%m%d-%H%M%S")
-    filename = f"{backup.project.public_id}-{created}-{backup.public_id}.dump"
+    # A file of several databases is a tar of one archive each (backups/dumps.py).
+    filename = f"{backup.project.public_id}-{created}-{backup.public_id}.{'tar' if backup.databases else 'dump'}"
     response = FileResponse(handle, as_attachment=True, filename=filename, content_type="application/octet-stream")
     # RFC 9530: the client can check what it got against what was dumped.
     response["Repr-Digest"] = f"sha-256=:{base64.b64encode(digest).decode()}:"

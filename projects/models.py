@@ -188,6 +188,14 @@ class Project(models.Model):
     api_memory = models.CharField(max_length=16, default=default_api_memory)
     postgres_settings = models.JSONField(default=dict, blank=True)
     restart_pending = models.BooleanField(default=False)
+    # The stack changes (stack/changes.py) its stack had when it last came up;
+    # 0: not since they were numbered. From/at: what its last start changed.
+    stack_revision = models.PositiveSmallIntegerField(default=0)
+    # Every database on its server the tenant may use, as the last metrics pass
+    # saw them: [{"name", "size_bytes"}], by name (issue 26: `app` may create them).
+    databases = models.JSONField(default=list, blank=True)
+    stack_revised_from = models.PositiveSmallIntegerField(null=True, blank=True)
+    stack_revised_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -441,7 +449,12 @@ class Backup(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     postgres_version = models.CharField(max_length=8)  # the major whose image dumped it, and verifies it
     server_version = models.CharField(max_length=100, blank=True)
-    tables = models.JSONField(default=dict, blank=True)  # "schema"."table" (quoted as needed) -> rows
+    # "schema"."table" (quoted as needed) -> rows; a table of another database than
+    # the project's own is named "<database>/<schema>.<table>" (dumps.py).
+    tables = models.JSONField(default=dict, blank=True)
+    # The databases the file holds (a tar of one archive each), the project's own
+    # first; empty for a file of the project's own database alone (before issue 26).
+    databases = models.JSONField(default=list, blank=True)
     roles = models.JSONField(default=list, blank=True)  # roles the dump may name as owners or grantees
     error = models.TextField(blank=True)
     # Removed by the backup pass after this (a purge's final backups); null: kept until retention or by hand.
@@ -457,6 +470,13 @@ class Backup(models.Model):
 
     def __str__(self) -> str:
         return f"backup {self.public_id} of {self.project.public_id} ({self.state})"
+
+    @property
+    def held_databases(self) -> list[str]:
+        """The databases its file holds: a file from before issue 26 holds the project's own alone; none without a file."""
+        if self.databases:
+            return [str(name) for name in self.databases]
+        return [self.project.db_name] if self.sha256 else []
 
     @property
     def is_restorable(self) -> bool:

@@ -45,6 +45,7 @@ def backup_json(backup: Backup) -> dict[str, Any]:
         "sha256": backup.sha256 or None,
         "postgres_version": backup.postgres_version,
         "tables": backup.tables,
+        "databases": backup.held_databases,
         "rows": backup.row_count,
         "error": backup.error or None,
         "keep_until": time_json(backup.keep_until),

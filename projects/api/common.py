@@ -119,6 +119,8 @@ def project_json(project: Project, *, request: ApiRequest, operation: Operation 
         # The project's own settings (pgconf's allowlist) over Berth's defaults.
         "postgres_settings": dict(project.postgres_settings),
         "pending_restart": project.restart_pending,
+        # Every database on its server the tenant may use, as the last metrics pass saw them.
+        "databases": [{"name": str(d["name"]), "size_bytes": int(d["size_bytes"])} for d in project.databases],
         "created_at": time_json(project.created_at),
         "deleted_at": time_json(project.deleted_at),
         "purge_after": time_json(project.purge_after),

@@ -106,6 +106,14 @@ PROJECT_FIELDS = {
         "type": "boolean",
         "description": "a change (max_connections, shared_buffers, a memory limit) waits for the next start, or PATCH with restart: true",
     },
+    "databases": {
+        "type": "array",
+        "items": obj({"name": {"type": "string"}, "size_bytes": {"type": "integer", "minimum": 0}}),
+        "description": (
+            "every database on the project's server its owner may use (it may create more: CREATEDB), with its size, as the "
+            "last metrics pass saw them; the api serves the first one, the project's own. Empty until sampled"
+        ),
+    },
     "created_at": TIME,
     "deleted_at": TIME_OR_NULL,
     "purge_after": TIME_OR_NULL,
@@ -150,7 +158,14 @@ BACKUP_FIELDS = {
     "size": {"type": ["integer", "null"], "minimum": 0},
     "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
     "postgres_version": {"type": "string"},
-    "tables": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+    "tables": {
+        "type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+        "description": "every table's rows at dump time; another database's than the project's own is named <database>/<schema>.<table>",
+    },
+    "databases": {
+        "type": "array", "items": {"type": "string"},
+        "description": "the databases the backup holds, the project's own first (a restore replaces these and keeps any other)",
+    },
     "rows": {"type": "integer", "minimum": 0},
     "error": STRING_OR_NULL,
     "keep_until": TIME_OR_NULL,

@@ -344,13 +344,14 @@ class ContainerStats:
 class DbStats:
     """What one short query over the published port says of a project's database."""
 
-    size_bytes: int
+    size_bytes: int  # every database's the tenant may use (`databases`), summed
     connections: int  # client backends on the whole server: what counts against max_connections
     max_connections: int
     commits: int  # cumulative (pg_stat_database): rates come from two samples
     rollbacks: int
     blocks_hit: int
     blocks_read: int
+    databases: tuple[tuple[str, int], ...] = ()  # (name, size in bytes), by name
 
 
 @dataclass(frozen=True)

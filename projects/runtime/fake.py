@@ -223,7 +223,7 @@ class FakeRuntime:
         database = None
         if db is not None:
             database = self.db_stats.get(target.project_id) or DbStats(
-                size_bytes=FAKE_DATABASE_BYTES, connections=3, max_connections=100,
+                size_bytes=FAKE_DATABASE_BYTES, connections=3, max_connections=100, databases=(("app", FAKE_DATABASE_BYTES),),
                 commits=10 * n, rollbacks=n // 2, blocks_hit=990 * n, blocks_read=10 * n,
             )  # fmt: skip
         api_state = self.containers_by_name.get(target.api_container)
@@ -363,6 +363,8 @@ def fake_postgres(runtime: FakeRuntime, container: str, argv: list[str], environ
     if program == "psql" and "pg_available_extensions" in argv[-1]:
         image = runtime.containers_by_name[container].image
         return json.dumps(runtime.extensions_available.get(image, FAKE_EXTENSIONS)).encode(), 0, ""
+    if program == "psql" and "datistemplate" in argv[-1]:  # the databases a dump holds: the project's own alone
+        return json.dumps([environment.get("PGDATABASE", "app")]).encode(), 0, ""
     if program == "psql" and "pg_extension" in argv[-1]:
         return json.dumps(runtime.extensions_used.get(volume, ["plpgsql"])).encode(), 0, ""
     if program == "berth-dump":

@@ -61,8 +61,13 @@ def api_answers(spec: StackSpec) -> None:
 # cache hit ratio are derived from. Our own connection counts as one. Every
 # name qualified, and the session pinned besides (sessions.py): the database
 # is the tenant's, and so is its search_path.
+# Every database the tenant may use (not the templates, not the server's
+# `postgres`): each one's name and size, as JSON; the size reported is their sum.
+# pg_monitor reads the size of a database it may not connect to.
 DB_STATS_SQL = """
-SELECT pg_catalog.pg_database_size(d.datname),
+SELECT (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(o.datname, pg_catalog.pg_database_size(o.oid)) ORDER BY o.datname)
+          FROM pg_catalog.pg_database o
+         WHERE NOT o.datistemplate AND o.datallowconn AND o.datname OPERATOR(pg_catalog.<>) 'postgres'),
        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type OPERATOR(pg_catalog.=) 'client backend'),
        pg_catalog.current_setting('max_connections')::int, d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read
 FROM pg_catalog.pg_stat_database d WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
@@ -88,8 +93,9 @@ def db_stats(p: DbProbe) -> DbStats:
         raise ProbeFailed(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
     if row is None:
         raise ProbeFailed(f"no statistics for database {p.dbname}")
-    size, connections, max_connections, commits, rollbacks, hit, read = (int(v or 0) for v in row)
-    return DbStats(size, connections, max_connections, commits, rollbacks, hit, read)
+    databases = tuple((str(name), int(size)) for name, size in row[0] or ())
+    connections, max_connections, commits, rollbacks, hit, read = (int(v or 0) for v in row[1:])
+    return DbStats(sum(size for _, size in databases), connections, max_connections, commits, rollbacks, hit, read, databases)
 
 
 def api_up(host: str, port: int, probe: ApiProbe) -> bool:

@@ -107,14 +107,16 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" REVOKE EXECUTE ON FUNCTIONS FROM PUBL
 
 # The owner (db_url's user) of a project of the new kind: owns the database and
 # its public schema, bypasses RLS, is no superuser, so it cannot COPY … TO
-# PROGRAM, read server files or the server's key. CREATEROLE only from 16: on
-# 15 a CREATEROLE role can grant itself pg_execute_server_program.
+# PROGRAM, read server files or the server's key. CREATEDB, so a framework's
+# test runner and a shadow database work (issue 26): each database it makes is
+# hardened like its own (DATABASES_SQL). CREATEROLE only from 16: on 15 a
+# CREATEROLE role can grant itself pg_execute_server_program.
 OWNER_SQL = """
 \\getenv owner BERTH_OWNER
 \\getenv owner_password BERTH_OWNER_PASSWORD
 SELECT pg_catalog.format('CREATE ROLE %I', :'owner')
  WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) :'owner') \\gexec
-ALTER ROLE :"owner" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';
+ALTER ROLE :"owner" WITH LOGIN NOSUPERUSER CREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';
 SELECT pg_catalog.current_setting('server_version_num')::int OPERATOR(pg_catalog.>=) 160000 AS createrole_is_safe \\gset
 \\if :createrole_is_safe
 ALTER ROLE :"owner" CREATEROLE;
@@ -124,6 +126,42 @@ ALTER ROLE :"owner" NOCREATEROLE;
 SELECT pg_catalog.current_database() AS dbname \\gset
 ALTER DATABASE :"dbname" OWNER TO :"owner";
 ALTER SCHEMA public OWNER TO :"owner";
+"""
+
+# Every other database the owner may use gets the hardening ROLES_SQL gives
+# the project's own: the functions its owner makes are nobody's to call until
+# granted, and nobody but the owner creates in its schema public. template1
+# too, so a database made from it (CREATE DATABASE's default, as Django's and
+# Rails' test runners and Prisma's shadow database do) is born hardened; one
+# made from template0 is hardened at the next start. psql cannot loop over
+# \\connect, so the SQL writes a script of one block per database and runs it
+# (/tmp is the db container's own), then connects back; each \\connect keeps
+# the session's pinned options (PGOPTIONS). Best effort per database, errors
+# shown but not fatal: a scratch database a test runner drops while this runs
+# must not fail the start, and the next start hardens what this one missed.
+DATABASES_SQL = """
+\\getenv owner BERTH_OWNER
+SELECT pg_catalog.current_database() AS berth_home \\gset
+\\pset tuples_only on
+\\pset format unaligned
+\\o /tmp/berth-databases.sql
+SELECT pg_catalog.format(E'\\\\connect %s\\n%s', pg_catalog.quote_ident(d.datname), pg_catalog.format($sql$
+ALTER DEFAULT PRIVILEGES FOR ROLE %I REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+DO $do$ BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'public') THEN
+    REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+  END IF;
+END $do$;$sql$, :'owner'))
+  FROM pg_catalog.pg_database d
+ WHERE d.datallowconn AND d.datname OPERATOR(pg_catalog.<>) ALL (ARRAY[:'berth_home', 'postgres']::name[])
+   AND (NOT d.datistemplate OR d.datname OPERATOR(pg_catalog.=) 'template1')
+ ORDER BY d.datname;
+\\o
+\\set ON_ERROR_STOP 0
+\\i /tmp/berth-databases.sql
+\\set ON_ERROR_STOP 1
+\\! rm -f /tmp/berth-databases.sql
+\\connect :"berth_home"
 """
 
 # The metrics sampler's role (sessions.MONITOR_USER): reads the server's
@@ -362,7 +400,7 @@ def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
         # The heal first, so that it sees (and reports) what OWNER_SQL would
         # otherwise repair silently. Not on the old kind: its owner is the
         # superuser by design (DESIGN.md, "Roles").
-        sql = HEAL_SQL + OWNER_SQL + sql
+        sql = HEAL_SQL + OWNER_SQL + sql + DATABASES_SQL
         env["BERTH_OWNER_PASSWORD"] = project.db_password
     sql += CRON_SQL
     if project.api_flavour == "postgrest":

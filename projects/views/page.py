@@ -3,6 +3,7 @@
 import ipaddress
 import shlex
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from projects.charts import axis_time, project_charts
 from projects.forms import ProjectRetryForm
@@ -28,6 +30,7 @@ from projects.services.lifecycle import requests as lifecycle
 from projects.services.operations.kinds import allowed_actions
 from projects.services.placement import nodes as placement
 from projects.services.upgrades import requests as upgrades
+from projects.stack.changes import stack_changes_between
 from projects.stack.images import offer
 from projects.stack.spec import postgres_settings
 from projects.views.common import DETAIL, LOG_LINES, OPERATIONS_SHOWN
@@ -93,6 +96,19 @@ def _upgrade_versions(project: Project) -> list[str]:
     return sorted((v for v in offer().postgres if v.isdigit() and int(v) > int(project.postgres_version)), key=int)
 
 
+# How long the page says what a start changed in the project's stack.
+STACK_CHANGES_SAID_FOR = timedelta(days=14)
+
+
+def _stack_changes(project: Project, *, purged: bool) -> dict[str, list[str]]:
+    """What the project's next start will change in its stack, and what its last one did (stack/changes.py)."""
+    ran = project.first_running_at is not None and not purged
+    coming = stack_changes_between(project.stack_revision) if ran else []
+    recent = project.stack_revised_at is not None and timezone.now() - project.stack_revised_at < STACK_CHANGES_SAID_FOR
+    made = stack_changes_between(project.stack_revised_from or 0, project.stack_revision) if ran and recent else []
+    return {"stack_changes_coming": coming, "stack_changes_made": made}
+
+
 def panel_context(project: Project, *, user: User, action_error: str = "", failed_action: str = "") -> dict[str, Any]:
     """Status, actions, containers and operations: the part of the page that changes."""
     purged = project.status == Project.Status.PURGED
@@ -107,6 +123,7 @@ def panel_context(project: Project, *, user: User, action_error: str = "", faile
         "operations": project.operations.select_related("requested_by")[:OPERATIONS_SHOWN],
         # What the bootstrap's heal repaired (services/operations/tenant_safety.py): said until the project is gone.
         "security_events": project.security_events.select_related("operation")[:OPERATIONS_SHOWN],
+        **_stack_changes(project, purged=purged),
         "stack": stack,
         # It ran, and its data volume is gone: start and restore refuse to make
         # an empty one unless the owner says so (the confirm below the buttons).

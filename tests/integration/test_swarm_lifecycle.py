@@ -12,6 +12,7 @@ from projects.services.fleet.drift import drift_report
 from projects.services.fleet.watcher import projects_sync
 from tests.conftest import bearer
 from tests.engine import api_act, wait_for
+from tests.integration.escalation import assert_not_escalated, plant
 
 pytestmark = [pytest.mark.swarm]
 
@@ -136,10 +137,13 @@ def test_move_takes_the_rows_to_the_other_node_and_keeps_the_old_volume_until_pu
     assert code == 201 and created["status"] == "running", created["operation"]
     pid, source = created["project_id"], created["node"]
     target = next(name for name in swarm if name != source)
+    # The tenant plants the escalation (issue 22, tests/integration/escalation.py), which makes `items` too:
+    # the move's dump and restore must never run its functions as a superuser.
+    plant(created["db_url"])
     with psycopg.connect(created["db_url"], connect_timeout=3) as conn:
-        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
         conn.execute("INSERT INTO items (name) SELECT 'crate ' || n FROM generate_series(1, 250) AS n")
     everything = rows(created["db_url"])
+    assert len(everything) == 253
 
     code, refused = act(client, headers, "post", f"/v1/projects/{pid}/move", {"node": target}, wait=0)
     assert code == 403, refused  # staff only
@@ -151,6 +155,7 @@ def test_move_takes_the_rows_to_the_other_node_and_keeps_the_old_volume_until_pu
     owner_view = client.get(f"/v1/projects/{pid}", **headers).json()
     assert f"@127.0.10.{target[1:]}:" in owner_view["db_url"]
     assert rows(owner_view["db_url"]) == everything
+    assert_not_escalated(owner_view["db_url"], "move")
     # The old volume waits on the old node until purge; the stack runs on the new one only.
     assert on_node(swarm[source], pid) == {"containers": [], "volumes": [f"project_{pid}_data"]}
     assert on_node(swarm[target], pid)["volumes"] == [f"project_{pid}_data"]

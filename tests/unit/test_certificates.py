@@ -92,7 +92,8 @@ def test_require_tls_leaves_only_hostssl_from_outside_and_the_api_uses_tls(user,
     hba = next(f for f in spec.db.files if f.path.endswith("pg_hba.conf")).content.decode()
     outside = [line for line in hba.splitlines() if line.split()[0] in ("host", "hostssl") and line.split()[3] == "all"]
     assert outside == ["hostssl all  all  all           scram-sha-256"]
-    assert spec.api.environment["DATABASE_URL"].endswith("?sslmode=require&uselibpqcompat=true")
+    assert "?sslmode=require&uselibpqcompat=true&" in spec.api.environment["DATABASE_URL"]
+    assert "?sslmode=require&uselibpqcompat=true&" in spec.api.environment["BERTH_ANON_DATABASE_URL"]
     assert "sslmode=require" in spec.api.command[spec.api.command.index("--owner-connection") + 1]
     assert stack_spec(make_project(user, api="postgrest")).api.environment["PGRST_DB_URI"].endswith("?sslmode=require")
 

@@ -295,14 +295,29 @@ def test_bootstrap_reads_its_secrets_from_the_environment_as_the_superuser():
     assert (probe.user, probe.password) == ("app", project.db_password)
 
 
-def test_bootstrap_makes_the_owner_no_superuser_and_createrole_only_from_16():
+def test_bootstrap_makes_the_owner_no_superuser_a_maker_of_databases_and_createrole_only_from_16():
     sql = stack_spec(make_project()).db_probe.bootstrap_sql
-    assert "ALTER ROLE :\"owner\" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';" in sql
+    # CREATEDB: a framework's test runner and a shadow database work (issue 26).
+    assert "ALTER ROLE :\"owner\" WITH LOGIN NOSUPERUSER CREATEDB NOREPLICATION BYPASSRLS PASSWORD :'owner_password';" in sql
     assert "server_version_num')::int OPERATOR(pg_catalog.>=) 160000 AS createrole_is_safe" in sql
     assert sql.index("\\if :createrole_is_safe") < sql.index("ALTER ROLE :\"owner\" CREATEROLE;") < sql.index("\\else")
     assert "ALTER ROLE :\"owner\" NOCREATEROLE;" in sql
     assert 'ALTER DATABASE :"dbname" OWNER TO :"owner";' in sql
     assert 'ALTER SCHEMA public OWNER TO :"owner";' in sql
+
+
+def test_every_other_database_and_template1_get_the_owners_hardening_at_each_start():
+    sql = stack_spec(make_project()).db_probe.bootstrap_sql
+    hardening = sql[sql.index("\\o /tmp/berth-databases.sql") :]
+    # One block per database but the project's own and the server's: template1, so new ones are born hardened.
+    assert "ARRAY[:'berth_home', 'postgres']::name[]" in hardening and "d.datname OPERATOR(pg_catalog.=) 'template1'" in hardening
+    assert "ALTER DEFAULT PRIVILEGES FOR ROLE %I REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;" in hardening
+    assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC;" in hardening
+    # A database dropped meanwhile does not fail the start; the session ends where it began.
+    assert hardening.index("\\set ON_ERROR_STOP 0") < hardening.index("\\i /tmp/berth-databases.sql") < hardening.index("\\set ON_ERROR_STOP 1")
+    assert hardening.index("\\set ON_ERROR_STOP 1") < hardening.index('\\connect :"berth_home"') < hardening.index("pg_reload_conf()")
+    # Not for a project of the old kind, whose owner is the superuser.
+    assert "berth-databases.sql" not in stack_spec(make_project(old_kind=True)).db_probe.bootstrap_sql
 
 
 def test_bootstrap_makes_anon_service_and_authenticator_with_least_privilege():

@@ -238,6 +238,28 @@ def test_healthcheck_exec_events_do_not_make_the_watcher_read_the_engine(user, f
     assert [line for line in lines if "exec_" in line] == []
 
 
+def test_events_of_a_project_an_operation_is_changing_do_not_make_the_watcher_read_the_engine(user, fake_runtime):
+    project = project_made(user)
+    Project.objects.filter(pk=project.pk).update(status=S.PROVISIONING)  # a create in flight: its events are its own
+    events = [EngineEvent(project.public_id, service, action) for service in ("db", "api") for action in ("create", "start")]
+
+    passes: list[str] = []
+
+    def feed(line: str) -> bool:
+        if line.startswith("full pass"):
+            passes.append(line)
+            if len(passes) == 1:  # after the first pass, the create's events; the second pass ends the watch
+                fake_runtime.pending_events.extend(events)
+                fake_runtime.calls.clear()
+        return len(passes) == 2 or "→" in line
+
+    lines = watch(fake_runtime, until=feed, full_pass_s=0.5)
+    assert len(passes) == 2 and not fake_runtime.pending_events, lines  # the events were read, and skipped
+    assert not [line for line in lines if "→" in line]
+    project.refresh_from_db()
+    assert project.status == S.PROVISIONING
+
+
 def test_an_unreachable_engine_is_logged_retried_with_backoff_and_never_ends_the_watch(user, fake_runtime):
     project = project_made(user)
     fake_runtime.fail_with("containers", RuntimeUnavailable("Docker Engine unreachable at unix:///nowhere"))

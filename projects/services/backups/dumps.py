@@ -4,6 +4,12 @@
   when the project is not running, inside a throwaway container on its volume.
   The table list and exact row counts are read in pg_dump's own snapshot, so
   they describe exactly what the file holds even while clients write.
+- Every database the tenant may use is dumped (issue 26: its owner may create
+  them). A server with only the project's own database gives one archive, the
+  file as it always was; one with more gives a tar of one archive per
+  database (`1.dump`, `2.dump`…, the project's own first, and
+  `databases.json` naming them), each dumped in its own snapshot. A restore
+  replaces the databases the file holds and keeps any other.
 - A restore copies the file in (hashing it as it goes, checked before anything
   is dropped) and replaces the database in one pg_restore transaction.
 - Verification restores the file into a throwaway container of the same image
@@ -14,11 +20,13 @@ Nothing here writes a Backup row: steps.py records what these report.
 """
 
 import hashlib
+import io
 import json
 import logging
 import os
 import secrets
 import shutil
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +90,16 @@ SELECT pg_catalog.json_build_object(
                       AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
   ), '{}'::json))
 """
+
+# The databases a dump holds: every one the tenant may use (not the templates,
+# not the server's `postgres`), the session's own (the project's) first.
+DATABASES_SQL = r"""
+SELECT pg_catalog.json_agg(d.datname ORDER BY d.datname OPERATOR(pg_catalog.<>) pg_catalog.current_database(), d.datname)
+  FROM pg_catalog.pg_database d
+ WHERE NOT d.datistemplate AND d.datallowconn AND d.datname OPERATOR(pg_catalog.<>) 'postgres'
+"""
+# In a tar of several databases, the file that names them, in the members' order.
+DATABASES_MEMBER = "databases.json"
 
 # Run as `sh -c DUMP_SCRIPT berth-dump` with PGHOST/PGUSER/PGPASSWORD/PGDATABASE set,
 # BERTH_DUMP_ROOM (bytes the backup directory can take, less the margin) and
@@ -302,42 +320,120 @@ def exit_reason(program: str, code: int | None, stderr: str) -> str:
 
 
 def backup_dump(project: Project, backup: Backup, runtime: Runtime) -> None:
-    """Dump the project's database into the backup's file and record what it holds. Raises BackupFailed, RuntimeFailure."""
+    """Dump every database of the project into the backup's file and record what it holds. Raises BackupFailed, RuntimeFailure."""
     partial, final = partial_path(backup), backup_path(backup)
     room = _dump_room(partial.parent)
+    parts: list[Path] = []
     try:
         with project_db(project, backup, runtime, purpose="dump") as (container, env, _live):
-            argv = ["sh", "-c", DUMP_SCRIPT, "berth-dump"]
-            env = {**env, "BERTH_DUMP_ROOM": str(room), "BERTH_LOCK_WAIT": f"{settings.BERTH_BACKUP_LOCK_WAIT_SECONDS}s"}
-            with runtime.exec_stream(container, argv, environment=env, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT) as stream:
-                size, sha256, head = partial_write(partial, stream)
-                result = stream.result()
-        if result.exit_code == NO_ROOM_EXIT and NO_ROOM_MARKER in result.stderr:
-            needs = int(result.stderr.split(NO_ROOM_MARKER, 1)[1].split()[0])
-            raise BackupFailed(_no_room(partial.parent, room, needs=needs))
-        if result.exit_code != 0:
-            locked = "Query was: LOCK TABLE" in result.stderr or "lock timeout" in result.stderr
-            why = (
-                f"a table stayed locked (by DDL or an explicit LOCK) longer than BERTH_BACKUP_LOCK_WAIT_SECONDS "
-                f"({settings.BERTH_BACKUP_LOCK_WAIT_SECONDS} s); try again when it is released. "
-                if locked
-                else ""
-            )
-            raise BackupFailed(f"the dump failed: {why}{exit_reason('pg_dump', result.exit_code, result.stderr)}")
-        if size == 0:
-            raise BackupFailed("the dump is empty: pg_dump wrote nothing")
-        if head != MAGIC:
-            raise BackupFailed(f"the dump does not start like a custom-format archive ({head!r}): it is not a pg_dump file")
-        if size < MIN_DUMP_BYTES:
-            raise BackupFailed(f"the dump is only {size} bytes: too short to hold even an empty database")
-        manifest = _manifest_from(result.stderr)
+            databases = databases_listed(runtime, container, env)
+            manifests = []
+            for index, database in enumerate(databases, 1):
+                # One database alone is the file itself, as it always was; several are parts of a tar.
+                part = partial if len(databases) == 1 else partial.with_name(f".{backup.public_id}-{index}.dump.partial")
+                parts.append(part)
+                size, sha256, manifest = _dump_one(runtime, container, {**env, "PGDATABASE": database}, part, room=room, database=database if len(databases) > 1 else "")
+                room -= size
+                manifests.append(manifest)
+        if len(databases) > 1:
+            size, sha256 = _tar_write(partial, parts, databases)
         partial_publish(partial, final)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        for path in {partial, *parts}:
+            path.unlink(missing_ok=True)
         raise
+    for part in parts:
+        if part != partial:
+            part.unlink(missing_ok=True)
     backup.size, backup.sha256 = size, sha256
-    backup.tables, backup.roles = manifest["tables"], manifest["roles"]
-    backup.server_version = str(manifest.get("server_version", ""))[:100]
+    backup.databases = databases if len(databases) > 1 else []
+    backup.tables = {
+        (name if index == 0 else f"{database}/{name}"): rows
+        for index, (database, manifest) in enumerate(zip(databases, manifests, strict=True))
+        for name, rows in manifest["tables"].items()
+    }
+    backup.roles = sorted({role for manifest in manifests for role in manifest["roles"]})
+    backup.server_version = str(manifests[0].get("server_version", ""))[:100]
+
+
+def databases_listed(runtime: Runtime, container: str, env: dict[str, str]) -> list[str]:
+    """The databases a dump holds, the session's own first (DATABASES_SQL)."""
+    argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", DATABASES_SQL]
+    out, result = runtime.exec_stream(container, argv, environment=env, idle_timeout_s=60).read_all()
+    if result.exit_code != 0:
+        raise BackupFailed(f"listing the databases failed: {exit_reason('psql', result.exit_code, result.stderr)}")
+    try:
+        databases = [str(name) for name in json.loads(out.decode("utf-8", errors="replace").strip() or "null") or []]
+    except ValueError:
+        raise BackupFailed(f"the list of databases is not readable: {out[:200]!r}") from None
+    if not databases or databases[0] != env["PGDATABASE"]:
+        raise BackupFailed(f"the project's database {env['PGDATABASE']} is not on its server (found: {', '.join(databases) or 'none'})")
+    return databases
+
+
+def _dump_one(runtime: Runtime, container: str, env: dict[str, str], part: Path, *, room: int, database: str) -> tuple[int, str, dict[str, Any]]:
+    """One database's archive into `part`: its size, its sha256, and what it holds (the manifest)."""
+    argv = ["sh", "-c", DUMP_SCRIPT, "berth-dump"]
+    env = {**env, "BERTH_DUMP_ROOM": str(max(room, 0)), "BERTH_LOCK_WAIT": f"{settings.BERTH_BACKUP_LOCK_WAIT_SECONDS}s"}
+    with runtime.exec_stream(container, argv, environment=env, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT) as stream:
+        size, sha256, head = partial_write(part, stream)
+        result = stream.result()
+    of = f" of database {database}" if database else ""
+    if result.exit_code == NO_ROOM_EXIT and NO_ROOM_MARKER in result.stderr:
+        needs = int(result.stderr.split(NO_ROOM_MARKER, 1)[1].split()[0])
+        raise BackupFailed(_no_room(part.parent, room, needs=needs))
+    if result.exit_code != 0:
+        locked = "Query was: LOCK TABLE" in result.stderr or "lock timeout" in result.stderr
+        why = (
+            f"a table stayed locked (by DDL or an explicit LOCK) longer than BERTH_BACKUP_LOCK_WAIT_SECONDS "
+            f"({settings.BERTH_BACKUP_LOCK_WAIT_SECONDS} s); try again when it is released. "
+            if locked
+            else ""
+        )
+        raise BackupFailed(f"the dump{of} failed: {why}{exit_reason('pg_dump', result.exit_code, result.stderr)}")
+    if size == 0:
+        raise BackupFailed(f"the dump{of} is empty: pg_dump wrote nothing")
+    if head != MAGIC:
+        raise BackupFailed(f"the dump{of} does not start like a custom-format archive ({head!r}): it is not a pg_dump file")
+    if size < MIN_DUMP_BYTES:
+        raise BackupFailed(f"the dump{of} is only {size} bytes: too short to hold even an empty database")
+    return size, sha256, _manifest_from(result.stderr)
+
+
+class _Hashed:
+    """A file written through: every byte also goes into a digest, and is counted."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.digest, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        written: int = self.f.write(data)
+        return written
+
+
+def _tar_write(path: Path, parts: list[Path], databases: list[str]) -> tuple[int, str]:
+    """The parts as one tar at `path` (`1.dump`…, then databases.json), fsynced; its size and sha256."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        hashed = _Hashed(f)
+        try:
+            with tarfile.open(fileobj=hashed, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                for index, part in enumerate(parts, 1):
+                    info = tarfile.TarInfo(f"{index}.dump")
+                    info.size, info.mode = part.stat().st_size, 0o600
+                    with open(part, "rb") as source:
+                        tar.addfile(info, source)
+                names = json.dumps(databases).encode()
+                info = tarfile.TarInfo(DATABASES_MEMBER)
+                info.size, info.mode = len(names), 0o600
+                tar.addfile(info, io.BytesIO(names))
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as exc:
+            raise BackupFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+    return hashed.size, hashed.digest.hexdigest()
 
 
 def _dump_room(directory: Path) -> int:
@@ -398,21 +494,52 @@ def backup_restore_into(runtime: Runtime, container: str, env: dict[str, str], b
     if problem := digest_problem(digest.hexdigest(), backup):
         runtime.exec_stream(container, ["rm", "-f", inside]).read_all()
         raise FileAltered(problem)
-    argv = ["sh", "-c", RESTORE_SCRIPT, "berth-restore", inside]
     environment = {**env, "BERTH_ROLES": json.dumps(backup.roles)}
+    if not backup.databases:
+        _restore_one(runtime, container, environment, inside)
+        return
+    # A tar of one archive per database: unpacked beside it, then each restored
+    # in turn, the project's own into the container's database (a clone's may
+    # be named otherwise), every other under its own name. Databases on the
+    # server that the backup does not hold are kept.
+    unpacked = f"/tmp/berth-restore-{backup.public_id}"
+    unpack = ["sh", "-c", 'mkdir -p "$2" && tar -xf "$1" -C "$2"; rc=$?; rm -f "$1"; exit $rc', "berth-unpack", inside, unpacked]
+    try:
+        _, result = runtime.exec_stream(container, unpack, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT).read_all()
+        if result.exit_code != 0:
+            raise BackupFailed(exit_reason("tar", result.exit_code, result.stderr))
+        for index, database in enumerate(backup.databases, 1):
+            name = environment["PGDATABASE"] if index == 1 else str(database)
+            try:
+                _restore_one(runtime, container, {**environment, "PGDATABASE": name}, f"{unpacked}/{index}.dump")
+            except BackupFailed as exc:
+                raise BackupFailed(f"database {name}: {exc}") from None
+    finally:
+        runtime.exec_stream(container, ["rm", "-rf", unpacked]).read_all()
+
+
+def _restore_one(runtime: Runtime, container: str, environment: dict[str, str], inside: str) -> None:
+    argv = ["sh", "-c", RESTORE_SCRIPT, "berth-restore", inside]
     with runtime.exec_stream(container, argv, environment=environment, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT) as stream:
         _, result = stream.read_all()
     if result.exit_code != 0:
         raise BackupFailed(exit_reason("pg_restore", result.exit_code, result.stderr))
 
 
-def tables_count(runtime: Runtime, container: str, env: dict[str, str]) -> dict[str, int]:
-    argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", MANIFEST_SQL]
-    out, result = runtime.exec_stream(container, argv, environment=env, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT).read_all()
-    if result.exit_code != 0:
-        raise BackupFailed(f"counting the restored rows failed: {exit_reason('psql', result.exit_code, result.stderr)}")
-    tables: dict[str, int] = _manifest_parse(out.decode("utf-8", errors="replace").strip())["tables"]
-    return tables
+def tables_count(runtime: Runtime, container: str, env: dict[str, str], databases: list[str] | None = None) -> dict[str, int]:
+    """Every table's rows in the container's database, and in each other of `databases` (a backup's), named as a dump names them."""
+    counted: dict[str, int] = {}
+    for index, database in enumerate(databases or [env["PGDATABASE"]]):
+        name = env["PGDATABASE"] if index == 0 else str(database)
+        argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", MANIFEST_SQL]
+        out, result = runtime.exec_stream(
+            container, argv, environment={**env, "PGDATABASE": name}, idle_timeout_s=settings.BERTH_BACKUP_IDLE_TIMEOUT
+        ).read_all()
+        if result.exit_code != 0:
+            raise BackupFailed(f"counting the restored rows of {name} failed: {exit_reason('psql', result.exit_code, result.stderr)}")
+        tables: dict[str, int] = _manifest_parse(out.decode("utf-8", errors="replace").strip())["tables"]
+        counted |= {(table if index == 0 else f"{name}/{table}"): rows for table, rows in tables.items()}
+    return counted
 
 
 def tables_difference(recorded: dict[str, int], restored: dict[str, int]) -> str:
@@ -442,4 +569,4 @@ def backup_restore_test(backup: Backup, runtime: Runtime) -> str:
             return str(exc)
         except BackupFailed as exc:
             return f"the restore failed: {exc}"
-        return tables_difference(backup.tables, tables_count(runtime, container, env))
+        return tables_difference(backup.tables, tables_count(runtime, container, env, backup.databases))

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from projects.models import MetricSample, Operation, Project, SecurityEvent, WatchPass
 from projects.runtime import Runtime, RuntimeFailure, SampleTarget, StackSample, get_runtime
+from projects.runtime.base import DbStats
 from projects.services.errors import InvalidInput
 from projects.services.pool.requests import Pool, pool_status
 from projects.stack.spec import sample_target
@@ -109,7 +110,7 @@ def metrics_sample(*, runtime: Runtime | None = None, now: datetime | None = Non
     started = time.monotonic()
     report = SamplePass()
     fields = ("id", "public_id", "db_port", "api_port", "api_flavour", "db_user", "db_name",
-              "monitor_password_encrypted")  # fmt: skip
+              "monitor_password_encrypted", "databases")  # fmt: skip
     projects = list(Project.objects.filter(status=Project.Status.RUNNING, health__in=SAMPLED_HEALTH).only(*fields))
     targets = [(p, sample_target(p)) for p in projects if p.db_port is not None and p.api_port is not None]
     report.projects = len(targets)
@@ -119,16 +120,25 @@ def metrics_sample(*, runtime: Runtime | None = None, now: datetime | None = Non
         # rows are written here, by this thread, in one bulk insert.
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="berth-metrics") as pool:
             samples = list(pool.map(lambda pair: _sample_one(runtime, pair[1]), targets))
-        rows = []
+        rows, seen = [], []
         for (project, _), sample in zip(targets, samples, strict=True):
             report.engine_calls += sample.engine_calls
             if sample.error:
                 report.errors.append(f"{project.public_id}: {sample.error}")
             rows.append(_row(project, now, sample))
+            if sample.database is not None and (listed := _databases(sample.database)) != project.databases:
+                project.databases = listed
+                seen.append(project)
         MetricSample.objects.bulk_create(rows, batch_size=500)
+        # The databases on each server, where they changed: the project's answer and page list them.
+        Project.objects.bulk_update(seen, ["databases"], batch_size=500)
         report.rows = len(rows)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _databases(stats: DbStats) -> list[dict[str, object]]:
+    return [{"name": name, "size_bytes": size} for name, size in stats.databases]
 
 
 def _sample_one(runtime: Runtime, target: SampleTarget) -> StackSample:

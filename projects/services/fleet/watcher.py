@@ -216,7 +216,15 @@ def projects_sync(*, runtime: Runtime | None = None) -> SyncReport:
 
 
 def project_observe(project_id: str, *, runtime: Runtime | None = None, event: EngineEvent | None = None) -> str | None:
-    """Re-read one project's containers (after an engine event) and record its health."""
+    """Re-read one project's containers (after an engine event) and record its health.
+
+    Not while an operation changes it (a create, a start…): its events are that
+    operation's own, which records the health it leaves, and reading the engine
+    for each of them cost as much engine CPU as a healthcheck (BENCHMARKS.md,
+    "Issue 20 item 6"). The next full pass reads it like every other.
+    """
+    if event is not None and Project.objects.filter(public_id=project_id, status__in=TRANSITIONAL).exists():
+        return None
     runtime = runtime or get_runtime()
     containers = list(runtime.stack_state(project_id).containers)
     if event is not None and event.action in ("die", "destroy"):

@@ -21,6 +21,7 @@ from projects.runtime import Runtime, RuntimeFailure, StackSpec, VolumeMissing
 from projects.selectors import backup_to_restore
 from projects.services.operations.tenant_safety import project_wait_ready
 from projects.services.settings.certificates import project_certificate_ensure
+from projects.stack.changes import STACK_REVISION
 from projects.stack.spec import stack_spec
 from projects.stack.up import SubnetsExhausted, project_stack_up
 
@@ -76,10 +77,14 @@ def stack_up_ready(operation: Operation, runtime: Runtime) -> StackSpec:
 def running_fields(project: Project) -> StepResult:
     """A stack just brought up with the project's current spec: healthy, and no change waits for a restart (no status)."""
     now = timezone.now()
-    return {
+    fields: StepResult = {
         "health": Project.Health.HEALTHY, "observed_at": now, "first_running_at": project.first_running_at or now,
-        "restart_pending": False,
+        "restart_pending": False, "stack_revision": STACK_REVISION,
     }  # fmt: skip
+    if project.first_running_at is not None and project.stack_revision < STACK_REVISION:
+        # It ran before with an older stack: its page says what this start changed (a new project's says nothing).
+        fields |= {"stack_revised_from": project.stack_revision, "stack_revised_at": now}
+    return fields
 
 
 def running(project: Project) -> StepResult:

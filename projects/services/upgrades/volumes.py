@@ -1,7 +1,7 @@
 """The engine work of a major-version upgrade: the extension check, and the new volume filled from a dump.
 
-- The check compares the extensions installed in the live database
-  (`pg_extension`) with those the new major's image offers
+- The check compares the extensions installed in the live server's databases
+  (`pg_extension` in each one a dump holds) with those the new major's image offers
   (`pg_available_extensions`, read in a throwaway server of that image on a
   volume of its own): it runs before anything changes.
 - The restore makes the new data volume and, in a throwaway server of the new
@@ -23,6 +23,7 @@ from projects.runtime import Runtime, RuntimeFailure, ScratchSpec
 from projects.runtime.base import BOOTSTRAP_ARGV, POSTGRES_LABEL, SERVICE_LABEL, container_name
 from projects.services.backups.dumps import (
     backup_restore_into,
+    databases_listed,
     db_env,
     exit_reason,
     scratch_remove_quietly,
@@ -76,7 +77,14 @@ def _json_list(runtime: Runtime, container: str, env: dict[str, str], sql: str, 
 
 def extensions_missing(project: Project, *, version: str, operation_id: str, runtime: Runtime) -> list[str]:
     """The extensions the project's running database has installed that PostgreSQL `version`'s image lacks."""
-    used = _json_list(runtime, stack_spec(project).db.name, db_env(project), EXTENSIONS_USED_SQL, "the database's extensions")
+    live, live_env = stack_spec(project).db.name, db_env(project)
+    used: set[str] = set()
+    try:
+        databases = databases_listed(runtime, live, live_env)
+    except BackupFailed as exc:
+        raise UpgradeFailed(str(exc)) from None
+    for database in databases:  # every database is data (issue 26): each one's extensions must exist on the new major
+        used |= _json_list(runtime, live, {**live_env, "PGDATABASE": database}, EXTENSIONS_USED_SQL, f"the extensions of database {database}")
     password = secrets.token_urlsafe(18)
     env = db_env(project, password)
     spec = _scratch(project, purpose="check", operation_id=operation_id, version=version, volume="", password=password)
@@ -117,7 +125,7 @@ def upgrade_volume_fill(upgraded: Project, backup: Backup, *, operation_id: str,
         scratch_wait_ready(runtime, spec.name, env, project_id=upgraded.public_id, service=f"upgrade-restore_{operation_id}")
         _bootstrap(runtime, spec.name, upgraded)
         backup_restore_into(runtime, spec.name, {**env, "BERTH_SKIP_EVENT_TRIGGERS": "1"} if from_old_kind else env, backup)
-        if difference := tables_difference(backup.tables, tables_count(runtime, spec.name, env)):
+        if difference := tables_difference(backup.tables, tables_count(runtime, spec.name, env, backup.databases)):
             raise UpgradeFailed(f"the restored database does not match the dump: {difference}")
         _bootstrap(runtime, spec.name, upgraded)  # the grants, now over the restored tables
     except (BackupFailed, RuntimeFailure) as exc:
