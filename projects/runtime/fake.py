@@ -312,10 +312,6 @@ class FakeRuntime:
         wanted = frozenset(images)
         return tuple(replace(n, missing_images=n.missing_images & wanted) for n in self.node_list)
 
-    def images_present(self, images: Iterable[str]) -> set[str]:
-        self._call("images_present")
-        return set(images) if self.images is None else set(images) & self.images
-
     def images_labels(self, images: Iterable[str]) -> dict[str, dict[str, str]]:
         self._call("images_labels")
         present = set(images) if self.images is None else set(images) & self.images
