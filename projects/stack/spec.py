@@ -243,6 +243,18 @@ GRANT USAGE ON SCHEMA cron TO :"owner";
 """
 
 
+# On a project of the new kind no pg_cron job runs as a superuser: a restore
+# carries the jobs of its dump (services/backups/dumps.py), and a dump of a
+# project of the old kind, whose owner was one, may hold such a job.
+CRON_HEAL_SQL = f"""
+\\if :cron_here
+SELECT pg_catalog.format('{HEALED_MARKER}cron_job_unscheduled job %s would run as the superuser %I: unscheduled', j.jobid, j.username)
+  FROM cron.job j JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) j.username WHERE r.rolsuper;
+DELETE FROM cron.job j USING pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) j.username AND r.rolsuper;
+\\endif
+"""
+
+
 def project_labels(project_id: str) -> dict[str, str]:
     return {**settings.BERTH_EXTRA_LABELS, MANAGED_LABEL: "true", PROJECT_LABEL: project_id, INSTALL_LABEL: installation_id()}
 
@@ -403,6 +415,8 @@ def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
         sql = HEAL_SQL + OWNER_SQL + sql + DATABASES_SQL
         env["BERTH_OWNER_PASSWORD"] = project.db_password
     sql += CRON_SQL
+    if not project.owner_is_superuser:
+        sql += CRON_HEAL_SQL
     if project.api_flavour == "postgrest":
         sql += POSTGREST_RELOAD_SQL
     # The project's reloadable settings, then a reload: they, and a renewed

@@ -4,7 +4,8 @@ One project per major, on Berth's PostGIS variants (`berth/postgres:<major>-post
 supersets of the plain images: the same recipe plus PostGIS), each with every
 check: `vector` made and a nearest-neighbour query answered, `postgis` made and
 a distance answered (`postgis_raster`, which reads files, refused), and a
-pg_cron job scheduled by `app` that runs as `app` and never for a superuser.
+pg_cron job scheduled by `app` that runs as `app` and never for a superuser; then
+15's is upgraded to 17 and keeps all three.
 The plain images are checked for what they ship without starting a server.
 The test builds nothing: `.ci/run`'s images phase builds the variants.
 """
@@ -114,3 +115,12 @@ def test_app_makes_vector_and_postgis_and_its_pg_cron_jobs_run_as_app_on_15_and_
         assert set(run(db_url, "SELECT who, superuser FROM public.ran")) == {("app", "off")}, major
         assert set(run(db_url, "SELECT username, status FROM cron.job_run_details")) <= {("app", "succeeded"), ("app", "running")}
     print(f"pg_cron jobs seen {time.monotonic() - started:.1f} s after the other checks")
+
+    # An upgrade (a dump, a restore into the new major's variant) keeps the embeddings, the geometry
+    # and the job, still app's: pgvector 0.8 on both, PostGIS 3.3 → 3.5, pg_cron 1.4 → 1.6.
+    code, upgraded = api_act(client, headers, "post", f"/v1/projects/{made['15']}/upgrade", {"postgres_version": "17"})
+    assert code == 200 and upgraded["operation"]["state"] == "succeeded", upgraded["operation"]["error"]
+    db_url = urls["15"]
+    assert run(db_url, "SELECT id FROM public.items ORDER BY embedding <-> '[5,5,5]' LIMIT 1") == [(2,)]
+    assert run(db_url, "SELECT ST_Distance('POINT(0 0)'::geometry, 'POINT(3 4)'::geometry)") == [(5.0,)]
+    assert run(db_url, "SELECT jobname, schedule, username FROM cron.job") == [("berth-test", "* * * * *", "app")]

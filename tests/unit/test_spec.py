@@ -443,3 +443,13 @@ def test_the_command_line_leaves_pg_cron_to_the_image_and_worker_slots_for_its_j
         assert "max_worker_processes=6" in command
         # Naming a library an image lacks would stop the server: Berth's own images preload pg_cron themselves.
         assert not any(arg.startswith("shared_preload_libraries") for arg in command)
+
+
+def test_on_the_new_kind_the_bootstrap_unschedules_and_reports_any_pg_cron_job_that_would_run_as_a_superuser():
+    sql = stack_spec(make_project()).db_probe.bootstrap_sql
+    heal = sql.index("BERTH-HEALED cron_job_unscheduled")
+    assert sql.index("SELECT 'CREATE EXTENSION pg_cron'") < heal < sql.index(
+        "DELETE FROM cron.job j USING pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) j.username AND r.rolsuper;"
+    )
+    # The old kind's owner is a superuser by design: its own jobs are its own.
+    assert "cron_job_unscheduled" not in stack_spec(make_project(old_kind=True)).db_probe.bootstrap_sql
