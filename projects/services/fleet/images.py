@@ -11,7 +11,6 @@ recipe is known stale and `images build` makes it again.
 """
 
 import hashlib
-
 import os
 import shutil
 import subprocess
