@@ -352,8 +352,12 @@ class Engine:
             try:
                 info = self.api.inspect_container(name)
                 if _managed(info["Config"].get("Labels")):
-                    # A dump's throwaway runs a server on the project's own data directory: stop it cleanly too.
-                    if (info.get("State") or {}).get("Running"):
+                    # A throwaway on a data volume that outlives it (a dump's, on the project's own; an
+                    # upgrade's, on the new one) is stopped cleanly first. One on its own volume is killed:
+                    # its data goes with it, and one stopped during initdb would wait out the stop timeout
+                    # (the entrypoint's shell, PID 1 then, ignores the signal).
+                    kept = [m for m in info.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name") != volume_name(name)]
+                    if kept and (info.get("State") or {}).get("Running"):
                         self.api.stop(name)
                     self.api.remove_container(name, force=True, v=True)
             except docker.errors.NotFound:

@@ -61,6 +61,7 @@ def test_a_second_database_is_hardened_listed_backed_up_restored_and_upgraded_wi
         "CREATE TABLE entries (id serial PRIMARY KEY, name text NOT NULL)",
         "INSERT INTO entries (name) SELECT 'entry ' || n FROM generate_series(1, 40) AS n",
         "CREATE FUNCTION total() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM entries'",
+        "GRANT SELECT ON entries TO anon",  # a grant, to survive every restore below
     )
     assert run(ledger_url, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()") == [("app",)]
     # Born hardened from template1: a function the owner makes is nobody else's to call.
@@ -88,6 +89,7 @@ def test_a_second_database_is_hardened_listed_backed_up_restored_and_upgraded_wi
     assert code == 200 and restored["operation"]["state"] == "succeeded", restored["operation"]["error"]
     assert names(app_url, "items") == ["anchor", "rope"]
     assert len(names(ledger_url, "entries")) == 40
+    assert run(ledger_url, "SELECT has_table_privilege('anon', 'entries', 'SELECT')") == [(True,)]
     assert run(app_url, "SELECT datname FROM pg_database WHERE datname = 'scratch'") == [("scratch",)]
     run(app_url, "DROP DATABASE scratch")  # scratch databases come and go
 
@@ -98,5 +100,7 @@ def test_a_second_database_is_hardened_listed_backed_up_restored_and_upgraded_wi
     assert names(app_url, "items") == ["anchor", "rope"]
     assert len(names(ledger_url, "entries")) == 40
     assert run(ledger_url, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()") == [("app",)]
+    assert run(ledger_url, "SELECT has_table_privilege('anon', 'entries', 'SELECT')") == [(True,)]
+    assert run(ledger_url, "SELECT has_function_privilege('anon', 'total()', 'EXECUTE')") == [(False,)]
     safety = Backup.objects.get(project__public_id=pid, trigger="pre-upgrade")
     assert safety.databases == ["app", "ledger"]

@@ -25,6 +25,12 @@ def rows(db_url: str) -> list[str]:
         return [name for (name,) in conn.execute("SELECT name FROM items ORDER BY id")]
 
 
+def in_database(db_url: str, database: str) -> str:
+    """The db_url pointed at another database of the same server."""
+    base, _, query = db_url.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{database}{'?' + query if query else ''}"
+
+
 def on_node(client, project_id: str) -> dict[str, list[str]]:
     label = f"berth.project={project_id}"
     return {
@@ -144,6 +150,13 @@ def test_move_takes_the_rows_to_the_other_node_and_keeps_the_old_volume_until_pu
         conn.execute("INSERT INTO items (name) SELECT 'crate ' || n FROM generate_series(1, 250) AS n")
     everything = rows(created["db_url"])
     assert len(everything) == 253
+    # A second database the owner made moves with it (issue 26: every database is data).
+    ledger_url = in_database(created["db_url"], "ledger")
+    with psycopg.connect(created["db_url"], connect_timeout=3, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE ledger")
+    with psycopg.connect(ledger_url, connect_timeout=3) as conn:  # qualified: the planted role search_path starts with evil
+        conn.execute("CREATE TABLE public.items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO public.items (name) VALUES ('ledger entry')")
 
     code, refused = act(client, headers, "post", f"/v1/projects/{pid}/move", {"node": target}, wait=0)
     assert code == 403, refused  # staff only
@@ -155,6 +168,8 @@ def test_move_takes_the_rows_to_the_other_node_and_keeps_the_old_volume_until_pu
     owner_view = client.get(f"/v1/projects/{pid}", **headers).json()
     assert f"@127.0.10.{target[1:]}:" in owner_view["db_url"]
     assert rows(owner_view["db_url"]) == everything
+    with psycopg.connect(in_database(owner_view["db_url"], "ledger"), connect_timeout=3) as conn:
+        assert conn.execute("SELECT name FROM public.items").fetchall() == [("ledger entry",)]
     assert_not_escalated(owner_view["db_url"], "move")
     # The old volume waits on the old node until purge; the stack runs on the new one only.
     assert on_node(swarm[source], pid) == {"containers": [], "volumes": [f"project_{pid}_data"]}
