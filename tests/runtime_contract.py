@@ -127,15 +127,16 @@ class RuntimeContract:
         state = runtime.stack_state(spec.project_id)
         assert state.containers == () and not state.network and not state.volume
 
-    def test_images_present_names_only_the_images_the_engine_has(self, runtime, make_spec):
+    def test_images_labels_answers_for_the_images_the_engine_has_only(self, runtime, make_spec):
         spec = make_spec()
-        assert runtime.images_present({spec.db.image, "offline/does-not-exist:1"}) == {spec.db.image}
+        labels = runtime.images_labels({spec.db.image, "offline/does-not-exist:1"})
+        assert set(labels) == {spec.db.image} and isinstance(labels[spec.db.image], dict)
 
     def test_pulling_an_image_no_registry_has_is_image_unavailable_naming_it(self, runtime):
         lines: list[str] = []
         with pytest.raises(ImageUnavailable, match="offline/does-not-exist:1"):
             runtime.image_pull("offline/does-not-exist:1", progress=lines.append)
-        assert runtime.images_present({"offline/does-not-exist:1"}) == set()
+        assert runtime.images_labels({"offline/does-not-exist:1"}) == {}
 
     def test_stack_up_without_create_volume_refuses_a_missing_volume_and_creates_nothing(self, runtime, make_spec):
         spec = make_spec()

@@ -61,6 +61,17 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	echo 'init complete; starting server'
 fi
 
+# pg_cron works only preloaded, so the image that ships it loads it itself: Berth's command line
+# then suits any postgres image, and an image without pg_cron (an older build, the public one) is
+# never told to load a library it lacks, which would stop the server. Its jobs run in background
+# workers (no login: the project's pg_hba wants a password) in POSTGRES_DB, as the role that
+# scheduled them; two at a time at most, leaving worker slots to parallel queries. Flags given
+# after these (Berth's settings) win.
+if [ -e "/usr/lib/postgresql/$PG_MAJOR/lib/pg_cron.so" ]; then
+	set -- "$1" -c shared_preload_libraries=pg_cron -c "cron.database_name=$POSTGRES_DB" \
+		-c cron.use_background_workers=on -c cron.max_running_jobs=2 "${@:2}"
+fi
+
 # Postgres treats SIGTERM as "smart" shutdown (waits for all clients to disconnect, e.g. an API's
 # connection pool -> docker stop would hit its 10s timeout and SIGKILL). Translate to fast shutdown.
 "$@" &

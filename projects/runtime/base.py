@@ -562,8 +562,9 @@ class Runtime(Protocol):
     def nodes(self, *, images: Iterable[str] = ()) -> tuple[NodeState, ...]:
         """The nodes projects are placed on, each with which of `images` it lacks (of the nodes that answer); () on a single engine."""
 
-    def images_present(self, images: Iterable[str]) -> set[str]:
-        """Which of `images` the engine has (one call); on a Swarm, every node that answers."""
+    def images_labels(self, images: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Which of `images` the engine has, each with its labels (one call); on a Swarm, those every node that answers has,
+        {} for one whose labels differ between nodes."""
 
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         """Pull `image`, reporting progress lines; ImageUnavailable when it cannot be pulled."""

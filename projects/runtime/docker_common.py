@@ -153,11 +153,15 @@ class Engine:
             self.image_pull(image, progress=lambda line: logger.info("%s", line))
 
     def images_present(self, images: Iterable[str]) -> set[str]:
-        wanted = set(images)
+        """Which of `images` this engine has (a Swarm's check of each node)."""
+        return set(self.images_labels(images))
+
+    def images_labels(self, images: Iterable[str]) -> dict[str, dict[str, str]]:
         with self._engine("listing images"):
-            tags = {tag for image in self.api.images() for tag in image.get("RepoTags") or ()}
-        # The engine lists "postgres:17" for "postgres:17" and "docker.io/library/postgres:17" alike.
-        return {w for w in wanted if w in tags or (":" not in w.rpartition("/")[2] and f"{w}:latest" in tags)}
+            labels = {tag: dict(image.get("Labels") or {}) for image in self.api.images() for tag in image.get("RepoTags") or ()}
+        # The engine lists "postgres:17" for "postgres:17" and "docker.io/library/postgres:17" alike; a name without a tag is :latest.
+        found = {w: w if ":" in w.rpartition("/")[2] else f"{w}:latest" for w in set(images)}
+        return {w: labels[tag] for w, tag in found.items() if tag in labels}
 
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")

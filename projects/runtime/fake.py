@@ -56,6 +56,7 @@ class FakeRuntime:
         self.images = images
         self.pullable = pullable or set()
         self.built: list[tuple[str, dict[str, str]]] = []  # (tag, buildargs) of image_build
+        self.image_labels: dict[str, dict[str, str]] = {}  # an image's labels (berth.recipe from its build)
         self.containers_by_name: dict[str, ContainerState] = {}
         self.networks: dict[str, str] = {}
         self.volumes: dict[str, str] = {}
@@ -311,9 +312,10 @@ class FakeRuntime:
         wanted = frozenset(images)
         return tuple(replace(n, missing_images=n.missing_images & wanted) for n in self.node_list)
 
-    def images_present(self, images: Iterable[str]) -> set[str]:
-        self._call("images_present")
-        return set(images) if self.images is None else set(images) & self.images
+    def images_labels(self, images: Iterable[str]) -> dict[str, dict[str, str]]:
+        self._call("images_labels")
+        present = set(images) if self.images is None else set(images) & self.images
+        return {image: dict(self.image_labels.get(image, {})) for image in present}
 
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         self._call("image_pull")
@@ -327,6 +329,7 @@ class FakeRuntime:
         self._call("image_build")
         progress(f"{tag}: built")
         self.built.append((tag, buildargs))
+        self.image_labels[tag] = {"berth.recipe": buildargs["BERTH_RECIPE"]} if "BERTH_RECIPE" in buildargs else {}
         if self.images is not None:
             self.images.add(tag)
 

@@ -576,12 +576,11 @@ class SwarmRuntime:
 
     # --- images: every node needs them (no registry is assumed) --------------
 
-    def images_present(self, images: Iterable[str]) -> set[str]:
-        """The images every node of BERTH_SWARM_NODES has."""
+    def images_labels(self, images: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The images every node of BERTH_SWARM_NODES has; {} for one built differently on two nodes (one node's stale)."""
         wanted = set(images)
-        for _, engine in self._reachable():
-            wanted &= engine.images_present(wanted)
-        return wanted
+        found = [engine.images_labels(wanted) for _, engine in self._reachable()]
+        return {i: v if all(f[i] == v for f in found) else {} for i, v in found[0].items() if all(i in f for f in found)} if found else {}
 
     def image_pull(self, image: str, *, progress: Callable[[str], None]) -> None:
         for name, engine in self._reachable():

@@ -2,7 +2,9 @@
 
 Each offering (a Postgres version, an API flavour) has the image the settings
 name and, when Berth has a recipe for it (images/ in the repository), Berth's
-own equivalent (`berth/postgres:17`, `berth/postgraphile:4`). `manage.py up`
+own equivalent (`berth/postgres:17`, `berth/postgraphile:4`); a Postgres major also
+has Berth's variants (`berth/postgres:17-postgis`), supersets that run it when they
+are on the engine, first of all, since nothing builds them but a request. `manage.py up`
 checks them against the engine (present, pulled, or built) and records what it
 found in `BERTH_DATA_DIR/images.json`: the offer. Everyone else reads the
 record — the create form, the API's validation, the defaults, the stack spec —
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from projects.recipes import DEBIAN_POSTGRES, OWN_REPOSITORY
+from projects.recipes import DEBIAN_POSTGRES, OWN_REPOSITORY, POSTGRES_VARIANTS, postgres_variant_image
 
 API_LABELS = {"postgrest": "PostgREST", "postgraphile": "PostGraphile"}
 
@@ -32,10 +34,12 @@ class Need:
     label: str  # "PostgreSQL 17", "PostGraphile"
     configured: str  # the image the settings name
     own: str | None  # Berth's own build that can stand in, if there is a recipe
+    variants: tuple[str, ...] = ()  # Berth's supersets of `own`, preferred when present
 
     @property
     def candidates(self) -> tuple[str, ...]:
-        return (self.configured,) if self.own in (None, self.configured) else (self.configured, self.own)
+        plain = (self.configured,) if self.own in (None, self.configured) else (self.configured, self.own)
+        return (*self.variants, *plain)
 
 
 def needs() -> tuple[Need, ...]:
@@ -43,7 +47,8 @@ def needs() -> tuple[Need, ...]:
     found = []
     for version in sorted(settings.BERTH_POSTGRES_IMAGES, key=int):
         own = f"{OWN_REPOSITORY}/postgres:{version}" if version in DEBIAN_POSTGRES else None
-        found.append(Need(f"postgres:{version}", f"PostgreSQL {version}", settings.BERTH_POSTGRES_IMAGES[version], own))
+        variants = tuple(postgres_variant_image(version, v) for v in POSTGRES_VARIANTS) if own else ()
+        found.append(Need(f"postgres:{version}", f"PostgreSQL {version}", settings.BERTH_POSTGRES_IMAGES[version], own, variants))
     # PostgREST has no recipe: no Debian package or npm module ships it.
     found.append(Need("api:postgrest", "PostgREST", settings.BERTH_POSTGREST_IMAGE, None))
     # Berth's PostGraphile command line is version 4's.

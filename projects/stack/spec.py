@@ -54,7 +54,9 @@ POSTGRES_SETTINGS = {
     "wal_buffers": "1MB",
     "max_wal_size": "256MB",
     "min_wal_size": "32MB",
-    "max_worker_processes": "4",
+    # The logical replication launcher, pg_cron's launcher and two of its jobs (the image caps
+    # them at two: images/postgres/docker-entrypoint.sh) leave two for parallel queries.
+    "max_worker_processes": "6",
     "max_parallel_workers": "2",
     "autovacuum_max_workers": "1",
     "jit": "off",
@@ -221,6 +223,38 @@ CREATE EVENT TRIGGER berth_pgrst_reload ON ddl_command_end EXECUTE PROCEDURE ber
 """
 
 
+# pg_cron, where the image preloads it for this database (Berth's own images do:
+# images/postgres/docker-entrypoint.sh; an image without it, or an older build,
+# gets nothing here). It cannot be a trusted extension (its launcher and its
+# schema are the server's), so the superuser makes it on every start, and the
+# owner gets the schema: cron.schedule is PUBLIC's to call and records the
+# caller as the job's user (only a superuser may name another), and every job
+# runs in a background worker as that user, never as a superuser.
+CRON_SQL = """
+SELECT COALESCE('pg_cron' OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array(
+         pg_catalog.replace(pg_catalog.current_setting('shared_preload_libraries'), ' ', ''), ','))
+   AND pg_catalog.current_setting('cron.database_name', true) OPERATOR(pg_catalog.=) pg_catalog.current_database(), false)
+   AS cron_here \\gset
+\\if :cron_here
+SELECT 'CREATE EXTENSION pg_cron'
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') \\gexec
+GRANT USAGE ON SCHEMA cron TO :"owner";
+\\endif
+"""
+
+
+# On a project of the new kind no pg_cron job runs as a superuser: a restore
+# carries the jobs of its dump (services/backups/dumps.py), and a dump of a
+# project of the old kind, whose owner was one, may hold such a job.
+CRON_HEAL_SQL = f"""
+\\if :cron_here
+SELECT pg_catalog.format('{HEALED_MARKER}cron_job_unscheduled job %s would run as the superuser %I: unscheduled', j.jobid, j.username)
+  FROM cron.job j JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) j.username WHERE r.rolsuper;
+DELETE FROM cron.job j USING pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) j.username AND r.rolsuper;
+\\endif
+"""
+
+
 def project_labels(project_id: str) -> dict[str, str]:
     return {**settings.BERTH_EXTRA_LABELS, MANAGED_LABEL: "true", PROJECT_LABEL: project_id, INSTALL_LABEL: installation_id()}
 
@@ -380,6 +414,9 @@ def bootstrap(project: "Project") -> tuple[str, dict[str, str]]:
         # superuser by design (DESIGN.md, "Roles").
         sql = HEAL_SQL + OWNER_SQL + sql + DATABASES_SQL
         env["BERTH_OWNER_PASSWORD"] = project.db_password
+    sql += CRON_SQL
+    if not project.owner_is_superuser:
+        sql += CRON_HEAL_SQL
     if project.api_flavour == "postgrest":
         sql += POSTGREST_RELOAD_SQL
     # The project's reloadable settings, then a reload: they, and a renewed

@@ -109,7 +109,7 @@ def test_upgrade_15_to_17_keeps_every_row_and_the_urls_and_a_rollback_returns_to
     assert major(db_url) == "15" and api_items(project) == ["anchor", "rope", "sail"]
 
     code, upgraded = act(client, headers, "post", f"/v1/projects/{pid}/upgrade", {"postgres_version": "17"})
-    assert code == 200 and upgraded["operation"]["state"] == "succeeded", upgraded["operation"]
+    assert code == 200 and upgraded["operation"]["state"] == "succeeded", upgraded["operation"]["error"]
     assert (upgraded["status"], upgraded["postgres_version"]) == ("running", "17")
     # The same URLs, ports and credentials (the keys too); every row, the sequences where they were.
     for field in ("db_url", "api_url", "anon_key", "service_key"):
@@ -210,7 +210,7 @@ def test_a_project_of_the_old_kind_is_upgraded_onto_a_server_where_its_owner_is_
 
     headers = bearer(user)
     code, upgraded = act(client, headers, "post", f"/v1/projects/{project.public_id}/upgrade", {"postgres_version": "17"})
-    assert code == 200 and upgraded["operation"]["state"] == "succeeded", upgraded["operation"]
+    assert code == 200 and upgraded["operation"]["state"] == "succeeded", upgraded["operation"]["error"]
     assert upgraded["owner_superuser"] is False and upgraded["postgres_version"] == "17"
     assert major(db_url) == "17" and query(db_url, "SELECT name FROM items") == [("keel",)]
     assert query(db_url, "SELECT rolsuper FROM pg_roles WHERE rolname = 'app'") == [(False,)]

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from projects.management.commands import images as images_command
 from projects.models import Operation, Project
 from projects.runtime import NotReady
 from projects.recipes import own_recipe
@@ -46,6 +47,7 @@ def builds(monkeypatch, fake_runtime):
         return 1.0
 
     monkeypatch.setattr(image_services, "image_build", image_build)
+    monkeypatch.setattr(images_command, "image_build", image_build)  # `images build` imported it by name
     return built
 
 
@@ -320,3 +322,106 @@ def test_berths_own_names_are_built_never_pulled(configured, settings, fake_runt
     fake_runtime.pullable = {"berth/postgres:17"}
     ensure()
     assert builds == ["berth/postgres:17"]  # pulled, it would not have been built
+
+
+# --- Berth's own images: variants, and a present image an older recipe made -------------
+
+
+def current_labels(image: str) -> dict[str, str]:
+    recipe = own_recipe(image)
+    assert recipe is not None
+    return {"berth.recipe": image_services.recipe_digest(recipe)}
+
+
+def test_the_postgis_variant_is_one_of_berths_own_recipes_for_its_major():
+    recipe = own_recipe("berth/postgres:17-postgis")
+    assert recipe is not None and (recipe.kind, recipe.version, recipe.variant, recipe.tag) == ("postgres", "17", "postgis", "17-postgis")
+    assert own_recipe("berth/postgres:17-") is None and own_recipe("berth/postgres:17-gdal") is None
+    assert own_recipe("berth/postgres:16-postgis") is None
+
+
+def test_a_present_variant_runs_its_major_and_nothing_builds_it_unasked(configured, fake_runtime, builds):
+    fake_runtime.images = {"postgres:15", "berth/postgres:15-postgis", "postgres:17", "graphile/postgraphile:4"}
+    _, current = ensure(mode="pull")
+    assert current.postgres == {"15": "berth/postgres:15-postgis", "17": "postgres:17"}  # a superset of 15's
+    fake_runtime.images = set()
+    ensure()
+    assert "berth/postgres:15-postgis" not in builds and "berth/postgres:15" in builds
+
+
+def test_the_recipe_digest_changes_with_the_script_the_directory_and_the_variant(settings, tmp_path, monkeypatch):
+    import shutil
+
+    recipes = tmp_path / "images"
+    shutil.copytree(image_services.RECIPES, recipes)
+    monkeypatch.setattr(image_services, "RECIPES", recipes)
+    plain, variant = own_recipe("berth/postgres:15"), own_recipe("berth/postgres:15-postgis")
+    assert plain is not None and variant is not None
+    before = image_services.recipe_digest(plain)
+    assert before != image_services.recipe_digest(variant)
+    (recipes / "postgres" / "docker-entrypoint.sh").write_text("changed")
+    after_entrypoint = image_services.recipe_digest(plain)
+    (recipes / "build-rootfs").write_text("changed")
+    assert len({before, after_entrypoint, image_services.recipe_digest(plain)}) == 3
+
+
+def test_a_present_image_is_stale_when_its_label_is_another_recipes_or_missing():
+    image = "berth/postgres:17"
+    assert image_services.image_staleness(image, current_labels(image)) is None
+    assert "another recipe" in (image_services.image_staleness(image, {"berth.recipe": "0" * 32}) or "")
+    assert "unlabelled" in (image_services.image_staleness(image, {}) or "")
+    assert image_services.image_staleness(image, None) is None  # missing: built anyway, not stale
+    assert image_services.image_staleness("postgres:17", {}) is None  # not Berth's: no recipe to compare
+
+
+def test_images_build_rebuilds_a_present_image_an_older_recipe_made_and_says_so(configured, fake_runtime, builds):
+    fake_runtime.images = {"berth/postgres:15", "berth/postgres:17"}
+    fake_runtime.image_labels = {"berth/postgres:15": {"berth.recipe": "yesterday"}, "berth/postgres:17": current_labels("berth/postgres:17")}
+    out = io.StringIO()
+    call_command("images", "build", "berth/postgres:15", "berth/postgres:17", stdout=out)
+    assert builds == ["berth/postgres:15"]
+    assert "berth/postgres:15: present but built from another recipe than images/ holds now: building it again" in out.getvalue()
+    assert "berth/postgres:17: present (--force rebuilds it)" in out.getvalue()
+
+
+def test_images_build_without_names_rebuilds_the_stale_and_leaves_the_current(configured, settings, fake_runtime, builds):
+    settings.BERTH_POSTGRES_IMAGES = {"15": "berth/postgres:15", "17": "berth/postgres:17"}
+    settings.BERTH_POSTGRAPHILE_IMAGE = "berth/postgraphile:4"
+    fake_runtime.images = {"berth/postgres:15", "berth/postgres:17", "berth/postgraphile:4", "postgrest/postgrest:v12.2.8"}
+    fake_runtime.image_labels = {image: current_labels(image) for image in fake_runtime.images if own_recipe(image)}
+    fake_runtime.image_labels["berth/postgraphile:4"] = {}  # built before images carried the label
+    call_command("images", "build", stdout=io.StringIO())
+    assert builds == ["berth/postgraphile:4"]
+
+
+def test_a_build_labels_the_image_with_its_recipes_digest_and_builds_a_variant_for_its_major(configured, fake_runtime, monkeypatch, tmp_path):
+    monkeypatch.setattr(image_services, "build_requirements", lambda image: [])
+    monkeypatch.setenv("BERTH_IMAGES_WORK", str(tmp_path))
+    argv = []
+
+    class Rootfs:
+        def __init__(self, args, **kwargs):
+            argv.append(args)
+            self.stdout, self.stderr = io.StringIO("packing\n"), io.StringIO()
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(image_services.subprocess, "Popen", Rootfs)
+    image_services.image_build(image="berth/postgres:15-postgis", say=lambda line: None)
+    assert argv[0][1:3] == ["postgres", "15-postgis"] and argv[0][3].endswith("ctx-postgres-15-postgis")
+    tag, buildargs = fake_runtime.built[0]
+    assert tag == "berth/postgres:15-postgis" and buildargs["PG_MAJOR"] == "15"
+    assert {"berth.recipe": buildargs["BERTH_RECIPE"]} == current_labels(tag)
+
+
+def test_up_runs_a_stale_image_of_berths_and_says_how_to_build_it_again(configured, settings, fake_runtime, builds):
+    settings.BERTH_POSTGRES_IMAGES = {"15": "berth/postgres:15", "17": "berth/postgres:17"}
+    fake_runtime.images = {"berth/postgres:15", "berth/postgres:17", "graphile/postgraphile:4", "postgrest/postgrest:v12.2.8"}
+    fake_runtime.image_labels = {"berth/postgres:17": current_labels("berth/postgres:17")}
+    lines, current = ensure()
+    assert current.postgres == {"15": "berth/postgres:15", "17": "berth/postgres:17"} and builds == []
+    assert [line for line in lines if "images build" in line] == [
+        "PostgreSQL 15: berth/postgres:15 is built from an older, unlabelled recipe than images/ holds now: "
+        "`manage.py images build berth/postgres:15` makes it again"
+    ]

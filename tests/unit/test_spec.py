@@ -424,3 +424,32 @@ def test_the_stacks_roots_are_read_only_and_every_file_lands_on_a_volume_of_its_
     assert copy_root(spec.db, "/tmp/berth-restore-0123456789ab.dump") == "/tmp"
     assert copy_root(spec.db, "/var/lib/postgresql/data/x") == spec.db.volume_mount
     assert copy_root(spec.db, "/etc/passwd") is None and copy_root(spec.db, "/run/x") is None
+
+
+def test_the_bootstrap_makes_pg_cron_only_where_the_image_preloads_it_for_this_database_and_gives_the_owner_its_schema():
+    for project in (make_project(), make_project(old_kind=True)):
+        sql = stack_spec(project).db_probe.bootstrap_sql
+        # The image decides (images/postgres/docker-entrypoint.sh): a server without pg_cron gets nothing.
+        assert "pg_catalog.current_setting('shared_preload_libraries')" in sql
+        assert "pg_catalog.current_setting('cron.database_name', true) OPERATOR(pg_catalog.=) pg_catalog.current_database(), false)" in sql
+        start = sql.index("\\if :cron_here")
+        assert start < sql.index("SELECT 'CREATE EXTENSION pg_cron'") < sql.index('GRANT USAGE ON SCHEMA cron TO :"owner";') < sql.index("\\endif", start)
+
+
+def test_the_command_line_leaves_pg_cron_to_the_image_and_worker_slots_for_its_jobs():
+    from projects.stack.spec import postgres_command
+
+    for command in (stack_spec(make_project()).db.command, postgres_command()):
+        assert "max_worker_processes=6" in command
+        # Naming a library an image lacks would stop the server: Berth's own images preload pg_cron themselves.
+        assert not any(arg.startswith("shared_preload_libraries") for arg in command)
+
+
+def test_on_the_new_kind_the_bootstrap_unschedules_and_reports_any_pg_cron_job_that_would_run_as_a_superuser():
+    sql = stack_spec(make_project()).db_probe.bootstrap_sql
+    heal = sql.index("BERTH-HEALED cron_job_unscheduled")
+    assert sql.index("SELECT 'CREATE EXTENSION pg_cron'") < heal < sql.index(
+        "DELETE FROM cron.job j USING pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) j.username AND r.rolsuper;"
+    )
+    # The old kind's owner is a superuser by design: its own jobs are its own.
+    assert "cron_job_unscheduled" not in stack_spec(make_project(old_kind=True)).db_probe.bootstrap_sql

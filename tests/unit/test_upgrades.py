@@ -121,6 +121,13 @@ def test_extensions_the_new_major_lacks_are_named_and_nothing_changes(on15, fake
     assert f"{volume(on15)}_pg17" not in fake_runtime.volumes and scratch_left(fake_runtime) == []
 
 
+def test_a_refusal_over_postgis_names_the_variant_image_that_has_it(on15, fake_runtime):
+    fake_runtime.extensions_used[volume(on15)] = ["plpgsql", "postgis"]
+    operation = upgrade(on15)
+    assert operation.state == "failed" and "does not have: postgis; " in operation.error
+    assert "`manage.py images build berth/postgres:17-postgis`, which is then offered for 17" in operation.error
+
+
 def test_a_row_count_mismatch_after_the_restore_leaves_the_project_on_its_old_version_with_its_data(on15, fake_runtime):
     def handler(runtime, container, argv, env):
         answer = fake_postgres(runtime, container, argv, env)

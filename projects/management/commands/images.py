@@ -2,7 +2,9 @@
 
 `manage.py images build [NAME…]` builds Berth's own images (default: those
 the settings can use and the engine lacks) from the recipes in images/, with
-progress and the time each took.
+progress and the time each took. A present image is skipped unless its
+recipe changed since it was built (its berth.recipe label), so a machine that
+kept yesterday's build gets today's recipe; --force rebuilds anyway.
 """
 
 from typing import Any
@@ -11,7 +13,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from projects.recipes import own_images, own_recipe
 from projects.runtime import RuntimeFailure
-from projects.services.fleet.images import BuildImpossible, ImageRow, build_requirements, image_build, images_ensure, images_listing
+from projects.services.fleet.images import (
+    BuildImpossible,
+    ImageRow,
+    build_requirements,
+    image_build,
+    images_ensure,
+    images_listing,
+)
 from projects.stack.images import offer, record_path
 
 
@@ -41,21 +50,22 @@ class Command(BaseCommand):
             by_need: dict[str, list[ImageRow]] = {}
             for row in rows:
                 by_need.setdefault(row.need.key, []).append(row)
+            # Variants (berth/postgres:17-postgis) only when named: no offering needs them.
             names = [
                 r.image for group in by_need.values() if force or not any(r.present for r in group)
-                for r in group if own_recipe(r.image) is not None
-            ]  # fmt: skip
-            present = {r.image for r in rows if r.present}
+                for r in group if r.image == r.need.own
+            ] + [r.image for r in rows if r.stale]  # fmt: skip
             if not names:
-                self.stdout.write("Nothing to build: the engine has an image for every offering (--force rebuilds).")
+                self.stdout.write("Nothing to build: the engine has a current image for every offering (--force rebuilds).")
                 return
-        else:
-            present = {r.image for r in rows if r.present}
+        present = {r.image: r for r in rows if r.present}
         failed = []
         for name in dict.fromkeys(names):
             if name in present and not force:
-                self.stdout.write(f"{name}: present (--force rebuilds it)")
-                continue
+                if not (stale := present[name].stale):
+                    self.stdout.write(f"{name}: present (--force rebuilds it)")
+                    continue
+                self.stdout.write(f"{name}: present but {stale}: building it again")
             if lacking := build_requirements(name):
                 failed.append(name)
                 self.stderr.write(f"{name}: cannot be built here:\n  " + "\n  ".join(lacking))
@@ -75,12 +85,13 @@ class Command(BaseCommand):
     def _list(self, rows: list[ImageRow]) -> None:
         self.stdout.write(f"{'offering':<16} {'image':<32} {'engine':<8} comes from")
         for row in rows:
-            self.stdout.write(f"{row.need.label:<16} {row.image:<32} {'present' if row.present else 'missing':<8} {row.source}")
+            state = "stale" if row.stale else "present" if row.present else "missing"
+            self.stdout.write(f"{row.need.label:<16} {row.image:<32} {state:<8} {row.source}")
         current = offer()
         if current.missing:
             self.stdout.write("\nNot offered when `up` last checked:")
             for key, why in current.missing.items():
                 self.stdout.write(f"  {key}: {why}")
-        lacking = {r.image for r in rows if not r.present and own_recipe(r.image) is not None}
+        lacking = {r.image for r in rows if not r.present and r.image == r.need.own}
         if lacking:
             self.stdout.write(f"\n`manage.py images build` builds {', '.join(sorted(lacking))}.")

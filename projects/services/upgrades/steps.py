@@ -5,6 +5,7 @@ import secrets
 from django.utils import timezone
 
 from projects.models import Backup, Operation, Project
+from projects.recipes import variants_for
 from projects.runtime import RuntimeFailure, get_runtime
 from projects.services.backups.take import BackupRefused, backup_safety
 from projects.services.operations.step import (
@@ -44,9 +45,14 @@ def upgrade(operation: Operation) -> StepResult:
     except UpgradeFailed as exc:
         raise StepFailed(f"upgrade to PostgreSQL {target} not started, nothing was changed: {exc}", outcome=back) from None
     if missing:
+        # PostGIS is in Berth's variant images only, which an operator builds by hand: say which.
+        how = "".join(
+            f"; an operator can add it with `manage.py images build {image}`, which is then offered for {target}"
+            for image in variants_for(target, missing)
+        )
         raise StepFailed(
             f"upgrade to PostgreSQL {target} refused, nothing was changed: this database uses "
-            f"extension{'s' if len(missing) > 1 else ''} that PostgreSQL {target} here does not have: {', '.join(missing)}",
+            f"extension{'s' if len(missing) > 1 else ''} that PostgreSQL {target} here does not have: {', '.join(missing)}{how}",
             outcome=back,
         )
     upgraded = project_as(project, postgres_version=target, volume_version=target)
