@@ -3,8 +3,9 @@
 A minimal Django project — one model, one test — is pointed at a fresh
 project's db_url over verify-full TLS, as README's first-project section says
 to. `migrate` runs twice (nothing the second time), then `manage.py test`
-creates its test database, runs the test and destroys it: the wall a
-Django, Rails or Prisma user hit before the owner could create databases.
+creates its test database, runs the test (a row through the ORM, then
+`CREATE EXTENSION vector` and a nearest-neighbour query) and destroys it: the
+wall a Django, Rails or Prisma user hit before the owner could create databases.
 """
 
 import os
@@ -62,6 +63,12 @@ class BookTests(TestCase):
         with connection.cursor() as cursor:
             cursor.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             self.assertEqual(cursor.fetchone(), (True,))
+            # The extension apps reach for first, made by the owner in its test database: embeddings' nearest neighbour.
+            cursor.execute("CREATE EXTENSION vector")
+            cursor.execute("CREATE TABLE shelf_embedding (id serial PRIMARY KEY, title text, v vector(3))")
+            cursor.execute("INSERT INTO shelf_embedding (title, v) VALUES ('far', '[9,9,9]'), ('near', '[1,1,2]'), ('mid', '[4,4,4]')")
+            cursor.execute("SELECT title FROM shelf_embedding ORDER BY v <-> '[1,1,1]' LIMIT 1")
+            self.assertEqual(cursor.fetchone(), ("near",))
 '''
 MANAGE = '''
 import sys
