@@ -13,7 +13,7 @@ from projects.runtime import use_runtime
 from projects.services.fleet import inspect as engine_service
 from projects.services.fleet.watcher import projects_sync
 from tests.conftest import bearer
-from tests.engine import Workers
+from tests.engine import Workers, wait_for
 from tests.integration.test_reliability import Watcher, api
 
 pytestmark = pytest.mark.integration
@@ -127,8 +127,14 @@ def test_with_the_engine_unreachable_pages_render_actions_fail_clearly_and_nothi
         (c.name, c.status) for c in docker_engine.containers.list(all=True, filters={"label": f"berth.project={project.public_id}"})
     ) == before["containers"]
 
-    # The engine comes back: sync sees the containers healthy, and a retry converges.
+    # The engine comes back: sync sees the containers healthy, and a retry converges. After an outage a
+    # healthcheck still starting is no verdict of healthy (watcher.observed_health), and the engine's first
+    # check comes 5 s after the start (runtime/base.py, HealthCheck): wait for it, as a later pass would.
     engine_gone.back()
+    wait_for(
+        lambda: docker_engine.api.inspect_container(f"project_{project.public_id}_db")["State"]["Health"]["Status"] == "healthy",
+        timeout_s=30, what="the db's own healthcheck to have passed",
+    )  # fmt: skip
     projects_sync()
     project.refresh_from_db()
     assert (project.status, project.health) == ("running", "healthy")
