@@ -4,7 +4,8 @@ One project per major, on Berth's PostGIS variants (`berth/postgres:<major>-post
 supersets of the plain images: the same recipe plus PostGIS), each with every
 check: `vector` made and a nearest-neighbour query answered, `postgis` made and
 a distance answered (`postgis_raster`, which reads files, refused), and a
-pg_cron job scheduled by `app` that runs as `app` and never for a superuser; then
+pg_cron job scheduled by `app` that runs as `app` (its run waited for on 17, where
+schedules are in seconds) and never for a superuser; then
 15's is upgraded to 17 and keeps all three.
 The plain images are checked for what they ship without starting a server.
 The test builds nothing: `.ci/run`'s images phase builds the variants.
@@ -79,7 +80,7 @@ def test_app_makes_vector_and_postgis_and_its_pg_cron_jobs_run_as_app_on_15_and_
     for major, pid in made.items():
         assert engine.containers.get(f"project_{pid}_db").attrs["Config"]["Image"] == VARIANTS[major]
 
-    # pg_cron first: on 15 the job waits for the next minute, while the rest is checked.
+    # pg_cron first, so that 17's job has run by the time the rest is checked.
     for major, db_url in urls.items():
         run(
             db_url,
@@ -108,8 +109,10 @@ def test_app_makes_vector_and_postgis_and_its_pg_cron_jobs_run_as_app_on_15_and_
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             run(db_url, "CREATE EXTENSION postgis_raster")
 
+    # A job's run is waited for on 17 only: 15's pg_cron (1.4) runs on the minute, up to a minute of CI for
+    # the same code path (a background worker as the job's user), and 15's job is already shown to be app's.
     started = time.monotonic()
-    for major, db_url in urls.items():
+    for major, db_url in [("17", urls["17"])]:
         wait_for(lambda: run(db_url, "SELECT count(*) FROM public.ran")[0][0] > 0,
                  timeout_s=75, what=f"the pg_cron job on {major}", interval_s=0.5)  # fmt: skip
         assert set(run(db_url, "SELECT who, superuser FROM public.ran")) == {("app", "off")}, major
