@@ -10,20 +10,11 @@ import pytest
 
 from tests.conftest import bearer
 from tests.engine import wait_for
+from tests.integration.test_safe_stacks import graphql
 
 pytestmark = pytest.mark.integration
 
 QUERY_FIELDS = "{ __schema { queryType { fields { name } } } }"
-
-
-def graphql(api_url: str, query: str, key: str | None = None) -> tuple[int, dict]:
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    request = urllib.request.Request(f"{api_url}/graphql", data=json.dumps({"query": query}).encode(), headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
 
 
 def query_fields(api_url: str, key: str | None = None) -> set[str]:

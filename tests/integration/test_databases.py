@@ -6,13 +6,13 @@ restored from the backup (a database made after it is kept), and upgraded to
 17 with every row of both.
 """
 
-import psycopg
 import pytest
 
 from projects.models import Backup
 from projects.services.fleet.metrics import metrics_sample
 from tests.conftest import bearer
 from tests.engine import Workers, api_act
+from tests.integration.test_extensions import run
 
 pytestmark = pytest.mark.integration
 
@@ -31,15 +31,6 @@ def in_database(db_url: str, database: str) -> str:
     """The db_url pointed at another database of the same server."""
     base, _, query = db_url.partition("?")
     return f"{base.rsplit('/', 1)[0]}/{database}{'?' + query if query else ''}"
-
-
-def run(db_url: str, *statements: str) -> list[tuple]:
-    with psycopg.connect(db_url, connect_timeout=5, autocommit=True) as conn:
-        rows: list[tuple] = []
-        for statement in statements:
-            cursor = conn.execute(statement)
-            rows = cursor.fetchall() if cursor.description else []
-        return rows
 
 
 def names(db_url: str, table: str) -> list[str]:
